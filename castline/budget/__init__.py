@@ -1,0 +1,1 @@
+"""Prices and spend: every call's cost, computed exactly from its usage."""

@@ -1,0 +1,312 @@
+"""castline's command line: parse, call the API, render. Nothing else lives here.
+
+Exit codes: 0 ok, 1 the run failed (or was rejected), 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from castline import __version__, production, scaffold
+from castline.errors import ConfigError, RunError
+from castline.store import EventRecord
+
+console = Console()
+err_console = Console(stderr=True)
+STAGES = ("research", "plan", "write", "review", "polish", "publish")
+
+T = TypeVar("T")
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    """Run an API call, turning castline's errors into messages and exit codes."""
+    try:
+        return action()
+    except ConfigError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except RunError as exc:
+        err_console.print(f"[bold red]run failed:[/] {exc}", highlight=False)
+        sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="castline")
+def cli() -> None:
+    """castline: a budget-safe production line for podcast episodes.
+
+    \b
+    Quick start (offline, no API key needed):
+      castline init my-show
+      castline produce my-show/show.yaml --topic "Why cities run hot" \\
+          --source my-show/sources/example.md
+      castline runs
+
+    State (run store, durable workflow database) lives in $CASTLINE_HOME, default ~/.castline.
+    """
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Scaffold a show: a commented show.yaml and an example source.
+
+    \b
+    Examples:
+      castline init my-show
+    """
+    created = _guarded(lambda: scaffold.create(directory))
+    for path in created:
+        console.print(f"created {path}")
+    console.print(
+        f"\nNext: edit {directory / 'show.yaml'}, then\n"
+        f'  castline produce {directory / "show.yaml"} --topic "..." '
+        f"--source {directory / 'sources' / 'example.md'}"
+    )
+
+
+@cli.command()
+@click.argument("show", type=click.Path(path_type=Path))
+@click.option("--topic", "-t", required=True, help="What the episode is about.")
+@click.option(
+    "--source",
+    "-s",
+    "sources",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A source document (txt, md, html, pdf). Repeat for several.",
+)
+@click.option(
+    "--provider",
+    help="Answer every role with this provider (e.g. 'offline'), whatever the routing says.",
+)
+def produce(show: Path, topic: str, sources: Sequence[Path], provider: str | None) -> None:
+    """Produce an episode: research, plan, write, review, polish, publish.
+
+    \b
+    Examples:
+      castline produce show.yaml --topic "Cool roofs" --source notes.md --source paper.pdf
+      castline produce show.yaml -t "Cool roofs" -s notes.md --provider offline
+    """
+    run_id = _guarded(lambda: production.create_run(show, topic, list(sources), provider=provider))
+    console.print(f"run [bold]{run_id}[/]")
+
+    def start() -> production.Outcome:
+        from castline import workflow
+
+        workflow.launch()
+        return production.follow(run_id, workflow.start(run_id), on_event)
+
+    with _progress() as on_event:
+        outcome = _guarded(start)
+    _render_outcome(outcome)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--force", is_flag=True, help="Resume even if the recorded process looks alive.")
+def resume(run_id: str, force: bool) -> None:
+    """Finish a run that crashed, was interrupted or failed, without repeating finished steps.
+
+    \b
+    Examples:
+      castline resume 3f2a9c1b7d4e
+    """
+    with _progress() as on_event:
+        outcome = _guarded(lambda: production.resume(run_id, on_event=on_event, force=force))
+    _render_outcome(outcome)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--limit", default=30, show_default=True, help="How many runs to list.")
+@click.pass_context
+def runs(ctx: click.Context, limit: int) -> None:
+    """List runs, newest first. Subcommands show one run or its audit trail.
+
+    \b
+    Examples:
+      castline runs
+      castline runs show 3f2a9c1b7d4e
+      castline runs logs 3f2a9c1b7d4e
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from castline import workflow
+
+    store = workflow.store()
+    records = store.list_runs(limit)
+    costs = store.costs()
+    table = Table(title="castline runs")
+    for column in ("run", "show", "episode", "status", "stage", "cost", "started"):
+        table.add_column(column, justify="right" if column == "cost" else "left")
+    for record in records:
+        table.add_row(
+            record.id,
+            record.show_title,
+            record.episode_title or record.topic,
+            production.display_status(record),
+            record.stage or "",
+            _money(costs.get(record.id, Decimal(0)), record.offline),
+            _time(record.created_at),
+        )
+    if not records:
+        console.print("no runs yet: `castline produce SHOW --topic ... --source ...` starts one")
+        return
+    console.print(table)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+def runs_show(run_id: str, as_json: bool) -> None:
+    """Show one run: stages, steps, verdicts, cost by stage, artifacts."""
+    detail = _guarded(lambda: production.describe(run_id))
+    if as_json:
+        click.echo(json.dumps(detail.as_json(), indent=2, default=str))
+        return
+    record = detail.record
+    console.print(
+        f"[bold]{record.id}[/]  {record.show_title}: {record.episode_title or record.topic}\n"
+        f"status {production.display_status(record)}, stage {record.stage}, "
+        f"{record.routing_reason}\noutput {record.output_dir}"
+    )
+    if record.error:
+        console.print(f"[red]error:[/] {record.error}", highlight=False)
+    stages = Table(title="cost by stage" + (" (shadow)" if record.offline else ""))
+    for column in ("stage", "calls", "input tok", "output tok", "cost"):
+        stages.add_column(column, justify="left" if column == "stage" else "right")
+    for row in detail.by_stage:
+        stages.add_row(
+            row.stage,
+            str(row.calls),
+            f"{row.input_tokens:,}",
+            f"{row.output_tokens:,}",
+            _money(row.cost, record.offline),
+        )
+    stages.add_row("total", "", "", "", _money(detail.cost, record.offline), style="bold")
+    console.print(stages)
+    steps = Table(title="steps")
+    for column in ("step", "role", "model", "status", "tokens in/out", "cost"):
+        steps.add_column(column)
+    for call in detail.calls:
+        model = call.priced_as if call.provider != "offline" else f"offline ({call.priced_as})"
+        steps.add_row(
+            call.step_key,
+            call.role,
+            model,
+            call.status,
+            f"{call.input_tokens:,}/{call.output_tokens:,}",
+            _money(call.cost, call.shadow),
+        )
+    console.print(steps)
+    if detail.verdicts:
+        verdicts = Table(title="verdicts (last review)")
+        for column in ("gate", "criterion", "evaluator", "score", "passed", "reason"):
+            verdicts.add_column(column)
+        for verdict in detail.verdicts:
+            verdicts.add_row(
+                verdict["gate"],
+                verdict["criterion"],
+                verdict["evaluator"],
+                f"{verdict['score']:.2f}",
+                "yes" if verdict["passed"] else "[red]no[/]",
+                verdict["reason"],
+            )
+        console.print(verdicts)
+    if detail.artifacts:
+        files = Table(title="artifacts")
+        for column in ("name", "bytes", "path"):
+            files.add_column(column)
+        for artifact in detail.artifacts:
+            files.add_row(artifact.name, f"{artifact.bytes:,}", artifact.path)
+        console.print(files)
+
+
+@runs.command("logs")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def runs_logs(run_id: str, as_json: bool) -> None:
+    """Print a run's audit trail: every transition, decision, call and verdict."""
+    events = _guarded(lambda: production.audit_trail(run_id))
+    for event in events:
+        if as_json:
+            click.echo(json.dumps(event, default=str))
+        else:
+            stage = f"[{event['stage']}] " if event["stage"] else ""
+            console.print(
+                f"{_time(event['ts'])}  {event['kind']:<14} {stage}{event['message']}",
+                highlight=False,
+            )
+
+
+def _money(amount: Decimal, shadow: bool) -> str:
+    return f"${amount:,.4f}" + (" (shadow)" if shadow else "")
+
+
+def _time(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class _progress:
+    """A progress bar over the stages, fed by the run's audit events."""
+
+    def __enter__(self) -> Callable[[EventRecord], None]:
+        self.bar = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.fields[stage]:<9}"),
+            BarColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=False,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task("starting", total=len(STAGES), stage="")
+
+        def on_event(event: EventRecord) -> None:
+            if event.kind == "stage" and event.stage in STAGES:
+                self.bar.update(
+                    self.task,
+                    completed=STAGES.index(event.stage),
+                    description=event.message,
+                    stage=event.stage,
+                )
+            elif event.kind in {"decision", "call-failed", "call-reused"}:
+                self.bar.console.print(f"  {event.message}", highlight=False)
+            elif event.kind in {"completed", "rejected"}:
+                self.bar.update(self.task, completed=len(STAGES), description="done", stage="")
+
+        return on_event
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.stop()
+
+
+def _render_outcome(outcome: production.Outcome) -> None:
+    label = "shadow cost (offline)" if outcome.offline else "cost"
+    console.print(
+        f"\n[bold]{outcome.status}[/]: {outcome.words:,} words\n"
+        f"episode  {outcome.output_dir}\n"
+        f"{label}  ${outcome.cost:.4f}\n"
+        f"run id   {outcome.run_id}"
+    )
+    if outcome.blocking:
+        console.print("[red]blocking findings left:[/]")
+        for message in outcome.blocking:
+            console.print(f"  - {message}", highlight=False)
+        sys.exit(1)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,255 @@
+"""The show bible (`show.yaml`) and castline's settings.
+
+A show is described once; every episode of it reads the same bible. The schema forbids unknown keys
+so that a typo fails loudly instead of being ignored, and errors point at the file, field and line.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from castline.errors import ShowFileError
+
+DEFAULT_BUDGET_USD = Decimal("33.25")
+DEFAULT_ORCHESTRATION_SHARE = Decimal("0.085")
+DEFAULT_WORDS_PER_MINUTE = 150
+DEFAULT_TARGET_MINUTES = 20.0
+DEFAULT_CONSENSUS_THRESHOLD = 0.85
+STATE_DIR_ENV = "CASTLINE_HOME"
+DATABASE_URL_ENV = "CASTLINE_DATABASE_URL"
+
+ROLES = (
+    "orchestrator",
+    "researcher",
+    "planner",
+    "writer",
+    "polisher",
+    "evaluator_primary",
+    "evaluator_secondary",
+    "fallback",
+)
+
+# The seed's routing: Sonnet-class coordination, an Opus-class writer, Claude + Gemini evaluators
+# and a Haiku-class fallback. Model choice is configuration; these are only the defaults.
+DEFAULT_ROUTING: dict[str, list[str]] = {
+    "orchestrator": ["anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5"],
+    "researcher": ["anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5"],
+    "planner": ["anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5"],
+    "writer": ["anthropic:claude-opus-4-6", "anthropic:claude-sonnet-4-6"],
+    "polisher": ["anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5"],
+    "evaluator_primary": ["anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5"],
+    "evaluator_secondary": ["gemini:gemini-2.5-pro", "gemini:gemini-2.5-flash"],
+    "fallback": ["anthropic:claude-haiku-4-5"],
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ShowInfo(_Strict):
+    """What a podcast directory shows about the show."""
+
+    title: Annotated[str, Field(min_length=1)]
+    description: Annotated[str, Field(min_length=1)]
+    author: Annotated[str, Field(min_length=1)]
+    language: str = "en"
+    artwork: str | None = None
+    explicit: bool = False
+    website: str | None = None
+
+
+class Host(_Strict):
+    """A voice of the show: who they are and how each TTS engine should speak them."""
+
+    name: Annotated[str, Field(min_length=1)]
+    persona: Annotated[str, Field(min_length=1)]
+    voices: dict[str, str] = Field(default_factory=dict)
+
+
+class BrandVoice(_Strict):
+    style_guide: Annotated[str, Field(min_length=1)]
+    sample_lines: list[str] = Field(default_factory=list)
+
+
+class Rules(_Strict):
+    forbidden_phrases: list[str] = Field(default_factory=list)
+    required_disclaimers: list[str] = Field(default_factory=list)
+
+
+class EpisodeDefaults(_Strict):
+    target_minutes: Annotated[float, Field(gt=0, le=180)] = DEFAULT_TARGET_MINUTES
+    words_per_minute: Annotated[int, Field(ge=60, le=300)] = DEFAULT_WORDS_PER_MINUTE
+    length_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.15
+
+    @property
+    def target_words(self) -> int:
+        return round(self.target_minutes * self.words_per_minute)
+
+
+class Budget(_Strict):
+    per_episode: Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=6)] = (
+        DEFAULT_BUDGET_USD
+    )
+    orchestration_share: Annotated[Decimal, Field(gt=0, lt=1)] = DEFAULT_ORCHESTRATION_SHARE
+
+
+class Quality(_Strict):
+    consensus_threshold: Annotated[float, Field(ge=0, le=1)] = DEFAULT_CONSENSUS_THRESHOLD
+    max_revision_rounds: Annotated[int, Field(ge=0, le=5)] = 2
+
+
+class Research(_Strict):
+    max_questions: Annotated[int, Field(ge=1, le=20)] = 10
+    notes_per_question: Annotated[int, Field(ge=1, le=40)] = 18
+
+
+def _check_route(entry: str) -> str:
+    provider, sep, model = entry.partition(":")
+    if not sep or not provider or not model:
+        raise ValueError(f"{entry!r} is not of the form 'provider:model' (e.g. 'anthropic:...')")
+    return entry
+
+
+class Show(_Strict):
+    """The show bible: everything castline needs to know about a show, validated."""
+
+    show: ShowInfo
+    hosts: Annotated[list[Host], Field(min_length=1, max_length=4)]
+    brand_voice: BrandVoice
+    rules: Rules = Rules()
+    episode: EpisodeDefaults = EpisodeDefaults()
+    budget: Budget = Budget()
+    routing: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_ROUTING))
+    quality: Quality = Quality()
+    research: Research = Research()
+    output_dir: str = "episodes"
+
+    @field_validator("routing")
+    @classmethod
+    def _routing_is_complete(cls, routing: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = sorted(set(routing) - set(ROLES))
+        if unknown:
+            raise ValueError(f"unknown role(s) {unknown}; allowed roles: {', '.join(ROLES)}")
+        merged = dict(DEFAULT_ROUTING)
+        for role, chain in routing.items():
+            if not chain:
+                raise ValueError(f"role {role!r} needs at least one 'provider:model'")
+            merged[role] = [_check_route(entry) for entry in chain]
+        return merged
+
+    @model_validator(mode="after")
+    def _hosts_are_distinct(self) -> Show:
+        names = [host.name.casefold() for host in self.hosts]
+        if len(set(names)) != len(names):
+            raise ValueError("host names must be distinct")
+        return self
+
+    def host_names(self) -> list[str]:
+        return [host.name for host in self.hosts]
+
+
+def load_show(path: Path) -> Show:
+    """Read and validate a show bible, reporting every problem with its line number."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ShowFileError(path, ["file not found; `castline init DIR` creates one"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ShowFileError(path, [f"cannot be read as UTF-8 text ({exc})"]) from None
+    return parse_show(text, path)
+
+
+def parse_show(text: str, path: Path) -> Show:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ShowFileError(path, [f"{where}malformed YAML: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise ShowFileError(path, ["the file must be a YAML mapping with keys show, hosts, ..."])
+    lines = _line_index(node)
+    try:
+        return Show.model_validate(data)
+    except ValidationError as exc:
+        raise ShowFileError(path, [_describe(error, lines) for error in exc.errors()]) from None
+
+
+def _describe(error: Any, lines: dict[tuple[str | int, ...], int]) -> str:
+    loc: tuple[str | int, ...] = tuple(error["loc"])
+    field = ".".join(str(part) for part in loc) or "(top level)"
+    line = _nearest_line(loc, lines)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        parent = loc[:-1]
+        allowed = _allowed_keys(parent)
+        hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
+        message = f"unknown key {loc[-1]!r}{hint}"
+    elif kind == "missing":
+        message = "is required"
+    else:
+        message = str(error["msg"]).removeprefix("Value error, ")
+    where = f"line {line}: " if line else ""
+    return f"{where}{field}: {message}"
+
+
+def _allowed_keys(parent: tuple[str | int, ...]) -> list[str]:
+    model: type[BaseModel] = Show
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[str(part)].annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return []
+        model = nested[0]
+    return sorted(model.model_fields)
+
+
+def _nearest_line(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> int:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return 0
+
+
+def _line_index(node: yaml.Node | None) -> dict[tuple[str | int, ...], int]:
+    """Map each key path of the YAML document to the (1-based) line it starts on."""
+    index: dict[tuple[str | int, ...], int] = {}
+
+    def walk(current: yaml.Node, path: tuple[str | int, ...]) -> None:
+        index[path] = current.start_mark.line + 1
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                child = (*path, str(key.value))
+                walk(value, child)
+                index[child] = key.start_mark.line + 1
+        elif isinstance(current, yaml.SequenceNode):
+            for position, item in enumerate(current.value):
+                walk(item, (*path, position))
+
+    if node is not None:
+        walk(node, ())
+    return index
+
+
+def state_dir() -> Path:
+    """castline's state directory: `$CASTLINE_HOME`, else `~/.castline`."""
+    configured = os.environ.get(STATE_DIR_ENV)
+    return Path(configured).expanduser() if configured else Path.home() / ".castline"
+
+
+def database_url() -> str:
+    """The run store's URL: `$CASTLINE_DATABASE_URL`, else SQLite in the state directory."""
+    return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{state_dir() / 'castline.db'}"

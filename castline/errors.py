@@ -1,0 +1,123 @@
+"""castline's error tree. Every message says what is wrong and how to fix it.
+
+    CastlineError
+    ├── ConfigError              you misconfigured something; nothing was spent (CLI exit 2)
+    │   ├── ShowFileError        the show bible is malformed or invalid (names file, field, line)
+    │   ├── SourceError          a source document cannot be read
+    │   ├── ProviderNotFound     a "provider:model" names no registered provider
+    │   ├── MissingCredentials   a provider needs an API key that is not set
+    │   └── UnpricedModel        a routed model has no known price
+    ├── RunError                 a run failed or cannot be acted on (CLI exit 1)
+    │   ├── RunNotFound          no run with that id
+    │   ├── RunNotResumable      the run is finished or still running elsewhere
+    │   ├── StageFailed          a stage raised; the run is resumable
+    │   └── GateRejected         the script still fails its checks after the allowed revisions
+    └── ProviderError            a model call failed
+        └── ScriptedFailure      a failure dictated by a test through the scripted provider
+
+Messages never contain secrets: providers raise with the model name, never the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CastlineError(Exception):
+    """Base class of every error castline raises on purpose."""
+
+
+class ConfigError(CastlineError):
+    """The user's input or configuration is wrong; nothing has been spent."""
+
+
+class ShowFileError(ConfigError):
+    """The show bible cannot be loaded; the message lists every problem with its location."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        listing = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"{path}: the show bible is invalid:\n{listing}")
+
+
+class SourceError(ConfigError):
+    """A source document is missing, unreadable or has no text."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"source {path}: {reason}")
+
+
+class ProviderNotFound(ConfigError):
+    """A route names a provider castline does not have."""
+
+
+class MissingCredentials(ConfigError):
+    """A provider needs an API key that is not in the environment."""
+
+
+class UnpricedModel(ConfigError):
+    """A model has no price, so its spend could not be held to the budget."""
+
+
+class RunError(CastlineError):
+    """A run failed, or a command cannot act on a run."""
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        super().__init__(message)
+
+
+class RunNotFound(RunError):
+    """No run has this id."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"no run with id {run_id!r}; `castline runs` lists the runs in this store",
+            run_id=run_id,
+        )
+
+
+class RunNotResumable(RunError):
+    """The run is finished, or a live process is still working on it."""
+
+
+class StageFailed(RunError):
+    """A stage raised; its completed steps are kept and `castline resume` continues from there."""
+
+    def __init__(self, stage: str, run_id: str, cause: str) -> None:
+        self.stage = stage
+        self.cause = cause
+        super().__init__(
+            f"run {run_id} failed in stage {stage!r}: {cause}. "
+            f"Fix the cause, then `castline resume {run_id}` continues without repeating "
+            "completed steps.",
+            run_id=run_id,
+        )
+
+
+class GateRejected(RunError):
+    """The script still fails blocking checks after the allowed revision rounds."""
+
+    def __init__(self, run_id: str, failures: list[str]) -> None:
+        self.failures = failures
+        listing = "; ".join(failures)
+        super().__init__(
+            f"run {run_id}: the script still fails its checks after revision: {listing}. "
+            "The draft is in the output directory marked as rejected.",
+            run_id=run_id,
+        )
+
+
+class ProviderError(CastlineError):
+    """A model call failed."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class ScriptedFailure(ProviderError):
+    """A failure a test queued on the scripted provider."""

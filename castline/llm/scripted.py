@@ -1,0 +1,52 @@
+"""A provider whose replies a test dictates: queued outputs or failures per task kind.
+
+Kinds with nothing queued are answered by a fallback provider (the offline one by default), so a
+test scripts only the call it is about.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict, deque
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from castline.errors import ScriptedFailure
+from castline.llm.base import OutT, Provider, Result, Task, Usage
+from castline.llm.offline import OfflineProvider
+
+Reply = BaseModel | dict[str, Any] | Exception | Callable[[Task[Any]], BaseModel]
+
+
+class ScriptedProvider(Provider):
+    name: ClassVar[str] = "scripted"
+
+    def __init__(self, fallback: Provider | None = None) -> None:
+        self.fallback = fallback or OfflineProvider()
+        self.calls: list[tuple[str, str]] = []
+        self._queues: defaultdict[str, deque[Reply]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def enqueue(self, kind: str, *replies: Reply) -> None:
+        """Queue replies for tasks of this kind ('write', 'plan', ...), used first in first out."""
+        with self._lock:
+            self._queues[kind].extend(replies)
+
+    def fail(self, kind: str, message: str = "scripted failure", *, times: int = 1) -> None:
+        self.enqueue(kind, *[ScriptedFailure(message) for _ in range(times)])
+
+    def complete(self, task: Task[OutT], model: str) -> Result[OutT]:
+        with self._lock:
+            self.calls.append((task.kind, model))
+            queue = self._queues.get(task.kind)
+            reply = queue.popleft() if queue else None
+        if reply is None:
+            return self.fallback.complete(task, model)
+        if isinstance(reply, Exception):
+            raise reply
+        if callable(reply) and not isinstance(reply, BaseModel):
+            reply = reply(task)
+        data = reply.model_dump() if isinstance(reply, BaseModel) else reply
+        return Result(output=task.parse_output(data), usage=Usage(100, 50), model=model)

@@ -1,0 +1,205 @@
+"""The typed tasks each role is asked to do, and the shapes of their answers."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from castline.config import BrandVoice, Rules, Show
+from castline.domain import Finding, KnowledgeBase, Note, Outline, Segment, Source, Turn
+from castline.llm.base import Task
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HostBrief(_Out):
+    name: str
+    persona: str
+
+
+class ShowBrief(_Out):
+    """What every role needs to know about the show; the shared, cacheable prefix of prompts."""
+
+    title: str
+    description: str
+    language: str
+    hosts: list[HostBrief]
+    brand_voice: BrandVoice
+    rules: Rules
+
+    @classmethod
+    def of(cls, show: Show) -> ShowBrief:
+        return cls(
+            title=show.show.title,
+            description=show.show.description,
+            language=show.show.language,
+            hosts=[HostBrief(name=h.name, persona=h.persona) for h in show.hosts],
+            brand_voice=show.brand_voice,
+            rules=show.rules,
+        )
+
+
+class SourceDigest(_Out):
+    id: str
+    title: str
+    headings: list[str]
+
+
+class Question(_Out):
+    text: str
+    focus: str = Field(description="the theme or section heading this question explores")
+    source_id: str = Field(default="", description="the source whose section prompted it, if any")
+
+
+class Questions(_Out):
+    questions: list[Question]
+
+
+class FanoutDecision(_Out):
+    selected: list[int] = Field(description="indices of the questions to research, in order")
+    rationale: str
+
+
+class FoundNote(_Out):
+    claim: str
+    source_id: str
+    quote: str = Field(description="the exact passage of the source that supports the claim")
+
+
+class Findings(_Out):
+    notes: list[FoundNote]
+
+
+class SegmentDraft(_Out):
+    turns: list[Turn]
+
+
+class ReviewDecision(_Out):
+    action: Literal["accept", "revise"]
+    segments: list[str] = Field(default_factory=list, description="segment ids to revise")
+    rationale: str
+
+
+class QuestionsTask(Task[Questions]):
+    kind: ClassVar[str] = "questions"
+    instructions: ClassVar[str] = (
+        "Propose research questions for this episode, one per distinct theme the sources cover, "
+        "most relevant to the topic first."
+    )
+    output_type: ClassVar[type[BaseModel]] = Questions
+    max_output_tokens: ClassVar[int] = 1500
+
+    show: ShowBrief
+    topic: str
+    sources: list[SourceDigest]
+    max_questions: Annotated[int, Field(ge=1)]
+
+
+class FanoutTask(Task[FanoutDecision]):
+    kind: ClassVar[str] = "fanout"
+    instructions: ClassVar[str] = (
+        "Decide which research questions to pursue. Select at most max_questions, prefer "
+        "questions that cover different themes, and explain the choice in one or two sentences."
+    )
+    output_type: ClassVar[type[BaseModel]] = FanoutDecision
+    max_output_tokens: ClassVar[int] = 600
+
+    topic: str
+    questions: list[Question]
+    max_questions: Annotated[int, Field(ge=1)]
+
+
+class ResearchTask(Task[Findings]):
+    kind: ClassVar[str] = "research"
+    instructions: ClassVar[str] = (
+        "Answer the research question from the sources only. Each note is one factual claim with "
+        "the id of its source and the exact sentence that supports it. Never use outside knowledge."
+    )
+    output_type: ClassVar[type[BaseModel]] = Findings
+    max_output_tokens: ClassVar[int] = 4000
+
+    topic: str
+    question: Question
+    sources: list[Source]
+    max_notes: Annotated[int, Field(ge=1)]
+
+
+class SynthesisTask(Task[KnowledgeBase]):
+    kind: ClassVar[str] = "synthesis"
+    instructions: ClassVar[str] = (
+        "Merge the findings into one knowledge base: drop duplicates, give every note an id "
+        "(N1, N2, ...), and group notes into themes, one per research question."
+    )
+    output_type: ClassVar[type[BaseModel]] = KnowledgeBase
+    max_output_tokens: ClassVar[int] = 8000
+
+    topic: str
+    questions: list[Question]
+    findings: list[Findings]
+
+
+class PlanTask(Task[Outline]):
+    kind: ClassVar[str] = "plan"
+    instructions: ClassVar[str] = (
+        "Plan the episode: an intro, one body segment per theme worth covering, and an outro. "
+        "Give each segment a goal, the note ids it uses and a target in spoken words; the targets "
+        "must add up to target_words."
+    )
+    output_type: ClassVar[type[BaseModel]] = Outline
+    max_output_tokens: ClassVar[int] = 3000
+
+    show: ShowBrief
+    topic: str
+    knowledge_base: KnowledgeBase
+    target_words: Annotated[int, Field(gt=0)]
+
+
+class WriteSegmentTask(Task[SegmentDraft]):
+    kind: ClassVar[str] = "write"
+    instructions: ClassVar[str] = (
+        "Write this segment as a natural conversation between the hosts, in the show's voice. "
+        "Every turn that states a fact cites the ids of its notes. Reach the segment's target "
+        "words. Respect the rules: never use a forbidden phrase; the outro carries every "
+        "required disclaimer."
+    )
+    output_type: ClassVar[type[BaseModel]] = SegmentDraft
+    max_output_tokens: ClassVar[int] = 6000
+
+    show: ShowBrief
+    outline: Outline
+    segment: Segment
+    notes: list[Note]
+    source_titles: dict[str, str]
+
+
+class PolishTask(Task[SegmentDraft]):
+    kind: ClassVar[str] = "polish"
+    instructions: ClassVar[str] = (
+        "Revise this segment so that every finding is resolved. Change only what the findings "
+        "require; keep citations on factual turns."
+    )
+    output_type: ClassVar[type[BaseModel]] = SegmentDraft
+    max_output_tokens: ClassVar[int] = 6000
+
+    show: ShowBrief
+    segment: Segment
+    turns: list[Turn]
+    findings: list[Finding]
+    notes: list[Note]
+
+
+class ReviewDecisionTask(Task[ReviewDecision]):
+    kind: ClassVar[str] = "review-decision"
+    instructions: ClassVar[str] = (
+        "Decide whether to accept the script or revise the segments with blocking findings. "
+        "Explain the decision in one or two sentences."
+    )
+    output_type: ClassVar[type[BaseModel]] = ReviewDecision
+    max_output_tokens: ClassVar[int] = 600
+
+    round: int
+    max_rounds: int
+    findings: list[Finding]

@@ -1,0 +1,283 @@
+"""The public API: produce an episode, resume a run, and follow its progress.
+
+Everything that can be checked before money is spent is checked here, in this order: topic, show
+bible, sources, routing (keys and provider names), prices. Only then is a run created.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from castline import workflow
+from castline.budget import prices
+from castline.config import load_show
+from castline.errors import ConfigError, ProviderError, RunError, RunNotResumable, StageFailed
+from castline.llm.registry import plan_routing
+from castline.sources import read_sources
+from castline.store import ArtifactRecord, CallRecord, EventRecord, RunRecord
+
+EventCallback = Callable[[EventRecord], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended."""
+
+    run_id: str
+    status: str
+    output_dir: Path
+    cost: Decimal
+    offline: bool
+    words: int
+    blocking: list[str]
+
+
+def produce(
+    show_path: Path,
+    topic: str,
+    source_paths: Sequence[Path],
+    *,
+    provider: str | None = None,
+    on_event: EventCallback | None = None,
+) -> Outcome:
+    """Produce one episode end to end; see `create_run` for what is checked before spending."""
+    run_id = create_run(show_path, topic, source_paths, provider=provider)
+    workflow.launch()
+    return follow(run_id, workflow.start(run_id), on_event)
+
+
+def create_run(
+    show_path: Path, topic: str, source_paths: Sequence[Path], *, provider: str | None = None
+) -> str:
+    """Validate every input and record a new run; nothing is spent until the workflow starts."""
+    topic = " ".join(topic.split())
+    if not topic:
+        raise ConfigError("the topic is empty; pass --topic with what the episode is about")
+    show_path = Path(show_path)
+    show = load_show(show_path)
+    if not source_paths:
+        raise ConfigError("no sources given; pass at least one --source FILE (text, md, html, pdf)")
+    sources = read_sources([Path(p) for p in source_paths])
+    routing = plan_routing(show, provider)
+    for chain in routing.routes.values():
+        for route in chain:
+            prices.check_priced(route.priced_as)
+    run_id = uuid.uuid4().hex[:12]
+    slug = re.sub(r"[^a-z0-9]+", "-", topic.lower()).strip("-")[:48].rstrip("-") or "episode"
+    output_dir = (show_path.parent / show.output_dir / f"{slug}-{run_id[:6]}").resolve()
+    store = workflow.store()
+    store.create_run(
+        id=run_id,
+        show_title=show.show.title,
+        show_path=str(show_path.resolve()),
+        topic=topic,
+        status="running",
+        stage="research",
+        offline=routing.offline,
+        routing_reason=routing.reason,
+        spec={
+            "show": show.model_dump(mode="json"),
+            "routing": {
+                role: [asdict(route) for route in chain] for role, chain in routing.routes.items()
+            },
+            "provider": provider,
+        },
+        workflow_id=run_id,
+        output_dir=str(output_dir),
+    )
+    store.save_sources(run_id, [source.model_dump(mode="json") for source in sources])
+    store.add_event(
+        run_id,
+        "created",
+        f"run created for {show.show.title!r}: {topic!r} from {len(sources)} source(s); "
+        f"{routing.reason}",
+        data={"sources": [s.id for s in sources], "offline": routing.offline},
+    )
+    return run_id
+
+
+def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = False) -> Outcome:
+    """Finish a run that crashed, was interrupted or failed, without repeating completed steps."""
+    store = workflow.store()
+    record = store.get_run(run_id)
+    if record.status in {"completed", "rejected"}:
+        raise RunNotResumable(
+            f"run {record.id} already finished ({record.status}); its episode is in "
+            f"{record.output_dir}",
+            run_id=record.id,
+        )
+    if not force and _alive_elsewhere(record):
+        raise RunNotResumable(
+            f"run {record.id} is still running in process {record.pid} on {record.host}; wait for "
+            "it, or stop that process first (or pass --force if it is gone)",
+            run_id=record.id,
+        )
+    workflow.launch()
+    assert record.workflow_id is not None
+    handle = workflow.resume(record.workflow_id)
+    store.claim_run(record.id)
+    store.update_run(record.id, status="running", error=None, workflow_id=handle.workflow_id)
+    store.add_event(
+        record.id,
+        "resumed",
+        f"resumed by process {os.getpid()} (was {record.status} in stage {record.stage})",
+        data={"workflow_id": handle.workflow_id},
+    )
+    return follow(record.id, handle, on_event)
+
+
+def _alive_elsewhere(record: RunRecord) -> bool:
+    if record.status != "running" or record.pid is None or record.pid == os.getpid():
+        return False
+    if record.host != socket.gethostname():
+        return True
+    try:
+        os.kill(record.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def follow(run_id: str, handle: Any, on_event: EventCallback | None = None) -> Outcome:
+    """Wait for the workflow while relaying new audit events; record how the run ended."""
+    store = workflow.store()
+    box: dict[str, Any] = {}
+
+    def wait() -> None:
+        try:
+            box["result"] = handle.get_result()
+        except BaseException as exc:  # relayed to the caller below
+            box["error"] = exc
+
+    waiter = threading.Thread(target=wait, name=f"castline-wait-{run_id}", daemon=True)
+    waiter.start()
+    seen = 0
+    while True:
+        done = not waiter.is_alive()
+        for event in store.events(run_id, after=seen):
+            seen = event.id
+            if on_event is not None:
+                on_event(event)
+        if done:
+            break
+        waiter.join(timeout=0.05)
+    record = store.get_run(run_id)
+    if "error" in box:
+        error = box["error"]
+        message = f"{type(error).__name__}: {error}"
+        store.update_run(run_id, status="failed", error=message, finished_at=time.time())
+        store.add_event(run_id, "failed", message, stage=record.stage)
+        if isinstance(error, (ProviderError, RunError)) or not isinstance(error, Exception):
+            raise StageFailed(record.stage or "unknown", run_id, str(error)) from error
+        raise StageFailed(record.stage or "unknown", run_id, message) from error
+    result = box["result"]
+    status = "completed" if result["accepted"] else "rejected"
+    store.update_run(run_id, status=status, stage="done", finished_at=time.time())
+    cost = store.run_cost(run_id)
+    store.add_event(
+        run_id,
+        status,
+        f"run {status}: {result['words']} words, cost ${cost:.4f}"
+        + (" (shadow)" if record.offline else ""),
+        data={"blocking": result["blocking"]},
+    )
+    return Outcome(
+        run_id=run_id,
+        status=status,
+        output_dir=Path(result["output_dir"]),
+        cost=cost,
+        offline=record.offline,
+        words=result["words"],
+        blocking=result["blocking"],
+    )
+
+
+def display_status(record: RunRecord) -> str:
+    """The stored status, except that a 'running' run whose process is gone is 'interrupted'."""
+    if record.status == "running" and record.pid is not None and not _alive_elsewhere(record):
+        return "running" if record.pid == os.getpid() else "interrupted"
+    return record.status
+
+
+@dataclass(frozen=True)
+class StageCost:
+    stage: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    record: RunRecord
+    calls: list[CallRecord]
+    by_stage: list[StageCost]
+    cost: Decimal
+    verdicts: list[dict[str, Any]]
+    artifacts: list[ArtifactRecord]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run": {**asdict(self.record), "status": display_status(self.record)},
+            "cost": str(self.cost),
+            "by_stage": [asdict(row) for row in self.by_stage],
+            "calls": [
+                {k: v for k, v in asdict(call).items() if k not in {"prompt", "response"}}
+                for call in self.calls
+            ],
+            "verdicts": self.verdicts,
+            "artifacts": [asdict(artifact) for artifact in self.artifacts],
+        }
+
+
+def describe(run_id: str) -> RunDetail:
+    """Everything the store knows about one run, summarised for `castline runs show`."""
+    store = workflow.store()
+    record = store.get_run(run_id)
+    calls = store.calls(record.id)
+    stages: dict[str, list[CallRecord]] = {}
+    for call in calls:
+        if call.status == "ok":
+            stages.setdefault(call.stage, []).append(call)
+    by_stage = [
+        StageCost(
+            stage=stage,
+            calls=len(rows),
+            input_tokens=sum(
+                r.input_tokens + r.cache_read_tokens + r.cache_write_tokens for r in rows
+            ),
+            output_tokens=sum(r.output_tokens for r in rows),
+            cost=sum((r.cost for r in rows), Decimal(0)),
+        )
+        for stage, rows in stages.items()
+    ]
+    reviews = [e for e in store.events(record.id) if e.kind == "verdicts"]
+    verdicts = reviews[-1].data.get("verdicts", []) if reviews else []
+    return RunDetail(
+        record=record,
+        calls=calls,
+        by_stage=by_stage,
+        cost=store.run_cost(record.id),
+        verdicts=verdicts,
+        artifacts=store.artifacts(record.id),
+    )
+
+
+def audit_trail(run_id: str) -> list[dict[str, Any]]:
+    """The run's events, oldest first, as plain dictionaries."""
+    store = workflow.store()
+    record = store.get_run(run_id)
+    return [asdict(event) for event in store.events(record.id)]

@@ -1,0 +1,34 @@
+"""The stages of the production line as plain functions: they build tasks and check results.
+
+Sequencing them, and making each model call a durable step, is `castline.workflow`'s job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from castline.config import Show
+from castline.domain import Source
+from castline.llm.registry import Routing
+from castline.llm.tasks import ShowBrief
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a run's stages read: fixed when the run is created, so replays see the same."""
+
+    run_id: str
+    show: Show
+    topic: str
+    sources: list[Source]
+    routing: Routing
+    output_dir: str
+
+    @cached_property
+    def brief(self) -> ShowBrief:
+        return ShowBrief.of(self.show)
+
+    @cached_property
+    def source_titles(self) -> dict[str, str]:
+        return {source.id: source.title for source in self.sources}

@@ -1,0 +1,112 @@
+"""Publish: the script, a plain transcript, show notes with sources, and the episode record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from castline.domain import Episode
+from castline.fileio import write_atomic
+
+OFFLINE_NOTICE = (
+    "Produced offline by castline: the research and script were built extractively from the "
+    "sources, without a language model; costs shown are shadow costs of the routed models."
+)
+
+
+@dataclass(frozen=True)
+class Written:
+    name: str
+    path: Path
+    sha256: str
+    size: int
+
+
+def publish(episode: Episode, directory: Path) -> list[Written]:
+    documents = {
+        "script.md": script_markdown(episode),
+        "transcript.txt": transcript(episode),
+        "show-notes.md": show_notes(episode),
+        "episode.json": episode.model_dump_json(indent=2),
+    }
+    written = []
+    for name, text in documents.items():
+        path = directory / name
+        digest = write_atomic(path, text)
+        written.append(Written(name, path, digest, len(text.encode("utf-8"))))
+    return written
+
+
+def _source_numbers(episode: Episode) -> dict[str, int]:
+    cited = {
+        episode.knowledge_base.note(c).source_id
+        for turn in episode.script.turns
+        for c in turn.citations
+        if c in {n.id for n in episode.knowledge_base.notes}
+    }
+    ordered = [s.id for s in episode.sources if s.id in cited]
+    return {source_id: number for number, source_id in enumerate(ordered, start=1)}
+
+
+def _header(episode: Episode) -> list[str]:
+    lines = [f"# {episode.script.title}", "", f"*{episode.show_title}*", ""]
+    if episode.offline:
+        lines += [f"> {OFFLINE_NOTICE}", ""]
+    if not episode.accepted:
+        lines += [
+            "> **Rejected draft**: the script still fails blocking checks; see episode.json.",
+            "",
+        ]
+    return lines
+
+
+def script_markdown(episode: Episode) -> str:
+    numbers = _source_numbers(episode)
+    notes = {n.id: n for n in episode.knowledge_base.notes}
+    lines = _header(episode)
+    for segment in episode.outline.segments:
+        lines += [f"## {segment.title}", ""]
+        for turn in episode.script.segment_turns(segment.id):
+            refs = sorted({numbers[notes[c].source_id] for c in turn.citations if c in notes})
+            marks = "".join(f"[{n}]" for n in refs)
+            lines += [f"**{turn.speaker}:** {turn.text}{' ' + marks if marks else ''}", ""]
+    lines += ["## Sources", ""] + [
+        f"{number}. {_title(episode, source_id)}" for source_id, number in numbers.items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def transcript(episode: Episode) -> str:
+    lines = []
+    if episode.offline:
+        lines += [f"[{OFFLINE_NOTICE}]", ""]
+    lines += [f"{turn.speaker.upper()}: {turn.text}" for turn in episode.script.turns]
+    return "\n".join(lines) + "\n"
+
+
+def show_notes(episode: Episode) -> str:
+    numbers = _source_numbers(episode)
+    lines = _header(episode)
+    lines += [episode.outline.summary, "", "## In this episode", ""]
+    lines += [
+        f"- **{segment.title}**: {segment.goal}"
+        for segment in episode.outline.segments
+        if segment.kind == "body"
+    ]
+    lines += ["", "## Sources", ""]
+    for source_id, number in numbers.items():
+        used = sum(
+            1
+            for turn in episode.script.turns
+            for c in turn.citations
+            if c in {n.id for n in episode.knowledge_base.notes}
+            and episode.knowledge_base.note(c).source_id == source_id
+        )
+        source = next(s for s in episode.sources if s.id == source_id)
+        lines.append(f"{number}. {source.title} ({Path(source.path).name}), cited {used} times")
+    return "\n".join(lines) + "\n"
+
+
+def _title(episode: Episode, source_id: str) -> str:
+    source = next(s for s in episode.sources if s.id == source_id)
+    return f"{source.title} ({Path(source.path).name})"

@@ -1,0 +1,208 @@
+"""Review: the deterministic compliance checks every script must pass before it is published.
+
+Each check is one criterion of the compliance gate and yields a `Verdict` whose findings name the
+segment (and turn) at fault, so that polishing can rewrite only what is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+
+from castline.config import Show
+from castline.domain import Finding, KnowledgeBase, Outline, Script, Verdict
+from castline.text import overlap, phrase_pattern, terms
+
+GATE = "compliance"
+EVALUATOR = "deterministic"
+_UNSPEAKABLE = re.compile(r"https?://\S+|www\.\S+|<[^>]+>|[*_#`]{2,}|\[[^\]]*\]\([^)]*\)")
+
+
+def compliance(show: Show, outline: Outline, script: Script, kb: KnowledgeBase) -> list[Verdict]:
+    return [
+        _verdict("structure", _structure(show, outline, script), len(script.turns) or 1),
+        _verdict("forbidden-phrases", _forbidden(show, script), len(script.turns) or 1),
+        _verdict("disclaimers", _disclaimers(show, outline, script), 1),
+        _verdict("length", _length(show, outline, script), 1),
+        _verdict("citations", _citations(script, kb), len(script.turns) or 1),
+        _verdict("speakable", _speakable(script), len(script.turns) or 1),
+    ]
+
+
+def blocking(verdicts: list[Verdict]) -> list[Finding]:
+    return [f for v in verdicts for f in v.findings if f.severity == "error"]
+
+
+def _verdict(criterion: str, findings: list[Finding], scale: int) -> Verdict:
+    errors = [f for f in findings if f.severity == "error"]
+    score = max(0.0, 1.0 - len(errors) / scale)
+    reason = "; ".join(f.message for f in findings[:5]) or "no problems found"
+    if len(findings) > 5:
+        reason += f"; and {len(findings) - 5} more"
+    return Verdict(
+        gate=GATE,
+        criterion=criterion,
+        evaluator=EVALUATOR,
+        score=round(score, 4),
+        passed=not errors,
+        reason=reason,
+        findings=findings,
+    )
+
+
+def _structure(show: Show, outline: Outline, script: Script) -> list[Finding]:
+    findings: list[Finding] = []
+    hosts = set(show.host_names())
+    outlined = {segment.id for segment in outline.segments}
+    for segment in outline.segments:
+        if not script.segment_turns(segment.id):
+            findings.append(
+                Finding(
+                    check="missing-segment",
+                    segment=segment.id,
+                    message=f"segment {segment.id} ({segment.title}) has no turns",
+                )
+            )
+    for index, turn in enumerate(script.turns):
+        if turn.speaker not in hosts:
+            findings.append(
+                Finding(
+                    check="speaker",
+                    segment=turn.segment,
+                    turn=index,
+                    subject=turn.speaker,
+                    message=f"turn {index} is spoken by {turn.speaker!r}, who is not a host",
+                )
+            )
+        if not turn.text.strip():
+            findings.append(
+                Finding(
+                    check="empty-turn",
+                    segment=turn.segment,
+                    turn=index,
+                    message=f"turn {index} is empty",
+                )
+            )
+        if turn.segment not in outlined:
+            findings.append(
+                Finding(
+                    check="unknown-segment",
+                    segment=None,
+                    turn=index,
+                    subject=turn.segment,
+                    message=f"turn {index} belongs to segment {turn.segment!r}, not in the outline",
+                )
+            )
+    return findings
+
+
+def _forbidden(show: Show, script: Script) -> list[Finding]:
+    findings: list[Finding] = []
+    for phrase in show.rules.forbidden_phrases:
+        pattern = phrase_pattern(phrase)
+        for index, turn in enumerate(script.turns):
+            match = pattern.search(turn.text)
+            if match:
+                findings.append(
+                    Finding(
+                        check="forbidden-phrase",
+                        segment=turn.segment,
+                        turn=index,
+                        subject=phrase,
+                        message=f'turn {index} uses the forbidden phrase "{phrase}" '
+                        f'(as "{match.group(0)}")',
+                    )
+                )
+    return findings
+
+
+def _normalise(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
+
+
+def _disclaimers(show: Show, outline: Outline, script: Script) -> list[Finding]:
+    spoken = _normalise(" ".join(turn.text for turn in script.turns))
+    last = outline.segments[-1].id
+    return [
+        Finding(
+            check="disclaimer",
+            segment=last,
+            subject=disclaimer,
+            message=f'the required disclaimer is missing: "{disclaimer}"',
+        )
+        for disclaimer in show.rules.required_disclaimers
+        if _normalise(disclaimer) not in spoken
+    ]
+
+
+def _length(show: Show, outline: Outline, script: Script) -> list[Finding]:
+    target = show.episode.target_words
+    tolerance = show.episode.length_tolerance
+    words = script.word_count
+    if abs(words - target) <= target * tolerance:
+        return []
+    minutes = words / show.episode.words_per_minute
+    direction = "long" if words > target else "short"
+
+    # Blame the segment furthest from its own target in the same direction.
+    def excess(segment_id: str, goal: int) -> int:
+        actual = sum(len(t.text.split()) for t in script.segment_turns(segment_id))
+        return actual - goal if direction == "long" else goal - actual
+
+    worst = max(outline.segments, key=lambda s: excess(s.id, s.target_words))
+    return [
+        Finding(
+            check="length",
+            segment=worst.id,
+            message=f"the script is too {direction}: {words} words (~{minutes:.1f} min) "
+            f"against a target of {target} ±{tolerance:.0%}",
+        )
+    ]
+
+
+def _citations(script: Script, kb: KnowledgeBase) -> list[Finding]:
+    findings: list[Finding] = []
+    known = {note.id: note for note in kb.notes}
+    for index, turn in enumerate(script.turns):
+        for citation in turn.citations:
+            if citation not in known:
+                findings.append(
+                    Finding(
+                        check="citation",
+                        segment=turn.segment,
+                        turn=index,
+                        subject=citation,
+                        message=f"turn {index} cites {citation!r}, which is not a research note",
+                    )
+                )
+        if turn.citations:
+            continue
+        turn_terms = terms(turn.text)
+        for note in kb.notes:
+            if len(turn_terms) >= 6 and overlap(terms(note.quote), turn_terms) >= 0.8:
+                findings.append(
+                    Finding(
+                        check="citation",
+                        segment=turn.segment,
+                        turn=index,
+                        severity="warning",
+                        message=f"turn {index} states note {note.id} without citing it",
+                    )
+                )
+                break
+    return findings
+
+
+def _speakable(script: Script) -> list[Finding]:
+    return [
+        Finding(
+            check="speakable",
+            segment=turn.segment,
+            turn=index,
+            severity="warning",
+            subject=match.group(0),
+            message=f"turn {index} contains {match.group(0)!r}, which cannot be read aloud",
+        )
+        for index, turn in enumerate(script.turns)
+        for match in [_UNSPEAKABLE.search(turn.text)]
+        if match
+    ]

@@ -1,0 +1,94 @@
+"""Small text utilities shared by source reading, the offline provider and the checks."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "Dr.", "Mr.", "Ms.", "Mrs.", "St.", "U.S.", "No.")
+
+STOPWORDS = frozenset(
+    """
+    a about above across after again against all also am among an and any are around as at
+    based be because been before being below between both but by called can can't cannot could
+    did do does doing down during each even every few for from further get gets got had has
+    have having he her here hers him his how however i if in into is it its itself just known
+    later least less like made make many may might more most mostly much must my near new no
+    nor not now of off often on once one only or other our out over own part per rather really
+    same several she should so some still such take taken than that the their them then there
+    these they this those though three through to too two under until up upon us very was way
+    ways we well were what when where whether which while who whom why will with within
+    without would yet you your yours
+    """.split()  # noqa: SIM905
+)
+
+
+def sentences(text: str) -> list[str]:
+    """Split prose into sentences, keeping abbreviations such as 'e.g.' inside their sentence."""
+    protected = text
+    for abbreviation in _ABBREVIATIONS:
+        protected = protected.replace(abbreviation, abbreviation.replace(".", "\x00"))
+    parts = _SENTENCE_END.split(" ".join(protected.split()))
+    return [part.replace("\x00", ".").strip() for part in parts if part.strip()]
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+def stem(word: str) -> str:
+    """A light suffix stripper: enough to match 'cooling' with 'cools' and 'cities' with 'city'."""
+    for suffix, replacement in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: len(word) - len(suffix)] + replacement
+    return word
+
+
+def terms(text: str) -> list[str]:
+    """Content words of a text, stemmed, without stopwords: what similarity is computed on."""
+    return [stem(word) for word in words(text) if word not in STOPWORDS and len(word) > 2]
+
+
+def keywords(texts: Iterable[str], limit: int) -> list[str]:
+    """The most frequent content terms across texts, most frequent first, ties alphabetical."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(terms(text))
+    return [term for term, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))][
+        :limit
+    ]
+
+
+def overlap(query: Iterable[str], text_terms: Iterable[str]) -> float:
+    """Share of the query's distinct terms that the text contains (0..1)."""
+    wanted = set(query)
+    if not wanted:
+        return 0.0
+    return len(wanted & set(text_terms)) / len(wanted)
+
+
+def estimate_tokens(text: str) -> int:
+    """A conservative token estimate (about four characters a token, rounded up)."""
+    return math.ceil(len(text) / 4) if text else 0
+
+
+def phrase_pattern(phrase: str) -> re.Pattern[str]:
+    """Match a phrase case-insensitively, with each word in any simple inflection.
+
+    'game changer' also matches 'Game-changers'; 'revolutionize' matches 'revolutionizing'.
+    """
+    parts = []
+    for word in words(phrase):
+        base = stem(word)
+        if base.endswith("e"):
+            base = base[:-1]
+        parts.append(re.escape(base) + r"[a-z']*")
+    return re.compile(r"\b" + r"[\s-]+".join(parts) + r"\b", re.IGNORECASE)

@@ -1,0 +1,51 @@
+"""Test isolation: a fresh state directory per test, no API keys, and no network but loopback."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from castline import workflow
+from castline.llm import registry
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "heat-island"
+EXAMPLE_TOPIC = "Why cities run hot, who pays for it, and what actually cools them"
+EXAMPLE_SOURCES = [
+    EXAMPLE / "sources" / "cities-and-heat.md",
+    EXAMPLE / "sources" / "health-and-equity.html",
+    EXAMPLE / "sources" / "cooling-strategies.pdf",
+]
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: object) -> None:
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and host not in {"127.0.0.1", "::1", "localhost"}:
+        raise RuntimeError(f"tests may not reach the network (tried {address!r})")
+    _real_connect(self, address)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "castline-home"
+    monkeypatch.setenv("CASTLINE_HOME", str(home))
+    for variable in ("CASTLINE_DATABASE_URL", "CASTLINE_SYSTEM_DATABASE_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    for variables in registry.CREDENTIAL_ENV.values():
+        for variable in variables:
+            monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+    yield home
+    workflow.shutdown()
+
+
+@pytest.fixture
+def show_copy(tmp_path: Path) -> Path:
+    """The example show bible copied somewhere writable, so episodes land in tmp_path."""
+    target = tmp_path / "show" / "show.yaml"
+    target.parent.mkdir(parents=True)
+    target.write_text((EXAMPLE / "show.yaml").read_text())
+    return target
