@@ -257,14 +257,15 @@ def polish(task: PolishTask) -> SegmentDraft:
 
 
 def _drop_phrase(turns: list[Turn], pattern: re.Pattern[str]) -> list[Turn]:
-    """Drop the sentences that use the phrase; a turn left with nothing is dropped whole."""
+    """Remove the phrase with the sentences that carry it. A cited turn goes whole: its fact is
+    the sentence, and the lead-in around it means nothing alone."""
     result: list[Turn] = []
     for turn in turns:
         if not pattern.search(turn.text):
             result.append(turn)
             continue
         kept = [s for s in sentences(turn.text) if not pattern.search(s)]
-        if kept:
+        if kept and not turn.citations:
             result.append(turn.model_copy(update={"text": " ".join(kept)}))
     return result
 
