@@ -46,7 +46,7 @@ rules:
     - "This episode is for general information only."
 
 episode:
-  target_minutes: 10      # the script aims for target_minutes * words_per_minute words
+  target_minutes: 3       # the script aims for target_minutes * words_per_minute words
   words_per_minute: 150
   length_tolerance: 0.15
 
@@ -65,19 +65,45 @@ output_dir: episodes      # relative to this file
 """
 
 EXAMPLE_SOURCE = """\
-# Why Your Show Needs Sources
+# Making a Podcast Episode from Sources
 
 ## What a source is
 
-A source is any document the episode should draw on: notes, articles, reports or transcripts.
-castline reads plain text, Markdown, HTML and PDF files and keeps every claim tied to its source.
-Each claim the hosts make in the script cites the research note it came from.
+A source is any document an episode should draw on, such as research notes, articles, reports or
+interview transcripts. castline reads plain text, Markdown, HTML and PDF files. Each source gets a
+short id taken from its file name, and that id follows every claim drawn from the source. A source
+that cannot be read stops the run before any money is spent, with a message naming the file.
 
-## How sources are used
+## How research works
 
-The research stage asks questions about the topic and answers each one from the sources only.
-The script writer then turns those notes into a conversation between the show's hosts.
-Show notes list every source that the finished episode cites.
+The research stage first proposes questions about the topic, one for each theme the sources cover.
+The orchestrator then decides which questions are worth pursuing within the budget. Each question
+is researched on its own, and the research steps run at the same time to save waiting. Every
+research note holds one claim, the id of its source and the exact passage that supports it.
+Notes that repeat each other are merged before planning starts.
+
+## How the script is written
+
+The planner splits the episode into an intro, a few body segments and an outro. Each segment has
+a goal and a target length in spoken words, and the targets add up to the episode's length. The
+writer turns each segment into a conversation between the show's hosts. Every turn that states a
+fact cites the research note it came from. Spoken English runs at about 150 words a minute, so a
+ten minute episode needs roughly fifteen hundred words.
+
+## How the script is checked
+
+Before anything is published, castline checks the script against the show's rules. Forbidden
+phrases are caught in any common inflection, so a plural or a past tense does not slip through.
+Required disclaimers must be spoken somewhere in the episode, usually in the outro. The length
+must land within the tolerance set in the show bible. A segment that fails a check is revised on
+its own, and the rest of the script is left exactly as it was.
+
+## What gets published
+
+The finished episode has a script in Markdown, a plain transcript and show notes. The show notes
+list every source that the episode cites, with how often each was used. Every run keeps a record
+of each model call with its prompt, its reply, its token usage and its cost. A run that crashes can
+be resumed, and the steps that had already finished are not paid for twice.
 """
 
 

@@ -142,20 +142,31 @@ def _length(show: Show, outline: Outline, script: Script) -> list[Finding]:
         return []
     minutes = words / show.episode.words_per_minute
     direction = "long" if words > target else "short"
+    summary = (
+        f"the script is too {direction}: {words} words (~{minutes:.1f} min) "
+        f"against a target of {target} ±{tolerance:.0%}"
+    )
 
-    # Blame the segment furthest from its own target in the same direction.
-    def excess(segment_id: str, goal: int) -> int:
+    def off_target(segment_id: str, goal: int) -> int:
         actual = sum(len(t.text.split()) for t in script.segment_turns(segment_id))
         return actual - goal if direction == "long" else goal - actual
 
-    worst = max(outline.segments, key=lambda s: excess(s.id, s.target_words))
+    # Blame every body segment that misses its own target in the same direction, worst first,
+    # so that one revision round can fix them all.
+    body = [s for s in outline.segments if s.kind == "body"] or list(outline.segments)
+    culprits = sorted(
+        (s for s in body if off_target(s.id, s.target_words) > 0),
+        key=lambda s: -off_target(s.id, s.target_words),
+    ) or [max(body, key=lambda s: off_target(s.id, s.target_words))]
+    side = "over" if direction == "long" else "under"
     return [
         Finding(
             check="length",
-            segment=worst.id,
-            message=f"the script is too {direction}: {words} words (~{minutes:.1f} min) "
-            f"against a target of {target} ±{tolerance:.0%}",
+            segment=s.id,
+            message=f"{summary}; segment {s.id} is {off_target(s.id, s.target_words)} words "
+            f"{side} its {s.target_words}",
         )
+        for s in culprits
     ]
 
 

@@ -205,7 +205,11 @@ def _body(task: WriteSegmentTask, convo: _Conversation, titles: dict[str, str]) 
     convo.say(_pick(_TRANSITIONS, segment.id).format(title=segment.title.lower()), speaker=0)
     explainer = 1
     for position, note in enumerate(task.notes):
-        if convo.words >= segment.target_words:
+        # Add a finding only if it brings the segment closer to its target length.
+        after = convo.words + word_count(note.claim) + 6
+        if position and abs(after - segment.target_words) >= abs(
+            convo.words - segment.target_words
+        ):
             break
         seed = (segment.id, note.id)
         if position % 3 == 2 and convo.turns and convo.turns[-1].citations:
@@ -252,7 +256,8 @@ def polish(task: PolishTask) -> SegmentDraft:
         elif finding.check == "empty-turn":
             turns = [t for t in turns if t.text.strip()]
         elif finding.check == "length" and "long" in finding.message:
-            turns = _trim(turns, task.segment.target_words)
+            keep = task.show.rules.required_disclaimers
+            turns = _trim(turns, task.segment.target_words, keep)
     return SegmentDraft(turns=turns)
 
 
@@ -270,8 +275,18 @@ def _drop_phrase(turns: list[Turn], pattern: re.Pattern[str]) -> list[Turn]:
     return result
 
 
-def _trim(turns: list[Turn], target: int) -> list[Turn]:
+def _trim(turns: list[Turn], target: int, keep: list[str]) -> list[Turn]:
+    """Drop turns from the end of the segment (never its opening line, never a turn that carries
+    a required disclaimer) until it fits its target."""
     trimmed = list(turns)
-    while len(trimmed) > 2 and sum(word_count(t.text) for t in trimmed) > target:
-        trimmed.pop(-2)
+    protected = [phrase_pattern(text) for text in keep]
+    while sum(word_count(t.text) for t in trimmed) > target:
+        removable = [
+            i
+            for i, turn in enumerate(trimmed)
+            if i > 0 and not any(p.search(turn.text) for p in protected)
+        ]
+        if not removable:
+            break
+        trimmed.pop(removable[-1])
     return trimmed

@@ -1,0 +1,147 @@
+"""The command line: the happy path, and every bad input with its message and exit code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from rich.console import Console
+
+from castline import cli as cli_module
+from castline.cli import cli
+from tests.conftest import EXAMPLE_SOURCES, EXAMPLE_TOPIC
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Render tables at a width where nothing wraps, writing to whatever stdout is then."""
+    monkeypatch.setattr(cli_module, "console", Console(width=250))
+    monkeypatch.setattr(cli_module, "err_console", Console(width=250, stderr=True))
+
+
+def _run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def _produce(show: Path, topic: str = EXAMPLE_TOPIC, *sources: Path) -> Result:
+    args = ["produce", str(show), "--topic", topic]
+    for source in sources or EXAMPLE_SOURCES:
+        args += ["--source", str(source)]
+    return _run(*args)
+
+
+def _run_id(result: Result) -> str:
+    return next(line.split()[-1] for line in result.output.splitlines() if "run id" in line)
+
+
+def test_init_then_produce_then_inspect(tmp_path: Path) -> None:
+    created = _run("init", str(tmp_path / "my-show"))
+    assert created.exit_code == 0
+    show = tmp_path / "my-show" / "show.yaml"
+    source = tmp_path / "my-show" / "sources" / "example.md"
+    assert "# castline show bible" in show.read_text()
+
+    produced = _produce(show, "Why a show needs sources", source)
+
+    assert produced.exit_code == 0, produced.output
+    assert "shadow cost (offline)" in produced.output
+    run_id = _run_id(produced)
+    listing = _run("runs")
+    assert run_id in listing.output and "completed" in listing.output
+    shown = _run("runs", "show", run_id, "--json")
+    detail = json.loads(shown.output)
+    assert detail["run"]["status"] == "completed"
+    assert {row["stage"] for row in detail["by_stage"]} >= {"research", "plan", "write"}
+    assert {a["name"] for a in detail["artifacts"]} == {
+        "episode.json",
+        "script.md",
+        "show-notes.md",
+        "transcript.txt",
+    }
+    assert any(v["criterion"] == "disclaimers" and v["passed"] for v in detail["verdicts"])
+    logs = _run("runs", "logs", run_id)
+    assert "research fan-out" in logs.output and "run completed" in logs.output
+
+
+def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
+    assert _run("init", str(tmp_path / "s")).exit_code == 0
+    again = _run("init", str(tmp_path / "s"))
+    assert again.exit_code == 2 and "already exists" in again.output
+
+
+BAD_SHOWS = {
+    "malformed YAML": ("show: [unclosed\n", "line 2, column 1: malformed YAML"),
+    "unknown key": ("hostz: []\n", "line 1: hostz: unknown key 'hostz'; allowed here: brand_voice"),
+    "missing host": ("hosts: []\n", "line 1: hosts: List should have at least 1 item"),
+    "zero budget": ("budget:\n  per_episode: 0\n", "line 2: budget.per_episode: Input should be"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SHOWS))
+def test_bad_show_bible_is_a_usage_error_naming_file_field_and_line(
+    case: str, show_copy: Path
+) -> None:
+    text, expected = BAD_SHOWS[case]
+    original = show_copy.read_text()
+    if case == "malformed YAML":
+        show_copy.write_text(text)
+    else:
+        key = text.split(":")[0]
+        kept = [
+            block
+            for block in original.split("\n\n")
+            if not block.lstrip().startswith(f"{key}:") and not block.startswith("#")
+        ]
+        show_copy.write_text(text + "\n" + "\n\n".join(kept))
+    result = _produce(show_copy)
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert str(show_copy) in message
+    assert expected in message
+
+
+def test_missing_source_file(show_copy: Path, tmp_path: Path) -> None:
+    result = _produce(show_copy, EXAMPLE_TOPIC, tmp_path / "nowhere.md")
+    assert result.exit_code == 2
+    assert "nowhere.md: file not found" in " ".join(result.output.split())
+
+
+def test_unreadable_pdf(show_copy: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "paper.pdf"
+    broken.write_bytes(b"%PDF-1.7\nthis is not really a pdf\n")
+    result = _produce(show_copy, EXAMPLE_TOPIC, broken)
+    assert result.exit_code == 2
+    assert "paper.pdf" in result.output and "not a readable PDF" in result.output
+
+
+def test_empty_topic(show_copy: Path) -> None:
+    result = _produce(show_copy, "   ")
+    assert result.exit_code == 2 and "the topic is empty" in result.output
+
+
+def test_nothing_is_recorded_for_bad_input(show_copy: Path, tmp_path: Path) -> None:
+    _produce(show_copy, EXAMPLE_TOPIC, tmp_path / "missing.md")
+    assert "no runs yet" in _run("runs").output
+
+
+def test_unknown_run_id(show_copy: Path) -> None:
+    for command in (["runs", "show", "nope"], ["runs", "logs", "nope"], ["resume", "nope"]):
+        result = _run(*command)
+        assert result.exit_code == 1
+        assert "no run with id 'nope'" in result.output
+
+
+def test_resume_of_a_finished_run(show_copy: Path) -> None:
+    run_id = _run_id(_produce(show_copy))
+    result = _run("resume", run_id)
+    assert result.exit_code == 1
+    assert f"run {run_id} already finished (completed)" in " ".join(result.output.split())
+
+
+def test_unknown_provider(show_copy: Path) -> None:
+    result = _run(
+        "produce", str(show_copy), "-t", "x", "-s", str(EXAMPLE_SOURCES[0]), "--provider", "acme"
+    )
+    assert result.exit_code == 2 and "no provider named 'acme'" in result.output
