@@ -67,7 +67,9 @@ def create_run(
     show = load_show(show_path)
     if not source_paths:
         raise ConfigError("no sources given; pass at least one --source FILE (text, md, html, pdf)")
+    started = time.perf_counter()
     sources = read_sources([Path(p) for p in source_paths])
+    read_ms = (time.perf_counter() - started) * 1000
     routing = plan_routing(show, provider)
     for chain in routing.routes.values():
         for route in chain:
@@ -101,7 +103,11 @@ def create_run(
         "created",
         f"run created for {show.show.title!r}: {topic!r} from {len(sources)} source(s); "
         f"{routing.reason}",
-        data={"sources": [s.id for s in sources], "offline": routing.offline},
+        data={
+            "sources": [s.id for s in sources],
+            "offline": routing.offline,
+            "compute_ms": read_ms,
+        },
     )
     return run_id
 

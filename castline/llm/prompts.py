@@ -12,7 +12,10 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
+
+from pydantic import BaseModel
 
 from castline.llm.base import Task
 
@@ -42,7 +45,7 @@ def render(task: Task[Any]) -> Prompt:
     blocks: list[str] = []
     shared = {name: data.pop(name) for name in _SHARED_FIELDS if name in data}
     if shared:
-        blocks.append("<show>\n" + json.dumps(shared["show"], indent=1) + "\n</show>")
+        blocks.append("<show>\n" + _json(shared["show"]) + "\n</show>")
     for name in _MATERIAL_FIELDS:
         if name not in data:
             continue
@@ -51,12 +54,21 @@ def render(task: Task[Any]) -> Prompt:
             blocks.append("\n".join(_source_block(source) for source in value))
         else:
             blocks.append(_material_block(name, value))
-    schema = json.dumps(task.output_type.model_json_schema(), separators=(",", ":"))
+    schema = _schema(task.output_type)
     blocks.append(
         f"<task kind={task.kind!r}>\n{task.instructions}\n\n"
-        f"Inputs:\n{json.dumps(data, indent=1)}\n\nReply schema:\n{schema}\n</task>"
+        f"Inputs:\n{_json(data)}\n\nReply schema:\n{schema}\n</task>"
     )
     return Prompt(system=SYSTEM_PREAMBLE, blocks=tuple(blocks))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@cache
+def _schema(output_type: type[BaseModel]) -> str:
+    return json.dumps(output_type.model_json_schema(), separators=(",", ":"))
 
 
 def _source_block(source: dict[str, Any]) -> str:
@@ -71,5 +83,5 @@ def _source_block(source: dict[str, Any]) -> str:
 
 
 def _material_block(name: str, value: Any) -> str:
-    payload = html.escape(json.dumps(value, indent=1), quote=False)
+    payload = html.escape(_json(value), quote=False)
     return f'<material name="{name}">\n{payload}\n</material>'

@@ -173,6 +173,7 @@ def _length(show: Show, outline: Outline, script: Script) -> list[Finding]:
 def _citations(script: Script, kb: KnowledgeBase) -> list[Finding]:
     findings: list[Finding] = []
     known = {note.id: note for note in kb.notes}
+    note_terms = [(note, set(terms(note.quote))) for note in kb.notes]
     for index, turn in enumerate(script.turns):
         for citation in turn.citations:
             if citation not in known:
@@ -188,8 +189,10 @@ def _citations(script: Script, kb: KnowledgeBase) -> list[Finding]:
         if turn.citations:
             continue
         turn_terms = terms(turn.text)
-        for note in kb.notes:
-            if len(turn_terms) >= 6 and overlap(terms(note.quote), turn_terms) >= 0.8:
+        if len(turn_terms) < 6:
+            continue
+        for note, quote_terms in note_terms:
+            if overlap(quote_terms, turn_terms) >= 0.8:
                 findings.append(
                     Finding(
                         check="citation",
