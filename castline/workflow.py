@@ -73,12 +73,14 @@ def launch() -> None:
         config: DBOSConfig = {
             "name": "castline",
             "system_database_url": url,
-            **_sqlite_engine(url),
             "application_version": __version__,
             "executor_id": f"castline-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
             "log_level": "WARNING",
             "notification_listener_polling_interval_sec": 0.05,
         }
+        engine = _sqlite_engine(url)
+        if engine is not None:
+            config["system_database_engine"] = engine
         DBOS(config=config)
         DBOS.launch()
         # castline records workflow failures in its own store and reports them; DBOS's console
@@ -88,7 +90,7 @@ def launch() -> None:
         _contexts.clear()
 
 
-def _sqlite_engine(url: str) -> dict[str, Any]:
+def _sqlite_engine(url: str) -> sa.Engine | None:
     """For a SQLite system database, an engine in WAL mode with synchronous=NORMAL.
 
     DBOS's own SQLite engine keeps SQLite's defaults (a rollback journal, a full sync on every
@@ -98,7 +100,7 @@ def _sqlite_engine(url: str) -> dict[str, Any]:
     Writers stay serialised with IMMEDIATE transactions, as DBOS requires.
     """
     if not url.startswith("sqlite:///"):
-        return {}
+        return None
     Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})
 
@@ -111,7 +113,7 @@ def _sqlite_engine(url: str) -> dict[str, Any]:
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
         dbapi_connection.isolation_level = "IMMEDIATE"
 
-    return {"system_database_engine": engine}
+    return engine
 
 
 def shutdown() -> None:
