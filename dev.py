@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""The project's two commands, needing nothing but Python 3.11+.
+
+    python3 dev.py example   set up, then produce the example episode offline
+    python3 dev.py test      set up, then run ruff, mypy --strict and pytest
+    python3 dev.py bench     set up, then run the benchmarks
+
+Set-up creates `.venv` and installs castline with its development extras, once; it is redone
+when pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if sys.platform == "win32" else "bin")
+STAMP = VENV / ".castline-installed"
+EXAMPLE = Path("examples") / "heat-island"
+EXAMPLE_TOPIC = "Why cities run hot, who pays for it, and what actually cools them"
+EXAMPLE_SOURCES = ["cities-and-heat.md", "health-and-equity.html", "cooling-strategies.pdf"]
+
+
+def run(*args: str | Path) -> None:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    subprocess.run([str(a) for a in args], cwd=ROOT, check=True)
+
+
+def setup() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 (this script runs before any venv exists)
+        sys.exit(f"castline needs Python 3.11 or newer (this is {sys.version.split()[0]})")
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    if not (BIN / "python").exists():
+        print(f"creating {VENV.name}", flush=True)
+        venv.create(VENV, with_pip=True)
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    STAMP.write_text(wanted)
+
+
+def example() -> None:
+    sources = [arg for name in EXAMPLE_SOURCES for arg in ("--source", EXAMPLE / "sources" / name)]
+    run(BIN / "castline", "produce", EXAMPLE / "show.yaml", "--topic", EXAMPLE_TOPIC, *sources)
+
+
+def test() -> None:
+    run(BIN / "ruff", "check", "castline", "tests", "bench", "dev.py")
+    run(BIN / "ruff", "format", "--check", "castline", "tests", "bench", "dev.py")
+    run(BIN / "mypy")
+    run(BIN / "pytest", "-q")
+
+
+def bench() -> None:
+    for script in sorted((ROOT / "bench").glob("bench_*.py")):
+        run(BIN / "python", script)
+
+
+COMMANDS = {"example": example, "test": test, "bench": bench, "setup": lambda: None}
+
+
+def main() -> None:
+    if len(sys.argv) != 2 or sys.argv[1] not in COMMANDS:
+        sys.exit(__doc__)
+    setup()
+    try:
+        COMMANDS[sys.argv[1]]()
+    except subprocess.CalledProcessError as exc:
+        sys.exit(exc.returncode)
+
+
+if __name__ == "__main__":
+    main()
