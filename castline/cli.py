@@ -290,6 +290,8 @@ class _progress:
         return on_event
 
     def __exit__(self, *exc: Any) -> None:
+        if exc[0] is None:
+            self.bar.update(self.task, completed=len(STAGES), description="done", stage="")
         self.bar.stop()
 
 

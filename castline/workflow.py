@@ -47,8 +47,16 @@ _contexts: dict[str, RunContext] = {}
 
 
 def system_database_url() -> str:
-    """DBOS's own database: `$CASTLINE_SYSTEM_DATABASE_URL`, else SQLite in the state directory."""
-    return os.environ.get(SYSTEM_DATABASE_ENV) or f"sqlite:///{state_dir() / 'dbos.sqlite'}"
+    """DBOS's own database: `$CASTLINE_SYSTEM_DATABASE_URL`; else the run store's database when
+    that is a server (so machines sharing one Postgres share their workflows too); else SQLite
+    in the state directory."""
+    configured = os.environ.get(SYSTEM_DATABASE_ENV)
+    if configured:
+        return configured
+    store_url = database_url()
+    if not store_url.startswith("sqlite"):
+        return store_url
+    return f"sqlite:///{state_dir() / 'dbos.sqlite'}"
 
 
 def store() -> Store:
