@@ -9,10 +9,17 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from castline.errors import ShowFileError
 
@@ -24,7 +31,8 @@ DEFAULT_CONSENSUS_THRESHOLD = 0.85
 STATE_DIR_ENV = "CASTLINE_HOME"
 DATABASE_URL_ENV = "CASTLINE_DATABASE_URL"
 
-ROLES = (
+
+Role = Literal[
     "orchestrator",
     "researcher",
     "planner",
@@ -33,11 +41,12 @@ ROLES = (
     "evaluator_primary",
     "evaluator_secondary",
     "fallback",
-)
+]
+ROLES: tuple[str, ...] = get_args(Role)
 
 # The seed's routing: Sonnet-class coordination, an Opus-class writer, Claude + Gemini evaluators
 # and a Haiku-class fallback. Model choice is configuration; these are only the defaults.
-DEFAULT_ROUTING: dict[str, list[str]] = {
+DEFAULT_ROUTING: dict[Role, list[str]] = {
     "orchestrator": ["anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5"],
     "researcher": ["anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5"],
     "planner": ["anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5"],
@@ -100,6 +109,18 @@ class Budget(_Strict):
     orchestration_share: Annotated[Decimal, Field(gt=0, lt=1)] = DEFAULT_ORCHESTRATION_SHARE
 
 
+class ModelPrice(_Strict):
+    """A price in USD per million units; what is left out falls back as documented."""
+
+    input: Annotated[Decimal, Field(ge=0)] | None = None
+    output: Annotated[Decimal, Field(ge=0)] | None = None
+    cache_read: Annotated[Decimal, Field(ge=0)] | None = None
+    cache_write: Annotated[Decimal, Field(ge=0)] | None = None
+    cache_write_1h: Annotated[Decimal, Field(ge=0)] | None = None
+    per_million_characters: Annotated[Decimal, Field(ge=0)] | None = None
+    batch_discount: Annotated[Decimal, Field(ge=0, le=1)] | None = None
+
+
 class Quality(_Strict):
     consensus_threshold: Annotated[float, Field(ge=0, le=1)] = DEFAULT_CONSENSUS_THRESHOLD
     max_revision_rounds: Annotated[int, Field(ge=0, le=5)] = 2
@@ -117,6 +138,9 @@ def _check_route(entry: str) -> str:
     return entry
 
 
+RouteName = Annotated[str, AfterValidator(_check_route)]
+
+
 class Show(_Strict):
     """The show bible: everything castline needs to know about a show, validated."""
 
@@ -126,30 +150,40 @@ class Show(_Strict):
     rules: Rules = Rules()
     episode: EpisodeDefaults = EpisodeDefaults()
     budget: Budget = Budget()
-    routing: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_ROUTING))
+    routing: dict[Role, Annotated[list[RouteName], Field(min_length=1)]] = Field(
+        default_factory=lambda: dict(DEFAULT_ROUTING)
+    )
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
     quality: Quality = Quality()
     research: Research = Research()
     output_dir: str = "episodes"
 
     @field_validator("routing")
     @classmethod
-    def _routing_is_complete(cls, routing: dict[str, list[str]]) -> dict[str, list[str]]:
-        unknown = sorted(set(routing) - set(ROLES))
-        if unknown:
-            raise ValueError(f"unknown role(s) {unknown}; allowed roles: {', '.join(ROLES)}")
+    def _routing_is_complete(cls, routing: dict[Role, list[str]]) -> dict[Role, list[str]]:
+        """A role left out keeps its default chain."""
         merged = dict(DEFAULT_ROUTING)
-        for role, chain in routing.items():
-            if not chain:
-                raise ValueError(f"role {role!r} needs at least one 'provider:model'")
-            merged[role] = [_check_route(entry) for entry in chain]
+        merged.update(routing)
         return merged
 
-    @model_validator(mode="after")
-    def _hosts_are_distinct(self) -> Show:
-        names = [host.name.casefold() for host in self.hosts]
-        if len(set(names)) != len(names):
-            raise ValueError("host names must be distinct")
-        return self
+    @field_validator("prices")
+    @classmethod
+    def _price_keys_are_routes(cls, prices: dict[str, ModelPrice]) -> dict[str, ModelPrice]:
+        for route in prices:
+            _check_route(route)
+        return prices
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts_are_distinct(cls, hosts: list[Host]) -> list[Host]:
+        seen: set[str] = set()
+        for host in hosts:
+            if host.name.casefold() in seen:
+                raise ValueError(
+                    f"host name {host.name!r} is used twice; host names must be distinct"
+                )
+            seen.add(host.name.casefold())
+        return hosts
 
     def host_names(self) -> list[str]:
         return [host.name for host in self.hosts]
@@ -178,7 +212,9 @@ def parse_show(text: str, path: Path) -> Show:
         raise ShowFileError(path, [f"{where}malformed YAML: {problem}"]) from None
     if not isinstance(data, dict):
         raise ShowFileError(path, ["the file must be a YAML mapping with keys show, hosts, ..."])
-    lines = _line_index(node)
+    lines, duplicates = _line_index(node)
+    if duplicates:
+        raise ShowFileError(path, duplicates)
     try:
         return Show.model_validate(data)
     except ValidationError as exc:
@@ -190,10 +226,14 @@ def _describe(error: Any, lines: dict[tuple[str | int, ...], int]) -> str:
     field = ".".join(str(part) for part in loc) or "(top level)"
     line = _nearest_line(loc, lines)
     kind = error["type"]
-    if kind == "extra_forbidden":
+    if loc and loc[-1] == "[key]":
+        loc = loc[:-1]
+        field = ".".join(str(part) for part in loc)
+        message = f"unknown role {loc[-1]!r}; allowed roles: {', '.join(ROLES)}"
+    elif kind == "extra_forbidden":
         parent = loc[:-1]
-        allowed = _allowed_keys(parent)
-        hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
+        keys = _allowed_keys(parent)
+        hint = f"; allowed here: {', '.join(keys)}" if keys else ""
         message = f"unknown key {loc[-1]!r}{hint}"
     elif kind == "missing":
         message = "is required"
@@ -224,24 +264,36 @@ def _nearest_line(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...],
     return 0
 
 
-def _line_index(node: yaml.Node | None) -> dict[tuple[str | int, ...], int]:
-    """Map each key path of the YAML document to the (1-based) line it starts on."""
+def _line_index(
+    node: yaml.Node | None,
+) -> tuple[dict[tuple[str | int, ...], int], list[str]]:
+    """Map each key path of the YAML document to the (1-based) line it starts on, and list the
+    keys given twice (YAML loaders silently keep the last one)."""
     index: dict[tuple[str | int, ...], int] = {}
+    duplicates: list[str] = []
 
     def walk(current: yaml.Node, path: tuple[str | int, ...]) -> None:
         index[path] = current.start_mark.line + 1
         if isinstance(current, yaml.MappingNode):
             for key, value in current.value:
                 child = (*path, str(key.value))
+                line = key.start_mark.line + 1
+                if child in index:
+                    name = ".".join(str(part) for part in child)
+                    duplicates.append(
+                        f"line {line}: {name}: duplicate key (first given on line "
+                        f"{index[child]}); keep one"
+                    )
+                    continue
                 walk(value, child)
-                index[child] = key.start_mark.line + 1
+                index[child] = line
         elif isinstance(current, yaml.SequenceNode):
             for position, item in enumerate(current.value):
                 walk(item, (*path, position))
 
     if node is not None:
         walk(node, ())
-    return index
+    return index, duplicates
 
 
 def state_dir() -> Path:

@@ -8,8 +8,10 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
-_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+_SENTENCE_END = re.compile(
+    r"(?:(?<=[.!?])|(?<=[.!?][\"'\u201d\u2019)\]]))\s+(?=[\"'\u201c(\[]?[A-Z0-9])"
+)
+_WORD = re.compile(r"[a-z0-9]+(?:['\u2019-][a-z0-9]+)*")
 _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "Dr.", "Mr.", "Ms.", "Mrs.", "St.", "U.S.", "No.")
 
 STOPWORDS = frozenset(
@@ -47,10 +49,21 @@ def word_count(text: str) -> int:
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A light suffix stripper: enough to match 'cooling' with 'cools' and 'cities' with 'city'."""
-    for suffix, replacement in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+    """A light suffix stripper: enough to match 'cooling' with 'cools', 'cities' with 'city' and
+    'trees' with 'tree'. A final 'e' is dropped last, so 'shade', 'shades' and 'shaded' agree."""
+    word = word.replace("\u2019", "'").removesuffix("'s")
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith(("sses", "shes", "ches", "xes", "zes")) and len(word) > 4:
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        word = word[:-1]
+    for suffix in ("ing", "ed"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: len(word) - len(suffix)] + replacement
+            word = word[: -len(suffix)]
+            break
+    if word.endswith("e") and len(word) > 3:
+        word = word[:-1]
     return word
 
 
@@ -82,15 +95,19 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / 4) if text else 0
 
 
-def phrase_pattern(phrase: str) -> re.Pattern[str]:
-    """Match a phrase case-insensitively, with each word in any simple inflection.
+_INFLECTION = r"(?:e|es|s|ed|d|ing|er|ers|['\u2019]s)?"
 
-    'game changer' also matches 'Game-changers'; 'revolutionize' matches 'revolutionizing'.
+
+def phrase_pattern(phrase: str) -> re.Pattern[str]:
+    """Match a phrase case-insensitively, each word in any simple inflection, with hyphens and
+    spaces interchangeable and straight or curly apostrophes alike.
+
+    'game changer' also matches 'Game-changers'; 'revolutionize' matches 'revolutionizing';
+    'silver bullet' does not match 'silver bulletin'.
     """
     parts = []
-    for word in words(phrase):
-        base = stem(word)
-        if base.endswith("e"):
-            base = base[:-1]
-        parts.append(re.escape(base) + r"[a-z']*")
+    for token in re.findall(r"[a-z0-9'\u2019]+", phrase.lower()):
+        base = stem(token.strip("'\u2019"))
+        escaped = re.escape(base).replace("'", "['\u2019]")
+        parts.append(escaped + _INFLECTION)
     return re.compile(r"\b" + r"[\s-]+".join(parts) + r"\b", re.IGNORECASE)

@@ -1,48 +1,170 @@
-"""Pricing a call's usage with genai-prices' dated price data. An unpriced model is an error.
+"""What a call costs: genai-prices' dated data, castline's table for what it lacks, and the show's
+own negotiated prices, in that order of precedence (the show's first).
 
-castline's `Usage.input_tokens` counts only uncached input (Anthropic's convention); genai-prices
-expects total input including cache reads and writes, so the two are added before pricing.
+Semantics castline normalises to before pricing (see `castline.llm.base.Usage`): uncached input,
+cache reads and cache writes are separate counts. genai-prices expects total input including
+cache traffic, so the counts are added back before it is asked. Its data carries each model's
+tiers (e.g. Gemini's rate above 200K prompt tokens), applied to the whole request.
+
+An unpriced model is an error raised before the run starts, never a silent zero.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import lru_cache
 
 import genai_prices
 from genai_prices import Usage as PriceUsage
 
+from castline.config import ModelPrice
 from castline.errors import UnpricedModel
 from castline.llm.base import Usage
 
+MILLION = Decimal(1_000_000)
+
 # castline's provider names to genai-prices' provider ids.
-_PRICE_PROVIDER = {"anthropic": "anthropic", "gemini": "google", "openai": "openai"}
+PRICE_PROVIDER = {"anthropic": "anthropic", "gemini": "google", "openai": "openai"}
+
+# Batch APIs bill half the list price at Anthropic, Google and OpenAI; genai-prices has no batch
+# rates, so the discount is castline's. A show can override it per model.
+BATCH_DISCOUNT = {
+    "anthropic": Decimal("0.5"),
+    "gemini": Decimal("0.5"),
+    "openai": Decimal("0.5"),
+}
+
+# What genai-prices does not price (USD per million units), from the vendors' price pages.
+# TTS engines bill characters of text (`per_million_characters`) or tokens.
+CASTLINE_PRICES: dict[str, ModelPrice] = {
+    "openai:tts-1": ModelPrice(per_million_characters=Decimal("15")),
+    "openai:tts-1-hd": ModelPrice(per_million_characters=Decimal("30")),
+    "espeak:espeak-ng": ModelPrice(per_million_characters=Decimal("0")),
+    "piper:piper": ModelPrice(per_million_characters=Decimal("0")),
+}
+
+HOW_TO_OVERRIDE = (
+    "add a price to the show bible, e.g.\n"
+    "  prices:\n"
+    '    "{route}": {{input: 3.00, output: 15.00}}   # USD per million tokens\n'
+    "or route the role to a model that genai-prices knows"
+)
 
 
-def cost(route: str, usage: Usage) -> Decimal:
-    """The list price in USD of `usage` on the model named by `route` ("provider:model")."""
+class Pricer:
+    """Prices usage for routes ("provider:model"), with the show's overrides first."""
+
+    def __init__(self, overrides: Mapping[str, ModelPrice] | None = None) -> None:
+        self.overrides = dict(overrides or {})
+
+    def _table_price(self, route: str) -> ModelPrice | None:
+        return self.overrides.get(route) or CASTLINE_PRICES.get(route)
+
+    def check(self, route: str) -> None:
+        """Raise `UnpricedModel` now if `route` cannot be priced."""
+        self.cost(route, Usage(input_tokens=1, output_tokens=1))
+
+    def cost(self, route: str, usage: Usage, *, batch: bool = False) -> Decimal:
+        """The price in USD of `usage` on `route`, with the batch discount when `batch`."""
+        list_price = self.list_cost(route, usage)
+        return list_price * (1 - self.batch_discount(route)) if batch else list_price
+
+    def batch_discount(self, route: str) -> Decimal:
+        table = self._table_price(route)
+        if table is not None and table.batch_discount is not None:
+            return table.batch_discount
+        return BATCH_DISCOUNT.get(route.partition(":")[0], Decimal(0))
+
+    def list_cost(self, route: str, usage: Usage) -> Decimal:
+        table = self._table_price(route)
+        if table is not None:
+            return _table_cost(table, usage)
+        return _genai_cost(route, usage)
+
+    def characters_cost(self, route: str, characters: int) -> Decimal:
+        """Price of synthesising `characters` of text on a TTS route billed per character."""
+        table = self._table_price(route)
+        if table is None or table.per_million_characters is None:
+            raise UnpricedModel(
+                f"no per-character price is known for {route!r}; "
+                + HOW_TO_OVERRIDE.format(route=route).replace(
+                    "{input: 3.00, output: 15.00}", "{per_million_characters: 15.00}"
+                )
+            )
+        return table.per_million_characters * characters / MILLION
+
+    def worst_case(self, route: str, input_tokens: int, max_output_tokens: int) -> Decimal:
+        """The most a call can cost: every input token at the highest rate that could apply
+        (plain, or written to the cache with the longest TTL, at the tier the size reaches) and
+        `max_output_tokens` of output, at list price."""
+        scenarios = [
+            Usage(input_tokens=input_tokens, output_tokens=max_output_tokens),
+            Usage(
+                cache_write_tokens=input_tokens,
+                cache_write_1h_tokens=input_tokens,
+                output_tokens=max_output_tokens,
+            ),
+            Usage(cache_write_tokens=input_tokens, output_tokens=max_output_tokens),
+        ]
+        return max(self.list_cost(route, usage) for usage in scenarios)
+
+    def cache_savings(self, route: str, usage: Usage) -> Decimal:
+        """What caching saved: the same prompt tokens as plain input, minus what was paid."""
+        uncached = Usage(input_tokens=usage.prompt_tokens, output_tokens=usage.output_tokens)
+        return self.list_cost(route, uncached) - self.list_cost(route, usage)
+
+
+def _table_cost(price: ModelPrice, usage: Usage) -> Decimal:
+    input_rate = price.input or Decimal(0)
+    write_rate = price.cache_write if price.cache_write is not None else input_rate
+    write_1h_rate = price.cache_write_1h if price.cache_write_1h is not None else write_rate
+    read_rate = price.cache_read if price.cache_read is not None else input_rate
+    writes_5m = usage.cache_write_tokens - usage.cache_write_1h_tokens
+    total = (
+        usage.input_tokens * input_rate
+        + usage.cache_read_tokens * read_rate
+        + writes_5m * write_rate
+        + usage.cache_write_1h_tokens * write_1h_rate
+        + usage.output_tokens * (price.output or Decimal(0))
+    )
+    return total / MILLION
+
+
+def _genai_cost(route: str, usage: Usage) -> Decimal:
     provider, _, model = route.partition(":")
+    extra = {}
+    if usage.cache_write_1h_tokens:
+        extra["cache_write_1h_tokens"] = usage.cache_write_1h_tokens
     try:
         result = genai_prices.calc_price(
             PriceUsage(
-                input_tokens=usage.input_tokens
-                + usage.cache_read_tokens
-                + usage.cache_write_tokens,
+                input_tokens=usage.prompt_tokens,
                 cache_read_tokens=usage.cache_read_tokens,
                 cache_write_tokens=usage.cache_write_tokens,
                 output_tokens=usage.output_tokens,
+                **extra,
             ),
             model,
-            provider_id=_PRICE_PROVIDER.get(provider, provider),
+            provider_id=PRICE_PROVIDER.get(provider, provider),
         )
     except LookupError as exc:
         raise UnpricedModel(
-            f"no price is known for {route!r} ({exc}); pick a priced model in the show's routing"
+            f"no price is known for {route!r} ({exc}); " + HOW_TO_OVERRIDE.format(route=route)
         ) from None
     return Decimal(result.total_price)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=1)
+def _default() -> Pricer:
+    return Pricer()
+
+
+def cost(route: str, usage: Usage) -> Decimal:
+    """List price of `usage` on `route` with no show overrides."""
+    return _default().cost(route, usage)
+
+
 def check_priced(route: str) -> None:
-    """Raise `UnpricedModel` before a run starts if `route` cannot be priced."""
-    cost(route, Usage(input_tokens=1, output_tokens=1))
+    """Raise `UnpricedModel` if `route` has no price (without show overrides)."""
+    _default().check(route)

@@ -13,12 +13,18 @@ OutT = TypeVar("OutT", bound=BaseModel)
 
 @dataclass(frozen=True)
 class Usage:
-    """Tokens one call consumed, split the way providers bill them."""
+    """Tokens one call consumed, split the way providers bill them.
+
+    `input_tokens` is uncached input only (Anthropic's convention); cached reads and cache writes
+    are counted apart, and `cache_write_1h_tokens` is the part of the writes made with the
+    1-hour TTL. `output_tokens` includes thinking tokens, which are billed as output.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -26,16 +32,17 @@ class Usage:
             output_tokens=self.output_tokens + other.output_tokens,
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cache_write_1h_tokens=self.cache_write_1h_tokens + other.cache_write_1h_tokens,
         )
 
     @property
+    def prompt_tokens(self) -> int:
+        """All input the model read: uncached, cache reads and cache writes."""
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    @property
     def total_tokens(self) -> int:
-        return (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_read_tokens
-            + self.cache_write_tokens
-        )
+        return self.prompt_tokens + self.output_tokens
 
 
 class Task(BaseModel, Generic[OutT]):

@@ -89,7 +89,7 @@ def plan_routing(show: Show, provider: str | None = None) -> Routing:
     """
     if provider is not None:
         get(provider)
-        forced = {
+        forced: dict[str, list[Route]] = {
             role: [Route(provider, entry.partition(":")[2], entry) for entry in chain]
             for role, chain in show.routing.items()
         }
@@ -98,7 +98,7 @@ def plan_routing(show: Show, provider: str | None = None) -> Routing:
     named = sorted({entry.partition(":")[0] for chain in show.routing.values() for entry in chain})
     if not any(has_credentials(name) for name in named):
         variables = sorted({v for name in named for v in CREDENTIAL_ENV.get(name, ())})
-        offline_routes = {
+        offline_routes: dict[str, list[Route]] = {
             role: [Route("offline", entry.partition(":")[2], entry) for entry in chain]
             for role, chain in show.routing.items()
         }

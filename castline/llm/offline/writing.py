@@ -201,9 +201,10 @@ def _intro(task: WriteSegmentTask, convo: _Conversation, titles: dict[str, str])
 
 
 def _body(task: WriteSegmentTask, convo: _Conversation, titles: dict[str, str]) -> None:
+    """Hosts take turns strictly: a finding, a reaction, a finding, the other host building on
+    it with the next finding, and so on, so the facts are shared between the hosts."""
     segment = task.segment
     convo.say(_pick(_TRANSITIONS, segment.id).format(title=segment.title.lower()), speaker=0)
-    explainer = 1
     for position, note in enumerate(task.notes):
         # Add a finding only if it brings the segment closer to its target length.
         after = convo.words + word_count(note.claim) + 6
@@ -212,14 +213,12 @@ def _body(task: WriteSegmentTask, convo: _Conversation, titles: dict[str, str]) 
         ):
             break
         seed = (segment.id, note.id)
-        if position % 3 == 2 and convo.turns and convo.turns[-1].citations:
-            # the listener picks up the thread with the next finding
+        if position % 3 == 2 and convo.turns[-1].citations:
             convo.say(f"{_pick(_BUILDS, *seed)} {note.claim}", [note.id])
             continue
-        convo.say(_fact(note, _pick(_LEAD_INS, *seed), titles), [note.id], speaker=explainer)
+        convo.say(_fact(note, _pick(_LEAD_INS, *seed), titles), [note.id])
         if convo.words < segment.target_words and position % 3 != 1:
             convo.say(_pick(_REACTIONS, *seed))
-        explainer = convo.next_speaker if position % 3 == 1 else explainer
 
 
 def _outro(task: WriteSegmentTask, convo: _Conversation) -> None:
