@@ -297,16 +297,26 @@ class _progress:
 
 def _render_outcome(outcome: production.Outcome) -> None:
     label = "shadow cost (offline)" if outcome.offline else "cost"
+    share = outcome.cost / outcome.budget if outcome.budget else 0
     console.print(
         f"\n[bold]{outcome.status}[/]: {outcome.words:,} words\n"
-        f"episode  {outcome.output_dir}\n"
-        f"{label}  ${outcome.cost:.4f}\n"
-        f"run id   {outcome.run_id}"
+        f"episode  {outcome.output_dir or '(nothing published)'}\n"
+        f"{label}  ${outcome.cost:.4f} of ${outcome.budget:.2f} ({share:.1%}), "
+        f"budget mode {outcome.budget_mode}\n"
+        f"run id   {outcome.run_id}",
+        highlight=False,
     )
+    if outcome.halted_at:
+        console.print(f"[yellow]halted by budget in {outcome.halted_at}[/]")
+    if outcome.skipped:
+        console.print("[yellow]given up for the budget:[/]")
+        for item in outcome.skipped:
+            console.print(f"  - {item}", highlight=False)
     if outcome.blocking:
         console.print("[red]blocking findings left:[/]")
         for message in outcome.blocking:
             console.print(f"  - {message}", highlight=False)
+    if outcome.status != "completed":
         sys.exit(1)
 
 

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from castline.errors import ShowFileError
@@ -102,11 +103,53 @@ class EpisodeDefaults(_Strict):
         return round(self.target_minutes * self.words_per_minute)
 
 
+Stage = Literal["research", "plan", "write", "review", "polish", "voice"]
+
+# Shares of the episode budget per stage; orchestration has its own key (orchestration_share), and
+# what no stage is allotted is the shared reserve any stage may draw on once its own share is spent.
+DEFAULT_ALLOCATIONS: dict[Stage, Decimal] = {
+    "research": Decimal("0.15"),
+    "plan": Decimal("0.03"),
+    "write": Decimal("0.35"),
+    "review": Decimal("0.12"),
+    "polish": Decimal("0.08"),
+    "voice": Decimal("0.10"),
+}
+
+
 class Budget(_Strict):
     per_episode: Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=6)] = (
         DEFAULT_BUDGET_USD
     )
     orchestration_share: Annotated[Decimal, Field(gt=0, lt=1)] = DEFAULT_ORCHESTRATION_SHARE
+    allocations: dict[Stage, Annotated[Decimal, Field(ge=0, le=1)]] = Field(
+        default_factory=lambda: dict(DEFAULT_ALLOCATIONS)
+    )
+    warn_at: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.80")
+    degrade_at: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.95")
+
+    @field_validator("allocations")
+    @classmethod
+    def _merge_allocations(cls, allocations: dict[Stage, Decimal]) -> dict[Stage, Decimal]:
+        merged = dict(DEFAULT_ALLOCATIONS)
+        merged.update(allocations)
+        return merged
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> Budget:
+        total = sum(self.allocations.values(), self.orchestration_share)
+        if total > 1:
+            raise ValueError(
+                f"orchestration_share plus the stage allocations come to {total:.3f} of the "
+                "budget; they must add up to at most 1 (what is left is the shared reserve)"
+            )
+        if self.degrade_at < self.warn_at:
+            raise ValueError("degrade_at must not be below warn_at")
+        return self
+
+    @property
+    def reserve_share(self) -> Decimal:
+        return 1 - self.orchestration_share - sum(self.allocations.values(), Decimal(0))
 
 
 class ModelPrice(_Strict):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Model(BaseModel):
@@ -62,6 +62,15 @@ class KnowledgeBase(_Model):
     topic: str
     themes: list[Theme]
     notes: list[Note]
+
+    @model_validator(mode="after")
+    def _themes_use_known_notes(self) -> KnowledgeBase:
+        known = {note.id for note in self.notes}
+        for theme in self.themes:
+            unknown = [n for n in theme.note_ids if n not in known]
+            if unknown:
+                raise ValueError(f"theme {theme.title!r} lists unknown note ids {unknown}")
+        return self
 
     def note(self, note_id: str) -> Note:
         for note in self.notes:
@@ -157,6 +166,15 @@ class Verdict(_Model):
     findings: list[Finding] = Field(default_factory=list)
 
 
+class BudgetOutcome(_Model):
+    """How the budget shaped the episode: the mode reached, what was given up, and whether the
+    run had to stop early (and where)."""
+
+    mode: Literal["normal", "economy", "degraded", "halted"] = "normal"
+    skipped: list[str] = Field(default_factory=list)
+    halted_at: str | None = None
+
+
 class Episode(_Model):
     """A finished (or rejected) episode: what was published and how it was judged."""
 
@@ -170,3 +188,4 @@ class Episode(_Model):
     sources: list[Source]
     verdicts: list[Verdict]
     accepted: bool
+    budget: BudgetOutcome = BudgetOutcome()

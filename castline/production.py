@@ -13,18 +13,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from castline import workflow
-from castline.budget import prices
+from castline.budget.ledger import Ledger
+from castline.budget.prices import Pricer
 from castline.config import load_show
 from castline.errors import ConfigError, ProviderError, RunError, RunNotResumable, StageFailed
 from castline.llm.registry import plan_routing
 from castline.sources import read_sources
-from castline.store import ArtifactRecord, CallRecord, EventRecord, RunRecord
+from castline.store import ArtifactRecord, CallRecord, EventRecord, RunRecord, to_nanos
 
 EventCallback = Callable[[EventRecord], None]
 
@@ -35,11 +36,15 @@ class Outcome:
 
     run_id: str
     status: str
-    output_dir: Path
+    output_dir: Path | None
     cost: Decimal
     offline: bool
     words: int
     blocking: list[str]
+    budget: Decimal
+    budget_mode: str
+    halted_at: str | None = None
+    skipped: list[str] = field(default_factory=list)
 
 
 def produce(
@@ -71,9 +76,10 @@ def create_run(
     sources = read_sources([Path(p) for p in source_paths])
     read_ms = (time.perf_counter() - started) * 1000
     routing = plan_routing(show, provider)
+    pricer = Pricer(show.prices)
     for chain in routing.routes.values():
         for route in chain:
-            prices.check_priced(route.priced_as)
+            pricer.check(route.priced_as)
     run_id = uuid.uuid4().hex[:12]
     slug = re.sub(r"[^a-z0-9]+", "-", topic.lower()).strip("-")[:48].rstrip("-") or "episode"
     output_dir = (show_path.parent / show.output_dir / f"{slug}-{run_id[:6]}").resolve()
@@ -96,6 +102,7 @@ def create_run(
         },
         workflow_id=run_id,
         output_dir=str(output_dir),
+        budget_nanos=to_nanos(show.budget.per_episode),
     )
     store.save_sources(run_id, [source.model_dump(mode="json") for source in sources])
     store.add_event(
@@ -116,7 +123,7 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
     """Finish a run that crashed, was interrupted or failed, without repeating completed steps."""
     store = workflow.store()
     record = store.get_run(run_id)
-    if record.status in {"completed", "rejected"}:
+    if record.status in {"completed", "rejected", "halted"}:
         raise RunNotResumable(
             f"run {record.id} already finished ({record.status}); its episode is in "
             f"{record.output_dir}",
@@ -130,14 +137,16 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
         )
     workflow.launch()
     assert record.workflow_id is not None
+    released = Ledger(store).release_stale(record.id)
     handle = workflow.resume(record.workflow_id)
     store.claim_run(record.id)
     store.update_run(record.id, status="running", error=None, workflow_id=handle.workflow_id)
     store.add_event(
         record.id,
         "resumed",
-        f"resumed by process {os.getpid()} (was {record.status} in stage {record.stage})",
-        data={"workflow_id": handle.workflow_id},
+        f"resumed by process {os.getpid()} (was {record.status} in stage {record.stage}); "
+        f"{released} reservation(s) of calls in flight at the crash released",
+        data={"workflow_id": handle.workflow_id, "released": released},
     )
     return follow(record.id, handle, on_event)
 
@@ -189,24 +198,34 @@ def follow(run_id: str, handle: Any, on_event: EventCallback | None = None) -> O
             raise StageFailed(record.stage or "unknown", run_id, str(error)) from error
         raise StageFailed(record.stage or "unknown", run_id, message) from error
     result = box["result"]
-    status = "completed" if result["accepted"] else "rejected"
+    if result["halted_at"]:
+        status = "halted"
+    else:
+        status = "completed" if result["accepted"] else "rejected"
     store.update_run(run_id, status=status, stage="done", finished_at=time.time())
+    record = store.get_run(run_id)
     cost = store.run_cost(run_id)
+    halted = f", halted by budget in {result['halted_at']}" if result["halted_at"] else ""
     store.add_event(
         run_id,
         status,
         f"run {status}: {result['words']} words, cost ${cost:.4f}"
-        + (" (shadow)" if record.offline else ""),
-        data={"blocking": result["blocking"]},
+        + (" (shadow)" if record.offline else "")
+        + f" of ${record.budget:.2f}{halted}",
+        data={"blocking": result["blocking"], "skipped": result["skipped"]},
     )
     return Outcome(
         run_id=run_id,
         status=status,
-        output_dir=Path(result["output_dir"]),
+        output_dir=Path(result["output_dir"]) if result["output_dir"] else None,
         cost=cost,
         offline=record.offline,
         words=result["words"],
         blocking=result["blocking"],
+        budget=record.budget or Decimal(0),
+        budget_mode=record.budget_mode,
+        halted_at=result["halted_at"],
+        skipped=result["skipped"],
     )
 
 

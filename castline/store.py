@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from castline.errors import RunNotFound
 
 NANOS = Decimal(1_000_000_000)
+IMMEDIATE = "castline_immediate"
 
 metadata = sa.MetaData()
 
@@ -128,11 +129,30 @@ def _artifacts_table(md: sa.MetaData) -> sa.Table:
     )
 
 
+# Columns added after the first version, by table. Migration 0002 adds them to an existing
+# database; the current table objects get them appended.
+V2_COLUMNS: dict[str, list[sa.Column[Any]]] = {
+    "runs": [
+        sa.Column("budget_nanos", sa.BigInteger),
+        sa.Column("budget_mode", sa.String(12), nullable=False, server_default="normal"),
+        sa.Column("peak_reserved_nanos", sa.BigInteger, nullable=False, server_default="0"),
+    ],
+    "calls": [
+        sa.Column("reserved_nanos", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("batch", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("max_tokens", sa.Integer),
+        sa.Column("budget_note", sa.Text),
+    ],
+}
+
 runs = _runs_table(metadata)
 sources = _sources_table(metadata)
 calls = _calls_table(metadata)
 events = _events_table(metadata)
 artifacts = _artifacts_table(metadata)
+for _table in (runs, calls):
+    for _column in V2_COLUMNS[_table.name]:
+        _table.append_column(_column)
 
 
 def _migration_0001_initial(connection: Connection) -> None:
@@ -144,8 +164,16 @@ def _migration_0001_initial(connection: Connection) -> None:
     md.create_all(connection)
 
 
+def _migration_0002_budget_ledger(connection: Connection) -> None:
+    for table, columns in V2_COLUMNS.items():
+        for column in columns:
+            ddl = sa.schema.CreateColumn(column).compile(dialect=connection.dialect)
+            connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {ddl}")
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _migration_0001_initial),
+    ("0002_budget_ledger", _migration_0002_budget_ledger),
 ]
 
 
@@ -169,6 +197,9 @@ class RunRecord:
     created_at: float
     updated_at: float
     finished_at: float | None
+    budget: Decimal | None
+    budget_mode: str
+    peak_reserved: Decimal
 
 
 @dataclass(frozen=True)
@@ -195,6 +226,10 @@ class CallRecord:
     error: str | None
     started_at: float
     finished_at: float | None
+    reserved: Decimal
+    batch: bool
+    max_tokens: int | None
+    budget_note: str | None
 
 
 @dataclass(frozen=True)
@@ -229,11 +264,20 @@ def _engine(url: str) -> Engine:
 
                 @sa.event.listens_for(engine, "connect")
                 def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+                    # Let SQLAlchemy's "begin" below decide how transactions start.
+                    dbapi_connection.isolation_level = None
                     cursor = dbapi_connection.cursor()
                     cursor.execute("PRAGMA journal_mode=WAL")
                     cursor.execute("PRAGMA synchronous=NORMAL")
                     cursor.execute("PRAGMA foreign_keys=ON")
                     cursor.close()
+
+                @sa.event.listens_for(engine, "begin")
+                def _begin(connection: Connection) -> None:
+                    # A reservation takes the write lock before it reads the totals it checks,
+                    # so no other thread or process can reserve in between.
+                    immediate = connection.get_execution_options().get(IMMEDIATE, False)
+                    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
             else:
                 engine = sa.create_engine(url, pool_pre_ping=True)
@@ -261,6 +305,16 @@ class Store:
     def _begin(self) -> Iterator[Connection]:
         with self.engine.begin() as connection:
             yield connection
+
+    @contextmanager
+    def exclusive(self) -> Iterator[Connection]:
+        """A transaction that holds the database's write lock from its first statement
+        (SQLite `BEGIN IMMEDIATE`; on Postgres, callers lock the rows they read with
+        `SELECT ... FOR UPDATE`)."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**{IMMEDIATE: True})
+            with connection.begin():
+                yield connection
 
     def migrate(self) -> list[str]:
         """Apply the migrations not yet recorded; return their names."""
@@ -363,7 +417,13 @@ class Store:
             connection.execute(
                 calls.update()
                 .where(calls.c.id == call_id)
-                .values(**values, cost_nanos=to_nanos(cost), status="ok", finished_at=time.time())
+                .values(
+                    **values,
+                    cost_nanos=to_nanos(cost),
+                    reserved_nanos=0,
+                    status="ok",
+                    finished_at=time.time(),
+                )
             )
 
     def fail_call(self, call_id: int, error: str) -> None:
@@ -371,7 +431,7 @@ class Store:
             connection.execute(
                 calls.update()
                 .where(calls.c.id == call_id)
-                .values(status="failed", error=error, finished_at=time.time())
+                .values(status="failed", error=error, reserved_nanos=0, finished_at=time.time())
             )
 
     def calls(self, run_id: str) -> list[CallRecord]:
@@ -473,10 +533,14 @@ def _host() -> str:
 def _run_record(row: Any) -> RunRecord:
     values = dict(row)
     values["spec"] = json.loads(values["spec"])
+    budget = values.pop("budget_nanos")
+    values["budget"] = from_nanos(budget) if budget is not None else None
+    values["peak_reserved"] = from_nanos(values.pop("peak_reserved_nanos"))
     return RunRecord(**values)
 
 
 def _call_record(row: Any) -> CallRecord:
     values = dict(row)
     values["cost"] = from_nanos(values.pop("cost_nanos"))
+    values["reserved"] = from_nanos(values.pop("reserved_nanos"))
     return CallRecord(**values)

@@ -22,21 +22,12 @@ from dbos import DBOS, DBOSConfig, SetWorkflowID, WorkflowHandle
 
 from castline import __version__, calls
 from castline.config import Show, database_url, state_dir
-from castline.domain import Episode, Finding, KnowledgeBase, Outline, Script, Source, Verdict
+from castline.domain import Episode, KnowledgeBase, Outline, Script, Source, Verdict
 from castline.llm.base import Task
 from castline.llm.registry import Route, Routing
-from castline.llm.tasks import (
-    FanoutDecision,
-    FanoutTask,
-    Findings,
-    Question,
-    Questions,
-    ReviewDecision,
-    ReviewDecisionTask,
-    SegmentDraft,
-)
-from castline.orchestrator import guard_fanout, guard_review
-from castline.stages import RunContext, plan, polish, publish, research, review, write
+from castline.llm.tasks import Question
+from castline.pipeline import Pipeline
+from castline.stages import RunContext, publish, research, review
 from castline.store import Store
 
 SYSTEM_DATABASE_ENV = "CASTLINE_SYSTEM_DATABASE_URL"
@@ -189,12 +180,18 @@ def context(run_id: str) -> RunContext:
 def call_step(
     run_id: str, step_key: str, stage: str, role: str, kind: str, payload: dict[str, Any]
 ) -> dict[str, Any]:
+    ctx = context(run_id)
     task = calls.TASK_TYPES[kind].model_validate(payload)
-    chain = context(run_id).routing.chain(role)
-    outcome = calls.execute(
-        store(), run_id=run_id, step_key=step_key, stage=stage, role=role, task=task, chain=chain
+    spec = calls.CallSpec(
+        run_id=run_id,
+        step_key=step_key,
+        stage=stage,
+        role=role,
+        chain=ctx.routing.chain(role),
+        fallback=ctx.routing.chain("fallback"),
+        shadow=ctx.routing.offline,
     )
-    return outcome.as_dict()
+    return calls.execute(store(), spec, task, ctx.policy).as_dict()
 
 
 @DBOS.step(name="castline.event")
@@ -255,13 +252,40 @@ def publish_step(run_id: str, episode: dict[str, Any]) -> dict[str, Any]:
     return {"output_dir": ctx.output_dir, "files": [item.name for item in written]}
 
 
-def _call(ctx: RunContext, step_key: str, stage: str, role: str, task: Task[Any]) -> Any:
-    outcome = call_step(ctx.run_id, step_key, stage, role, task.kind, task.model_dump(mode="json"))
-    return task.parse_output(outcome["output"])
+class DurableSteps:
+    """The pipeline's `Steps`, each one a DBOS step or child workflow."""
 
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
 
-def _event(ctx: RunContext, kind: str, message: str, stage: str | None, **data: Any) -> None:
-    event_step(ctx.run_id, kind, stage, message, data)
+    def call(self, step_key: str, stage: str, role: str, task: Task[Any]) -> dict[str, Any]:
+        payload = task.model_dump(mode="json")
+        return call_step(self.ctx.run_id, step_key, stage, role, task.kind, payload)
+
+    def research(self, questions: list[Question]) -> list[dict[str, Any]]:
+        handles = [
+            DBOS.start_workflow(research_question, self.ctx.run_id, i, q.model_dump(mode="json"))
+            for i, q in enumerate(questions)
+        ]
+        return [handle.get_result() for handle in handles]
+
+    def event(self, kind: str, message: str, stage: str | None, **data: Any) -> None:
+        event_step(self.ctx.run_id, kind, stage, message, data)
+
+    def review(
+        self, round_: int, outline: Outline, script: Script, kb: KnowledgeBase
+    ) -> list[Verdict]:
+        verdicts = review_step(
+            self.ctx.run_id,
+            round_,
+            outline.model_dump(mode="json"),
+            script.model_dump(mode="json"),
+            kb.model_dump(mode="json"),
+        )
+        return [Verdict.model_validate(v) for v in verdicts]
+
+    def publish(self, episode: Episode) -> dict[str, Any]:
+        return publish_step(self.ctx.run_id, episode.model_dump(mode="json"))
 
 
 # Workflows
@@ -271,169 +295,11 @@ def _event(ctx: RunContext, kind: str, message: str, stage: str | None, **data: 
 def research_question(run_id: str, index: int, question: dict[str, Any]) -> dict[str, Any]:
     ctx = context(run_id)
     task = research.research_task(ctx, Question.model_validate(question))
-    findings: Findings = _call(ctx, f"research.question.{index}", "research", "researcher", task)
-    return findings.model_dump(mode="json")
+    return DurableSteps(ctx).call(f"research.question.{index}", "research", "researcher", task)
 
 
 @DBOS.workflow(name="castline.episode")
 def episode_workflow(run_id: str) -> dict[str, Any]:
     ctx = context(run_id)
-    kb = _research(ctx)
-
-    _event(ctx, "stage", "planning the episode", "plan")
-    outline: Outline = _call(ctx, "plan.outline", "plan", "planner", plan.plan_task(ctx, kb))
-
-    _event(ctx, "stage", f"writing {len(outline.segments)} segments", "write")
-    drafts: dict[str, list[Any]] = {}
-    for segment in outline.segments:
-        task = write.segment_task(ctx, outline, segment, kb)
-        draft: SegmentDraft = _call(ctx, f"write.{segment.id}", "write", "writer", task)
-        drafts[segment.id] = draft.turns
-    script = write.assemble(outline, drafts)
-
-    script, verdicts = _review_and_polish(ctx, outline, script, kb)
-    blocking = review.blocking(verdicts)
-
-    _event(ctx, "stage", "publishing", "publish")
-    episode = Episode(
-        run_id=run_id,
-        show_title=ctx.show.show.title,
-        topic=ctx.topic,
-        offline=ctx.routing.offline,
-        outline=outline,
-        script=script,
-        knowledge_base=kb,
-        sources=ctx.sources,
-        verdicts=verdicts,
-        accepted=not blocking,
-    )
-    published = publish_step(run_id, episode.model_dump(mode="json"))
-    return {
-        "accepted": not blocking,
-        "blocking": [f.message for f in blocking],
-        "output_dir": published["output_dir"],
-        "words": script.word_count,
-    }
-
-
-def _research(ctx: RunContext) -> KnowledgeBase:
-    _event(ctx, "stage", "generating research questions", "research")
-    proposed: Questions = _call(
-        ctx, "research.questions", "research", "researcher", research.questions_task(ctx)
-    )
-    limit = ctx.show.research.max_questions
-    decision: FanoutDecision = _call(
-        ctx,
-        "orchestrate.fanout",
-        "research",
-        "orchestrator",
-        FanoutTask(topic=ctx.topic, questions=proposed.questions, max_questions=limit),
-    )
-    guarded = guard_fanout(decision, proposed.questions, limit)
-    chosen = [proposed.questions[i] for i in guarded.selected]
-    _event(
-        ctx,
-        "decision",
-        f"research fan-out: {len(chosen)} of {len(proposed.questions)} questions. "
-        f"{guarded.rationale}",
-        "research",
-        selected=guarded.selected,
-        rationale=guarded.rationale,
-        overrides=guarded.overrides,
-    )
-    handles = [
-        DBOS.start_workflow(research_question, ctx.run_id, index, q.model_dump(mode="json"))
-        for index, q in enumerate(chosen)
-    ]
-    findings = [Findings.model_validate(handle.get_result()) for handle in handles]
-    kb: KnowledgeBase = _call(
-        ctx,
-        "research.synthesis",
-        "research",
-        "researcher",
-        research.synthesis_task(ctx, chosen, findings),
-    )
-    _event(
-        ctx,
-        "knowledge-base",
-        f"{len(kb.notes)} notes in {len(kb.themes)} themes",
-        "research",
-        notes=len(kb.notes),
-        themes=[theme.title for theme in kb.themes],
-    )
-    return kb
-
-
-def _review_and_polish(
-    ctx: RunContext, outline: Outline, script: Script, kb: KnowledgeBase
-) -> tuple[Script, list[Verdict]]:
-    max_rounds = ctx.show.quality.max_revision_rounds
-    round_ = 0
-    while True:
-        _event(ctx, "stage", f"reviewing (round {round_})", "review")
-        verdicts = [
-            Verdict.model_validate(v)
-            for v in review_step(
-                ctx.run_id,
-                round_,
-                outline.model_dump(mode="json"),
-                script.model_dump(mode="json"),
-                kb.model_dump(mode="json"),
-            )
-        ]
-        blocking = review.blocking(verdicts)
-        if not blocking:
-            _event(ctx, "decision", "accepted: no blocking findings", "review", round=round_)
-            return script, verdicts
-        decision: ReviewDecision = _call(
-            ctx,
-            f"orchestrate.review.{round_}",
-            "review",
-            "orchestrator",
-            ReviewDecisionTask(round=round_, max_rounds=max_rounds, findings=blocking),
-        )
-        plan_ = guard_review(
-            decision,
-            blocking,
-            round_=round_,
-            max_rounds=max_rounds,
-            segments=[s.id for s in outline.segments],
-        )
-        action = f"revise {', '.join(plan_.revise)}" if plan_.revise else "stop revising"
-        _event(
-            ctx,
-            "decision",
-            f"after review round {round_}: {action}. {plan_.rationale}",
-            "review",
-            round=round_,
-            action=decision.action,
-            revise=plan_.revise,
-            rationale=plan_.rationale,
-            overrides=plan_.overrides,
-        )
-        if not plan_.revise:
-            return script, verdicts
-        round_ += 1
-        _event(ctx, "stage", f"polishing {', '.join(plan_.revise)} (round {round_})", "polish")
-        for segment_id in plan_.revise:
-            script = _revise(ctx, outline, script, kb, segment_id, blocking, round_)
-
-
-def _revise(
-    ctx: RunContext,
-    outline: Outline,
-    script: Script,
-    kb: KnowledgeBase,
-    segment_id: str,
-    findings: list[Finding],
-    round_: int,
-) -> Script:
-    segment = outline.segment(segment_id)
-    task: Task[Any]
-    if script.segment_turns(segment_id):
-        task = polish.polish_task(ctx, outline, script, kb, segment_id, findings)
-    else:
-        task = write.segment_task(ctx, outline, segment, kb)
-    draft: SegmentDraft = _call(ctx, f"polish.{round_}.{segment_id}", "polish", "polisher", task)
-    turns = [turn.model_copy(update={"segment": segment_id}) for turn in draft.turns]
-    return script.replace_segment(segment_id, turns)
+    result: dict[str, Any] = Pipeline(ctx, DurableSteps(ctx)).run()
+    return result

@@ -199,7 +199,9 @@ def test_unknown_key_deep_in_a_section() -> None:
 
     assert line_of(problem) == 14
     assert "budget.currency: unknown key 'currency'" in problem
-    assert problem.endswith("allowed here: orchestration_share, per_episode")
+    assert problem.endswith(
+        "allowed here: allocations, degrade_at, orchestration_share, per_episode, warn_at"
+    )
 
 
 def test_every_problem_is_reported() -> None:

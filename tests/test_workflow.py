@@ -89,10 +89,10 @@ def test_every_call_is_recorded_with_prompt_usage_and_shadow_cost(show_copy: Pat
 def test_failed_stage_resumes_without_repeating_finished_steps(show_copy: Path) -> None:
     scripted = ScriptedProvider()
     registry.use(scripted)
-    # both models of the writer's chain fail on the third segment
+    # every model of the writer's chain, then the fallback model, fails on the third segment
     scripted.enqueue("write", lambda task: registry.get("offline").complete(task, "x").output)
     scripted.enqueue("write", lambda task: registry.get("offline").complete(task, "x").output)
-    scripted.fail("write", "overloaded", times=2)
+    scripted.fail("write", "overloaded", times=3)
 
     with pytest.raises(StageFailed, match="write") as failure:
         production.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES, provider="scripted")
@@ -106,6 +106,7 @@ def test_failed_stage_resumes_without_repeating_finished_steps(show_copy: Path) 
     assert [c.priced_as for c in failed] == [
         "anthropic:claude-opus-4-6",
         "anthropic:claude-sonnet-4-6",
+        "anthropic:claude-haiku-4-5",
     ]
 
     outcome = production.resume(run_id)

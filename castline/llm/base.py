@@ -78,5 +78,13 @@ class Provider(ABC):
     offline: ClassVar[bool] = False
 
     @abstractmethod
-    def complete(self, task: Task[OutT], model: str) -> Result[OutT]:
-        """Answer one task with one model; raise `ProviderError` when the call fails."""
+    def complete(
+        self, task: Task[OutT], model: str, *, max_tokens: int | None = None
+    ) -> Result[OutT]:
+        """Answer one task with one model in at most `max_tokens` output tokens (default: the
+        task's own limit); raise `ProviderError` when the call fails."""
+
+    def count_tokens(self, task: Task[Any], model: str) -> int | None:
+        """The exact input tokens of the task's prompt where the provider can count them
+        (reservations then need no safety margin); None where it cannot."""
+        return None

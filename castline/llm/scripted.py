@@ -37,13 +37,15 @@ class ScriptedProvider(Provider):
     def fail(self, kind: str, message: str = "scripted failure", *, times: int = 1) -> None:
         self.enqueue(kind, *[ScriptedFailure(message) for _ in range(times)])
 
-    def complete(self, task: Task[OutT], model: str) -> Result[OutT]:
+    def complete(
+        self, task: Task[OutT], model: str, *, max_tokens: int | None = None
+    ) -> Result[OutT]:
         with self._lock:
             self.calls.append((task.kind, model))
             queue = self._queues.get(task.kind)
             reply = queue.popleft() if queue else None
         if reply is None:
-            return self.fallback.complete(task, model)
+            return self.fallback.complete(task, model, max_tokens=max_tokens)
         if isinstance(reply, Exception):
             raise reply
         if callable(reply) and not isinstance(reply, BaseModel):

@@ -134,7 +134,7 @@ class SynthesisTask(Task[KnowledgeBase]):
         "(N1, N2, ...), and group notes into themes, one per research question."
     )
     output_type: ClassVar[type[BaseModel]] = KnowledgeBase
-    max_output_tokens: ClassVar[int] = 8000
+    max_output_tokens: ClassVar[int] = 16000
 
     topic: str
     questions: list[Question]

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+from castline.budget.policy import BudgetPolicy
+from castline.budget.prices import Pricer
 from castline.config import Show
 from castline.domain import Source
 from castline.llm.registry import Routing
@@ -28,6 +30,10 @@ class RunContext:
     @cached_property
     def brief(self) -> ShowBrief:
         return ShowBrief.of(self.show)
+
+    @cached_property
+    def policy(self) -> BudgetPolicy:
+        return BudgetPolicy(self.show.budget, Pricer(self.show.prices))
 
     @cached_property
     def source_titles(self) -> dict[str, str]:

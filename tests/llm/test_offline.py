@@ -770,8 +770,10 @@ def test_scripted_provider_validates_replies(questions: list[Question]) -> None:
 
 def test_scripted_provider_uses_the_given_fallback(questions: list[Question]) -> None:
     class Fixed(OfflineProvider):
-        def complete(self, task: Task[OutT], model: str) -> Result[OutT]:
-            return super().complete(task, "fixed:" + model)
+        def complete(
+            self, task: Task[OutT], model: str, *, max_tokens: int | None = None
+        ) -> Result[OutT]:
+            return super().complete(task, "fixed:" + model, max_tokens=max_tokens)
 
     scripted = ScriptedProvider(fallback=Fixed())
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from castline.domain import KnowledgeBase, Note, Theme
+from castline.domain import KnowledgeBase
+from castline.knowledge import merge_findings
 from castline.llm.tasks import (
     FanoutDecision,
     FanoutTask,
@@ -124,28 +125,5 @@ def _quotable(sentence: str) -> bool:
 
 
 def synthesis(task: SynthesisTask) -> KnowledgeBase:
-    """Deduplicate notes across questions (first question wins) and group them into themes."""
-    notes: list[Note] = []
-    themes: list[Theme] = []
-    seen: set[str] = set()
-    for index, (question, found) in enumerate(zip(task.questions, task.findings, strict=True)):
-        ids: list[str] = []
-        for item in found.notes:
-            key = " ".join(item.quote.split()).casefold()
-            if key in seen:
-                continue
-            seen.add(key)
-            note = Note(
-                id=f"N{len(notes) + 1}",
-                claim=item.claim,
-                source_id=item.source_id,
-                quote=item.quote,
-                question=index,
-            )
-            notes.append(note)
-            ids.append(note.id)
-        if ids:
-            themes.append(
-                Theme(title=question.focus or task.topic, question=question.text, note_ids=ids)
-            )
-    return KnowledgeBase(topic=task.topic, themes=themes, notes=notes)
+    """Offline, synthesis is the deterministic merge castline also falls back on."""
+    return merge_findings(task)

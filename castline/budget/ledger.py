@@ -1,0 +1,242 @@
+"""The budget ledger: every call reserves its worst case before it is made, atomically.
+
+A reservation is a row of `calls` in status `started` carrying `reserved_nanos`; settling turns
+it into status `ok` with its real cost and no reservation; a failure releases it. Spend is the sum
+of settled rows, so it is derived from recorded step results and a replay cannot count anything
+twice. The check and the insert happen in one transaction that holds the write lock (SQLite
+`BEGIN IMMEDIATE`, Postgres `SELECT ... FOR UPDATE` on the run's row), so at every instant, across
+threads and processes:
+
+    settled + reserved <= budget
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from castline.budget.policy import (
+    BudgetPolicy,
+    Candidate,
+    CandidateFactory,
+    Mode,
+    Totals,
+    allocation_key,
+    later,
+    mode_for,
+)
+from castline.store import Store, calls, events, from_nanos, runs, to_nanos
+
+
+@dataclass(frozen=True)
+class Reservation:
+    call_id: int
+    candidate: Candidate
+    mode: Mode
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """No acceptable way to make the call fits; the numbers say why."""
+
+    mode: Mode
+    budget: Decimal
+    committed: Decimal
+    headroom: Decimal
+    cheapest: Decimal | None
+
+    @property
+    def message(self) -> str:
+        need = f"at least ${self.cheapest:.6f}" if self.cheapest is not None else "a call"
+        return (
+            f"budget ${self.budget:.2f}: ${self.committed:.6f} committed, ${self.headroom:.6f} "
+            f"available to this stage, this call needs {need}"
+        )
+
+
+class Ledger:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def reserve(
+        self,
+        run_id: str,
+        policy: BudgetPolicy,
+        candidates: CandidateFactory,
+        **call: Any,
+    ) -> Reservation | Refusal:
+        """Reserve the first candidate that fits, or record the call as refused.
+
+        `call` holds the `calls` columns that describe the call (step_key, stage, role, ...).
+        """
+        key = allocation_key(call["stage"], call["role"])
+        with self.store.exclusive() as connection:
+            budget, recorded_mode, peak = connection.execute(
+                sa.select(runs.c.budget_nanos, runs.c.budget_mode, runs.c.peak_reserved_nanos)
+                .where(runs.c.id == run_id)
+                .with_for_update()
+            ).one()
+            totals = _totals(connection, run_id)
+            limit = from_nanos(budget)
+            mode = later(recorded_mode, mode_for(totals.committed, policy.budget))
+            self._record_mode(connection, run_id, recorded_mode, mode, totals, limit)
+            headroom = policy.headroom(key, totals)
+            ladder = candidates(mode)
+            chosen = next((c for c in ladder if c.worst_case <= headroom), None)
+            now = time.time()
+            if chosen is None:
+                connection.execute(
+                    calls.insert().values(
+                        **call,
+                        run_id=run_id,
+                        provider=ladder[0].route.provider if ladder else "none",
+                        model=ladder[0].route.model if ladder else "none",
+                        priced_as=ladder[0].route.priced_as if ladder else "none",
+                        status="refused",
+                        started_at=now,
+                        finished_at=now,
+                        error="budget",
+                    )
+                )
+                refusal = Refusal(
+                    mode=mode,
+                    budget=limit,
+                    committed=totals.committed,
+                    headroom=headroom,
+                    cheapest=ladder[-1].worst_case if ladder else None,
+                )
+                _event(
+                    connection,
+                    run_id,
+                    "budget-refused",
+                    f"{call['step_key']} refused: {refusal.message}",
+                    call["stage"],
+                    {
+                        "budget": str(limit),
+                        "committed": str(totals.committed),
+                        "headroom": str(headroom),
+                        "cheapest": str(refusal.cheapest),
+                        "allocation": key,
+                    },
+                )
+                return refusal
+            result = connection.execute(
+                calls.insert().values(
+                    **call,
+                    run_id=run_id,
+                    provider=chosen.route.provider,
+                    model=chosen.route.model,
+                    priced_as=chosen.route.priced_as,
+                    status="started",
+                    started_at=now,
+                    reserved_nanos=to_nanos(chosen.worst_case),
+                    batch=chosen.batch,
+                    max_tokens=chosen.max_tokens,
+                    budget_note=chosen.note or None,
+                )
+            )
+            reserved_now = to_nanos(totals.reserved + chosen.worst_case)
+            if reserved_now > peak:
+                connection.execute(
+                    runs.update()
+                    .where(runs.c.id == run_id)
+                    .values(peak_reserved_nanos=reserved_now)
+                )
+            if chosen.note:
+                _event(
+                    connection,
+                    run_id,
+                    "budget-degraded",
+                    f"{call['step_key']}: {chosen.note} to fit the budget "
+                    f"(worst case ${chosen.worst_case:.6f}, ${headroom:.6f} available)",
+                    call["stage"],
+                    {"worst_case": str(chosen.worst_case), "headroom": str(headroom)},
+                )
+            key_id = result.inserted_primary_key
+            assert key_id is not None
+            return Reservation(int(key_id[0]), chosen, mode)
+
+    def _record_mode(
+        self,
+        connection: Connection,
+        run_id: str,
+        before: Mode,
+        after: Mode,
+        totals: Totals,
+        limit: Decimal,
+    ) -> None:
+        if after == before:
+            return
+        connection.execute(runs.update().where(runs.c.id == run_id).values(budget_mode=after))
+        share = totals.committed / limit
+        _event(
+            connection,
+            run_id,
+            "budget-mode",
+            f"budget mode {before} -> {after}: ${totals.committed:.6f} of ${limit:.2f} "
+            f"committed ({share:.1%})",
+            None,
+            {"from": before, "to": after, "committed": str(totals.committed), "budget": str(limit)},
+        )
+
+    def release_stale(self, run_id: str) -> int:
+        """Release the reservations of calls that were in flight when their process died."""
+        with self.store.exclusive() as connection:
+            result = connection.execute(
+                calls.update()
+                .where(calls.c.run_id == run_id, calls.c.status == "started")
+                .values(status="abandoned", reserved_nanos=0, finished_at=time.time())
+            )
+            return int(result.rowcount or 0)
+
+    def totals(self, run_id: str) -> Totals:
+        with self.store.engine.connect() as connection:
+            return _totals(connection, run_id)
+
+
+def _totals(connection: Connection, run_id: str) -> Totals:
+    rows = connection.execute(
+        sa.select(
+            calls.c.stage,
+            calls.c.role,
+            sa.func.sum(calls.c.cost_nanos),
+            sa.func.sum(calls.c.reserved_nanos),
+        )
+        .where(calls.c.run_id == run_id, calls.c.status.in_(("ok", "started")))
+        .group_by(calls.c.stage, calls.c.role)
+    ).all()
+    by_key: dict[str, Decimal] = {}
+    committed = reserved = Decimal(0)
+    for stage, role, settled, held in rows:
+        amount = from_nanos(int(settled or 0) + int(held or 0))
+        key = allocation_key(stage, role)
+        by_key[key] = by_key.get(key, Decimal(0)) + amount
+        committed += amount
+        reserved += from_nanos(int(held or 0))
+    return Totals(committed=committed, reserved=reserved, by_key=by_key)
+
+
+def _event(
+    connection: Connection,
+    run_id: str,
+    kind: str,
+    message: str,
+    stage: str | None,
+    data: dict[str, Any],
+) -> None:
+    connection.execute(
+        events.insert().values(
+            run_id=run_id,
+            ts=time.time(),
+            kind=kind,
+            stage=stage,
+            message=message,
+            data=json.dumps(data),
+        )
+    )
