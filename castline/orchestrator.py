@@ -50,14 +50,19 @@ def guard_review(
     round_: int,
     max_rounds: int,
     segments: list[str],
+    previous: list[Finding] | None = None,
 ) -> ReviewPlan:
-    """Revise only flagged segments, only while rounds remain; never accept blocking findings
-    while a round is left to fix them."""
+    """Revise only flagged segments, only while rounds remain and the last round made progress;
+    never accept blocking findings while a useful round is left to fix them."""
     overrides: list[str] = []
     flagged = [s for s in segments if any(f.segment == s for f in blocking)]
     if round_ >= max_rounds:
         if decision.action == "revise":
             overrides.append(f"no revision rounds left ({max_rounds} allowed)")
+        return ReviewPlan([], decision.rationale, overrides)
+    if previous is not None and _kinds(previous) == _kinds(blocking):
+        if decision.action == "revise":
+            overrides.append("stopped: the last revision round resolved none of these findings")
         return ReviewPlan([], decision.rationale, overrides)
     if decision.action == "accept":
         if flagged:
@@ -74,3 +79,7 @@ def guard_review(
         overrides.append(f"added flagged segment(s) {', '.join(missing)}")
         chosen += missing
     return ReviewPlan(chosen, decision.rationale, overrides)
+
+
+def _kinds(findings: list[Finding]) -> set[tuple[str, str | None]]:
+    return {(finding.check, finding.segment) for finding in findings}

@@ -77,7 +77,7 @@ class Pipeline:
         self.ctx = ctx
         self.steps = steps
         self.budget = Budgeting()
-        self.revision_refused = False
+        self.first_skip: str | None = None
 
     def call(self, step_key: str, stage: str, role: str, task: Task[Any]) -> Any:
         outcome = self.steps.call(step_key, stage, role, task)
@@ -91,6 +91,7 @@ class Pipeline:
             self.budget.mode = later(self.budget.mode, MODES[MODES.index(mode)])
 
     def _skip(self, what: str, stage: str, reason: str) -> None:
+        self.first_skip = self.first_skip or stage
         self.budget.skipped.append(f"{what}: {reason}")
         self.steps.event("budget-skipped", f"skipped {what}: {reason}", stage)
 
@@ -112,9 +113,10 @@ class Pipeline:
         script = self.write(outline, kb)
         script, verdicts = self.review_and_polish(outline, script, kb)
         blocking = review.blocking(verdicts)
-        if blocking and self.revision_refused and self.budget.halted_at is None:
-            # blocking findings the budget would not pay to revise: halted, not rejected
-            self.budget.halted_at = "polish"
+        if blocking and self.first_skip is not None and self.budget.halted_at is None:
+            # the script fails its checks after work was given up for the budget: the budget,
+            # not the writing, stopped this episode
+            self.budget.halted_at = self.first_skip
         self.steps.event("stage", "publishing", "publish")
         episode = Episode(
             run_id=ctx.run_id,
@@ -249,6 +251,7 @@ class Pipeline:
     ) -> tuple[Script, list[Verdict]]:
         max_rounds = self.ctx.show.quality.max_revision_rounds
         round_ = 0
+        previous: list[Finding] | None = None
         while True:
             self.steps.event("stage", f"reviewing (round {round_})", "review")
             verdicts = self.steps.review(round_, outline, script, kb)
@@ -265,7 +268,9 @@ class Pipeline:
                 round_=round_,
                 max_rounds=max_rounds,
                 segments=[s.id for s in outline.segments],
+                previous=previous,
             )
+            previous = blocking
             action = f"revise {', '.join(plan_.revise)}" if plan_.revise else "stop revising"
             self.steps.event(
                 "decision",
@@ -288,7 +293,6 @@ class Pipeline:
                     script = self._revise(outline, script, kb, segment_id, blocking, round_)
                 except Refused as refused:
                     self._skip(f"polishing {segment_id} (round {round_})", "polish", str(refused))
-                    self.revision_refused = True
                     return script, self.steps.review(round_, outline, script, kb)
 
     def _review_decision(

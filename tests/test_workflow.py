@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,8 @@ def test_sigkill_during_write_then_resume_repeats_no_completed_step(show_copy: P
     assert all(ok[f"write.{segment}"] == 1 for segment in segments)
     assert {t["segment"] for t in episode["script"]["turns"]} == set(segments)
     assert any(e.kind == "resumed" for e in store.events(run_id))
+    # the ledger after the crash: nothing still reserved, nothing settled twice, spend derived
+    # from the settled calls only
+    assert all(c.reserved == 0 for c in after)
+    assert store.run_cost(run_id) == sum((c.cost for c in after if c.status == "ok"), Decimal(0))
+    assert store.run_cost(run_id) <= record.budget

@@ -120,6 +120,7 @@ class BudgetPolicy:
         one costs less at worst than the ones before it."""
         chain, fallback = list(chain), [r for r in fallback if r not in chain]
         routes = chain + fallback
+        preferred = routes[0]
         if mode == "economy" and role not in CREATIVE_ROLES:
             routes = sorted(routes, key=lambda r: self._worst(r, input_tokens, max_tokens))
         elif mode in ("degraded", "halted"):
@@ -138,8 +139,8 @@ class BudgetPolicy:
                     continue
                 cheapest = worst
                 notes = []
-                if route != routes[0]:
-                    notes.append(f"{route.priced_as} instead of {routes[0].priced_as}")
+                if route != preferred:
+                    notes.append(f"{route.priced_as} instead of {preferred.priced_as}")
                 if share != 1:
                     notes.append(f"max_tokens {tokens} instead of {max_tokens}")
                 if batch:

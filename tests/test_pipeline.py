@@ -1,0 +1,64 @@
+"""The pipeline under budget pressure: degrade, skip what code can stand in for, halt with what
+exists, and say why."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+from castline import production
+from castline.config import database_url
+from castline.store import Store
+from tests.conftest import EXAMPLE_SOURCES, EXAMPLE_TOPIC
+
+
+def _with_budget(show: Path, amount: str) -> Path:
+    show.write_text(show.read_text().replace("per_episode: 33.25", f"per_episode: {amount}"))
+    return show
+
+
+def test_default_budget_does_not_degrade(show_copy: Path) -> None:
+    outcome = production.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+
+    assert outcome.status == "completed" and outcome.budget_mode == "normal"
+    assert outcome.skipped == [] and outcome.halted_at is None
+    assert outcome.budget == Decimal("33.25") and outcome.cost < Decimal("2")
+    store = Store(database_url())
+    assert not [e for e in store.events(outcome.run_id) if e.kind.startswith("budget-")]
+    assert all(c.budget_note is None and not c.batch for c in store.calls(outcome.run_id))
+    record = store.get_run(outcome.run_id)
+    assert Decimal(0) < record.peak_reserved <= record.budget  # research runs concurrently
+
+
+def test_fifty_cent_budget_degrades_and_halts_and_says_why(show_copy: Path) -> None:
+    outcome = production.produce(_with_budget(show_copy, "0.50"), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+
+    store = Store(database_url())
+    assert outcome.cost <= Decimal("0.50")
+    assert outcome.status == "halted" and outcome.halted_at is not None
+    assert any(item.startswith("research question") for item in outcome.skipped)
+    refusals = [e for e in store.events(outcome.run_id) if e.kind == "budget-refused"]
+    assert refusals and all(
+        Decimal(e.data["cheapest"]) > Decimal(e.data["headroom"]) for e in refusals
+    )
+    refused = [c for c in store.calls(outcome.run_id) if c.status == "refused"]
+    assert len(refused) == len(refusals)  # every refusal is also a recorded call
+    assert outcome.output_dir is not None
+    episode = json.loads((outcome.output_dir / "episode.json").read_text())
+    assert episode["budget"]["skipped"] == outcome.skipped
+    assert episode["budget"]["halted_at"] == outcome.halted_at
+    assert not episode["accepted"]
+    detail = production.describe(outcome.run_id)
+    assert detail.record.status == "halted"
+    assert sum((c.cost for c in detail.calls), Decimal(0)) == outcome.cost
+
+
+def test_a_budget_too_small_for_any_research_halts_before_writing(show_copy: Path) -> None:
+    outcome = production.produce(_with_budget(show_copy, "0.01"), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+
+    assert outcome.status == "halted" and outcome.halted_at == "research"
+    assert outcome.output_dir is None and outcome.words == 0
+    assert outcome.cost <= Decimal("0.01")
+    store = Store(database_url())
+    assert [c.status for c in store.calls(outcome.run_id)] == ["refused"]
