@@ -30,6 +30,7 @@ from castline.llm.tasks import (
     SynthesisTask,
     WriteSegmentTask,
 )
+from castline.stages import RunContext
 from castline.store import Store
 from castline.text import estimate_tokens
 
@@ -91,6 +92,18 @@ class CallSpec:
     chain: list[Route]
     fallback: list[Route]
     shadow: bool
+
+    @classmethod
+    def of(cls, ctx: RunContext, step_key: str, stage: str, role: str) -> CallSpec:
+        return cls(
+            run_id=ctx.run_id,
+            step_key=step_key,
+            stage=stage,
+            role=role,
+            chain=ctx.routing.chain(role),
+            fallback=ctx.routing.chain("fallback"),
+            shadow=ctx.routing.offline,
+        )
 
 
 def execute(store: Store, spec: CallSpec, task: Task[Any], policy: BudgetPolicy) -> CallOutcome:
@@ -193,6 +206,7 @@ def execute(store: Store, spec: CallSpec, task: Task[Any], policy: BudgetPolicy)
             output_tokens=result.usage.output_tokens,
             cache_read_tokens=result.usage.cache_read_tokens,
             cache_write_tokens=result.usage.cache_write_tokens,
+            cache_write_1h_tokens=result.usage.cache_write_1h_tokens,
             compute_ms=compute_ms,
         )
         return CallOutcome(

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from castline import __version__, production, scaffold
+from castline.budget.report import CostReport
 from castline.errors import ConfigError, RunError
 from castline.store import EventRecord
 
@@ -110,7 +112,77 @@ def produce(show: Path, topic: str, sources: Sequence[Path], provider: str | Non
 
     with _progress() as on_event:
         outcome = _guarded(start)
+    _print_cost(production.describe(outcome.run_id).cost, brief=True)
     _render_outcome(outcome)
+
+
+@cli.command()
+@click.argument("show", type=click.Path(path_type=Path))
+@click.option("--topic", "-t", required=True, help="What the episode is about.")
+@click.option(
+    "--source", "-s", "sources", multiple=True, type=click.Path(path_type=Path),
+    help="A source document (txt, md, html, pdf). Repeat for several.",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the forecast as JSON.")
+def estimate(show: Path, topic: str, sources: Sequence[Path], as_json: bool) -> None:
+    """Forecast an episode's cost per stage and model (low / expected / high), spending nothing.
+
+    The pipeline runs once offline in a scratch store to see the calls the episode will make;
+    expected is their usage at the routed models' prices, low assumes ideal prompt caching and
+    batching, high is every call at its worst case plus the revision rounds left.
+
+    \b
+    Examples:
+      castline estimate show.yaml --topic "Cool roofs" --source notes.md --source paper.pdf
+    """
+    from castline.budget.estimate import estimate as forecast_episode
+
+    forecast = _guarded(lambda: forecast_episode(show, topic, list(sources)))
+    if as_json:
+        rows = [
+            {**asdict(row), "low": str(row.low), "expected": str(row.expected),
+             "high": str(row.high)}
+            for row in forecast.rows
+        ]  # fmt: skip
+        totals = {"low": str(forecast.low), "expected": str(forecast.expected)}
+        totals["high"] = str(forecast.high)
+        click.echo(json.dumps({"budget": str(forecast.budget), "rows": rows, "total": totals}))
+        return
+    table = Table(title=f"forecast: {forecast.show_title}: {forecast.topic}")
+    table.add_column("stage")
+    table.add_column("model")
+    for column in ("calls", "low", "expected", "high"):
+        table.add_column(column, justify="right")
+    for row in forecast.rows:
+        table.add_row(
+            row.stage,
+            row.model,
+            str(row.calls),
+            f"${row.low:,.4f}",
+            f"${row.expected:,.4f}",
+            f"${row.high:,.4f}",
+        )
+    table.add_row(
+        "total",
+        "",
+        "",
+        f"${forecast.low:,.4f}",
+        f"${forecast.expected:,.4f}",
+        f"${forecast.high:,.4f}",
+        style="bold",
+    )
+    console.print(table)
+    share = forecast.expected / forecast.budget
+    console.print(
+        f"budget ${forecast.budget:,.2f}: expected {share:.1%} of it, high "
+        f"{forecast.high / forecast.budget:.1%} (~{forecast.words:,} words offline)",
+        highlight=False,
+    )
+    if forecast.high > forecast.budget:
+        console.print(
+            "[yellow]the worst case exceeds the budget: the run would degrade or halt as the "
+            "budget policy says rather than overspend[/]"
+        )
 
 
 @cli.command()
@@ -183,19 +255,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
     )
     if record.error:
         console.print(f"[red]error:[/] {record.error}", highlight=False)
-    stages = Table(title="cost by stage" + (" (shadow)" if record.offline else ""))
-    for column in ("stage", "calls", "input tok", "output tok", "cost"):
-        stages.add_column(column, justify="left" if column == "stage" else "right")
-    for row in detail.by_stage:
-        stages.add_row(
-            row.stage,
-            str(row.calls),
-            f"{row.input_tokens:,}",
-            f"{row.output_tokens:,}",
-            _money(row.cost, record.offline),
-        )
-    stages.add_row("total", "", "", "", _money(detail.cost, record.offline), style="bold")
-    console.print(stages)
+    _print_cost(detail.cost)
     steps = Table(title="steps")
     for column in ("step", "role", "model", "status", "tokens in/out", "cost"):
         steps.add_column(column)
@@ -248,6 +308,45 @@ def runs_logs(run_id: str, as_json: bool) -> None:
                 f"{_time(event['ts'])}  {event['kind']:<14} {stage}{event['message']}",
                 highlight=False,
             )
+
+
+def _print_cost(report: CostReport, *, brief: bool = False) -> None:
+    """The cost report as tables: by stage (and by role and model unless `brief`), then how the
+    budget was held."""
+    label = "shadow cost, offline" if report.shadow else "cost"
+    groups = [("stage", report.by_stage)]
+    if not brief:
+        groups += [("role", report.by_role), ("model", report.by_model)]
+    for name, rows in groups:
+        table = Table(title=f"{label} by {name}")
+        table.add_column(name)
+        for column in ("calls", "input", "cache write", "cache read", "output", "cost"):
+            table.add_column(column, justify="right")
+        for row in rows:
+            table.add_row(
+                row.key,
+                str(row.calls),
+                f"{row.input_tokens:,}",
+                f"{row.cache_write_tokens:,}",
+                f"{row.cache_read_tokens:,}",
+                f"{row.output_tokens:,}",
+                f"${row.cost:,.4f}",
+            )
+        table.add_row("total", "", "", "", "", "", f"${report.spent:,.4f}", style="bold")
+        console.print(table)
+    console.print(
+        f"budget ${report.budget:,.2f}: spent ${report.spent:,.4f}, left ${report.budget_left:,.4f}"
+        f"; peak reserved ${report.peak_reserved:,.4f}; mode {report.mode}; "
+        f"{report.refused} call(s) refused\n"
+        f"list price ${report.list_price:,.4f}; saved ${report.cache_savings:,.4f} by caching, "
+        f"${report.batch_savings:,.4f} by batching",
+        highlight=False,
+    )
+    for change in report.mode_changes:
+        console.print(
+            f"  mode {change['from']} -> {change['to']} at ${change['committed']} committed",
+            highlight=False,
+        )
 
 
 def _money(amount: Decimal, shadow: bool) -> str:

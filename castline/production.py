@@ -21,11 +21,20 @@ from typing import Any
 from castline import workflow
 from castline.budget.ledger import Ledger
 from castline.budget.prices import Pricer
-from castline.config import load_show
+from castline.budget.report import CostReport, cost_report
+from castline.config import Show, load_show
+from castline.domain import Source
 from castline.errors import ConfigError, ProviderError, RunError, RunNotResumable, StageFailed
-from castline.llm.registry import plan_routing
+from castline.llm.registry import Routing, plan_routing
 from castline.sources import read_sources
-from castline.store import ArtifactRecord, CallRecord, EventRecord, RunRecord, to_nanos
+from castline.store import (
+    ArtifactRecord,
+    CallRecord,
+    EventRecord,
+    RunRecord,
+    Store,
+    to_nanos,
+)
 
 EventCallback = Callable[[EventRecord], None]
 
@@ -61,10 +70,24 @@ def produce(
     return follow(run_id, workflow.start(run_id), on_event)
 
 
-def create_run(
+@dataclass(frozen=True)
+class Prepared:
+    """A run's inputs, validated: everything checked before any money is spent."""
+
+    show_path: Path
+    show: Show
+    topic: str
+    sources: list[Source]
+    routing: Routing
+    provider: str | None
+    read_ms: float
+
+
+def prepare(
     show_path: Path, topic: str, source_paths: Sequence[Path], *, provider: str | None = None
-) -> str:
-    """Validate every input and record a new run; nothing is spent until the workflow starts."""
+) -> Prepared:
+    """Check, in this order, the topic, the show bible, the sources, the routing (provider names
+    and keys) and the prices of every routed model."""
     topic = " ".join(topic.split())
     if not topic:
         raise ConfigError("the topic is empty; pass --topic with what the episode is about")
@@ -80,15 +103,17 @@ def create_run(
     for chain in routing.routes.values():
         for route in chain:
             pricer.check(route.priced_as)
-    run_id = uuid.uuid4().hex[:12]
-    slug = re.sub(r"[^a-z0-9]+", "-", topic.lower()).strip("-")[:48].rstrip("-") or "episode"
-    output_dir = (show_path.parent / show.output_dir / f"{slug}-{run_id[:6]}").resolve()
-    store = workflow.store()
+    return Prepared(show_path, show, topic, sources, routing, provider, read_ms)
+
+
+def record_run(store: Store, prepared: Prepared, run_id: str, output_dir: Path) -> None:
+    """Record a run with a snapshot of its inputs, so that a resume sees exactly these."""
+    show, routing = prepared.show, prepared.routing
     store.create_run(
         id=run_id,
         show_title=show.show.title,
-        show_path=str(show_path.resolve()),
-        topic=topic,
+        show_path=str(prepared.show_path.resolve()),
+        topic=prepared.topic,
         status="running",
         stage="research",
         offline=routing.offline,
@@ -98,24 +123,37 @@ def create_run(
             "routing": {
                 role: [asdict(route) for route in chain] for role, chain in routing.routes.items()
             },
-            "provider": provider,
+            "provider": prepared.provider,
         },
         workflow_id=run_id,
         output_dir=str(output_dir),
         budget_nanos=to_nanos(show.budget.per_episode),
     )
+    sources = prepared.sources
     store.save_sources(run_id, [source.model_dump(mode="json") for source in sources])
     store.add_event(
         run_id,
         "created",
-        f"run created for {show.show.title!r}: {topic!r} from {len(sources)} source(s); "
-        f"{routing.reason}",
+        f"run created for {show.show.title!r}: {prepared.topic!r} from {len(sources)} "
+        f"source(s); {routing.reason}",
         data={
             "sources": [s.id for s in sources],
             "offline": routing.offline,
-            "compute_ms": read_ms,
+            "compute_ms": prepared.read_ms,
         },
     )
+
+
+def create_run(
+    show_path: Path, topic: str, source_paths: Sequence[Path], *, provider: str | None = None
+) -> str:
+    """Validate every input and record a new run; nothing is spent until the workflow starts."""
+    prepared = prepare(show_path, topic, source_paths, provider=provider)
+    run_id = uuid.uuid4().hex[:12]
+    slug = re.sub(r"[^a-z0-9]+", "-", prepared.topic.lower()).strip("-")[:48].rstrip("-")
+    folder = f"{slug or 'episode'}-{run_id[:6]}"
+    output_dir = (prepared.show_path.parent / prepared.show.output_dir / folder).resolve()
+    record_run(workflow.store(), prepared, run_id, output_dir)
     return run_id
 
 
@@ -237,28 +275,17 @@ def display_status(record: RunRecord) -> str:
 
 
 @dataclass(frozen=True)
-class StageCost:
-    stage: str
-    calls: int
-    input_tokens: int
-    output_tokens: int
-    cost: Decimal
-
-
-@dataclass(frozen=True)
 class RunDetail:
     record: RunRecord
     calls: list[CallRecord]
-    by_stage: list[StageCost]
-    cost: Decimal
+    cost: CostReport
     verdicts: list[dict[str, Any]]
     artifacts: list[ArtifactRecord]
 
     def as_json(self) -> dict[str, Any]:
         return {
             "run": {**asdict(self.record), "status": display_status(self.record)},
-            "cost": str(self.cost),
-            "by_stage": [asdict(row) for row in self.by_stage],
+            "cost": self.cost.as_json(),
             "calls": [
                 {k: v for k, v in asdict(call).items() if k not in {"prompt", "response"}}
                 for call in self.calls
@@ -272,31 +299,12 @@ def describe(run_id: str) -> RunDetail:
     """Everything the store knows about one run, summarised for `castline runs show`."""
     store = workflow.store()
     record = store.get_run(run_id)
-    calls = store.calls(record.id)
-    stages: dict[str, list[CallRecord]] = {}
-    for call in calls:
-        if call.status == "ok":
-            stages.setdefault(call.stage, []).append(call)
-    by_stage = [
-        StageCost(
-            stage=stage,
-            calls=len(rows),
-            input_tokens=sum(
-                r.input_tokens + r.cache_read_tokens + r.cache_write_tokens for r in rows
-            ),
-            output_tokens=sum(r.output_tokens for r in rows),
-            cost=sum((r.cost for r in rows), Decimal(0)),
-        )
-        for stage, rows in stages.items()
-    ]
     reviews = [e for e in store.events(record.id) if e.kind == "verdicts"]
-    verdicts = reviews[-1].data.get("verdicts", []) if reviews else []
     return RunDetail(
         record=record,
-        calls=calls,
-        by_stage=by_stage,
-        cost=store.run_cost(record.id),
-        verdicts=verdicts,
+        calls=store.calls(record.id),
+        cost=cost_report(store, record.id),
+        verdicts=reviews[-1].data.get("verdicts", []) if reviews else [],
         artifacts=store.artifacts(record.id),
     )
 

@@ -139,6 +139,7 @@ V2_COLUMNS: dict[str, list[sa.Column[Any]]] = {
     ],
     "calls": [
         sa.Column("reserved_nanos", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("cache_write_1h_tokens", sa.Integer, nullable=False, server_default="0"),
         sa.Column("batch", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("max_tokens", sa.Integer),
         sa.Column("budget_note", sa.Text),
@@ -227,6 +228,7 @@ class CallRecord:
     started_at: float
     finished_at: float | None
     reserved: Decimal
+    cache_write_1h_tokens: int
     batch: bool
     max_tokens: int | None
     budget_note: str | None

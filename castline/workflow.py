@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from dbos import DBOS, DBOSConfig, SetWorkflowID, WorkflowHandle
 
 from castline import __version__, calls
+from castline.budget.report import cost_report
 from castline.config import Show, database_url, state_dir
 from castline.domain import Episode, KnowledgeBase, Outline, Script, Source, Verdict
 from castline.llm.base import Task
@@ -182,15 +183,7 @@ def call_step(
 ) -> dict[str, Any]:
     ctx = context(run_id)
     task = calls.TASK_TYPES[kind].model_validate(payload)
-    spec = calls.CallSpec(
-        run_id=run_id,
-        step_key=step_key,
-        stage=stage,
-        role=role,
-        chain=ctx.routing.chain(role),
-        fallback=ctx.routing.chain("fallback"),
-        shadow=ctx.routing.offline,
-    )
+    spec = calls.CallSpec.of(ctx, step_key, stage, role)
     return calls.execute(store(), spec, task, ctx.policy).as_dict()
 
 
@@ -239,6 +232,8 @@ def publish_step(run_id: str, episode: dict[str, Any]) -> dict[str, Any]:
     parsed = Episode.model_validate(episode)
     written = publish.publish(parsed, Path(ctx.output_dir))
     compute_ms = (time.perf_counter() - started) * 1000
+    report = cost_report(store(), run_id).as_json()
+    written.append(publish.write_json(Path(ctx.output_dir) / "cost-report.json", report))
     for item in written:
         store().add_artifact(run_id, item.name, str(item.path), item.sha256, item.size)
     store().update_run(run_id, episode_title=parsed.script.title)

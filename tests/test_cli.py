@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from rich.console import Console
 
 from castline import cli as cli_module
 from castline.cli import cli
+from castline.config import database_url
+from castline.store import Store
 from tests.conftest import EXAMPLE_SOURCES, EXAMPLE_TOPIC
 
 
@@ -47,14 +50,19 @@ def test_init_then_produce_then_inspect(tmp_path: Path) -> None:
 
     assert produced.exit_code == 0, produced.output
     assert "shadow cost (offline)" in produced.output
+    assert "shadow cost, offline by stage" in produced.output
     run_id = _run_id(produced)
     listing = _run("runs")
     assert run_id in listing.output and "completed" in listing.output
     shown = _run("runs", "show", run_id, "--json")
     detail = json.loads(shown.output)
     assert detail["run"]["status"] == "completed"
-    assert {row["stage"] for row in detail["by_stage"]} >= {"research", "plan", "write"}
+    cost = detail["cost"]
+    assert {row["key"] for row in cost["by_stage"]} >= {"research", "plan", "write"}
+    assert cost["label"] == "shadow cost (offline)" and cost["mode"] == "normal"
+    assert sum(float(row["cost"]) for row in cost["by_model"]) == float(cost["spent"])
     assert {a["name"] for a in detail["artifacts"]} == {
+        "cost-report.json",
         "episode.json",
         "script.md",
         "show-notes.md",
@@ -145,3 +153,23 @@ def test_unknown_provider(show_copy: Path) -> None:
         "produce", str(show_copy), "-t", "x", "-s", str(EXAMPLE_SOURCES[0]), "--provider", "acme"
     )
     assert result.exit_code == 2 and "no provider named 'acme'" in result.output
+
+
+def test_estimate_forecasts_what_an_offline_run_then_costs(show_copy: Path) -> None:
+    args = ["estimate", str(show_copy), "--topic", EXAMPLE_TOPIC, "--json"]
+    for source in EXAMPLE_SOURCES:
+        args += ["--source", str(source)]
+    result = _run(*args)
+    assert result.exit_code == 0, result.output
+    forecast = json.loads(result.output)
+    total = {key: Decimal(value) for key, value in forecast["total"].items()}
+    assert Decimal(0) < total["low"] < total["expected"] < total["high"]
+    stages = [row["stage"] for row in forecast["rows"]]
+    assert stages[0] == "research" and "write" in stages
+    assert "no runs yet" in _run("runs").output  # estimating records no run
+    assert not (show_copy.parent / "episodes").exists()  # and publishes nothing
+
+    assert _produce(show_copy).exit_code == 0
+    [run] = Store(database_url()).list_runs()
+    cost = json.loads((Path(run.output_dir) / "cost-report.json").read_text())
+    assert Decimal(cost["spent"]) == total["expected"]  # the offline run is the forecast

@@ -27,8 +27,10 @@ MILLION = Decimal(1_000_000)
 # castline's provider names to genai-prices' provider ids.
 PRICE_PROVIDER = {"anthropic": "anthropic", "gemini": "google", "openai": "openai"}
 
-# Batch APIs bill half the list price at Anthropic, Google and OpenAI; genai-prices has no batch
-# rates, so the discount is castline's. A show can override it per model.
+# genai-prices prices batch requests for the models whose batch rates it records (asked with
+# `processing: batch`); for others castline applies the vendors' published batch discount to the
+# list price. A show can override the discount per model.
+BATCH_CONTEXT = {"processing": "batch"}
 BATCH_DISCOUNT = {
     "anthropic": Decimal("0.5"),
     "gemini": Decimal("0.5"),
@@ -61,25 +63,50 @@ class Pricer:
     def _table_price(self, route: str) -> ModelPrice | None:
         return self.overrides.get(route) or CASTLINE_PRICES.get(route)
 
+    def _token_rates(self, route: str) -> ModelPrice | None:
+        """The show's (or castline's) token rates for `route`, any rate it leaves out taken from
+        genai-prices; None when the table gives no token rate (genai-prices prices it all)."""
+        table = self._table_price(route)
+        if table is None or all(getattr(table, f) is None for f in TOKEN_RATES):
+            return None
+        missing = {f: None for f in TOKEN_RATES if getattr(table, f) is None}
+        if not missing:
+            return table
+        base = _genai_base_rates(route)
+        if base is None and (table.input is None or table.output is None):
+            raise UnpricedModel(
+                f"the price override for {route!r} needs both input and output, since no "
+                "published price is known to fill in the rest"
+            )
+        filled = {f: (base or {}).get(f) for f in missing}
+        return table.model_copy(update=filled)
+
     def check(self, route: str) -> None:
         """Raise `UnpricedModel` now if `route` cannot be priced."""
         self.cost(route, Usage(input_tokens=1, output_tokens=1))
 
     def cost(self, route: str, usage: Usage, *, batch: bool = False) -> Decimal:
-        """The price in USD of `usage` on `route`, with the batch discount when `batch`."""
-        list_price = self.list_cost(route, usage)
-        return list_price * (1 - self.batch_discount(route)) if batch else list_price
+        """The price in USD of `usage` on `route`, sent through a batch API when `batch`."""
+        if not batch:
+            return self.list_cost(route, usage)
+        table = self._table_price(route)
+        explicit = table is not None and table.batch_discount is not None
+        if self._token_rates(route) is None and not explicit and _genai_has_batch(route):
+            return _genai_cost(route, usage, batch=True)
+        return self.list_cost(route, usage) * (1 - self.batch_discount(route))
 
     def batch_discount(self, route: str) -> Decimal:
+        """The share of the list price a batch saves (on models genai-prices has batch rates
+        for, its own rates are used instead, which may keep cache reads at full price)."""
         table = self._table_price(route)
         if table is not None and table.batch_discount is not None:
             return table.batch_discount
         return BATCH_DISCOUNT.get(route.partition(":")[0], Decimal(0))
 
     def list_cost(self, route: str, usage: Usage) -> Decimal:
-        table = self._table_price(route)
-        if table is not None:
-            return _table_cost(table, usage)
+        rates = self._token_rates(route)
+        if rates is not None:
+            return _table_cost(rates, usage)
         return _genai_cost(route, usage)
 
     def characters_cost(self, route: str, characters: int) -> Decimal:
@@ -131,7 +158,47 @@ def _table_cost(price: ModelPrice, usage: Usage) -> Decimal:
     return total / MILLION
 
 
-def _genai_cost(route: str, usage: Usage) -> Decimal:
+TOKEN_RATES = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
+_GENAI_RATE = {
+    "input": "input_mtok",
+    "output": "output_mtok",
+    "cache_read": "cache_read_mtok",
+    "cache_write": "cache_write_mtok",
+    "cache_write_1h": "cache_write_1h_mtok",
+}
+
+
+@lru_cache(maxsize=256)
+def _genai_base_rates(route: str) -> dict[str, Decimal] | None:
+    """genai-prices' per-million rates for `route` below any tier, or None if it has none."""
+    provider, _, model = route.partition(":")
+    try:
+        found = genai_prices.calc_price(
+            PriceUsage(input_tokens=1, output_tokens=1),
+            model,
+            provider_id=PRICE_PROVIDER.get(provider, provider),
+        )
+    except LookupError:
+        return None
+    rates: dict[str, Decimal] = {}
+    for field, attribute in _GENAI_RATE.items():
+        price = getattr(found.model_price, attribute, None)
+        if price is not None:
+            rates[field] = Decimal(getattr(price, "base", price))
+    return rates
+
+
+@lru_cache(maxsize=256)
+def _genai_has_batch(route: str) -> bool:
+    """Whether genai-prices records batch rates for `route` (its batch price differs)."""
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+    try:
+        return _genai_cost(route, usage, batch=True) != _genai_cost(route, usage)
+    except UnpricedModel:
+        return False
+
+
+def _genai_cost(route: str, usage: Usage, *, batch: bool = False) -> Decimal:
     provider, _, model = route.partition(":")
     extra = {}
     if usage.cache_write_1h_tokens:
@@ -147,6 +214,7 @@ def _genai_cost(route: str, usage: Usage) -> Decimal:
             ),
             model,
             provider_id=PRICE_PROVIDER.get(provider, provider),
+            price_context=BATCH_CONTEXT if batch else None,
         )
     except LookupError as exc:
         raise UnpricedModel(

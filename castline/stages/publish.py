@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from castline.domain import Episode
 from castline.fileio import write_atomic
@@ -35,6 +37,12 @@ def publish(episode: Episode, directory: Path) -> list[Written]:
         digest = write_atomic(path, text)
         written.append(Written(name, path, digest, len(text.encode("utf-8"))))
     return written
+
+
+def write_json(path: Path, data: dict[str, Any]) -> Written:
+    text = json.dumps(data, indent=2)
+    digest = write_atomic(path, text)
+    return Written(path.name, path, digest, len(text.encode("utf-8")))
 
 
 def _source_numbers(episode: Episode) -> dict[str, int]:
