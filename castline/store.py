@@ -405,15 +405,6 @@ class Store:
             row = connection.execute(query).mappings().first()
         return _call_record(row) if row else None
 
-    def start_call(self, **values: Any) -> int:
-        with self._begin() as connection:
-            result = connection.execute(
-                calls.insert().values(**values, status="started", started_at=time.time())
-            )
-            key = result.inserted_primary_key
-            assert key is not None
-            return int(key[0])
-
     def finish_call(self, call_id: int, *, cost: Decimal, **values: Any) -> None:
         with self._begin() as connection:
             connection.execute(

@@ -8,6 +8,11 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from castline import store as store_module
+from castline.budget.ledger import Ledger, Reservation
+from castline.budget.policy import BudgetPolicy, Candidate
+from castline.budget.prices import Pricer
+from castline.config import Budget
+from castline.llm.registry import Route
 from castline.store import Store, from_nanos, to_nanos
 
 
@@ -47,25 +52,33 @@ def test_run_cost_sums_only_successful_calls(tmp_path: Path) -> None:
         routing_reason="test",
         spec={},
         output_dir="out",
+        budget_nanos=to_nanos(Decimal(10)),
     )
-    common = dict(
-        run_id="r1",
-        stage="write",
-        role="writer",
-        task_kind="write",
-        provider="offline",
-        model="m",
-        priced_as="anthropic:m",
-        prompt="p",
-        shadow=True,
-    )
-    ok = store.start_call(step_key="a", **common)
-    store.finish_call(ok, cost=Decimal("0.125"), response="{}", input_tokens=1, output_tokens=1)
-    failed = store.start_call(step_key="b", **common)
-    store.fail_call(failed, "boom")
-    store.start_call(step_key="c", **common)  # still in flight
+    ledger = Ledger(store)
+    policy = BudgetPolicy(Budget(per_episode=Decimal(10)), Pricer())
+    route = Route("offline", "m", "anthropic:claude-haiku-4-5")
+
+    def reserve(key: str) -> int:
+        reservation = ledger.reserve(
+            "r1",
+            policy,
+            lambda mode: [Candidate(route, 10, False, Decimal("0.5"))],
+            step_key=key,
+            stage="write",
+            role="writer",
+            task_kind="write",
+            prompt="p",
+            shadow=True,
+        )
+        assert isinstance(reservation, Reservation)
+        return reservation.call_id
+
+    store.finish_call(reserve("a"), cost=Decimal("0.125"), response="{}", input_tokens=1)
+    store.fail_call(reserve("b"), "boom")
+    reserve("c")  # still in flight: reserved, not spent
 
     assert store.run_cost("r1") == Decimal("0.125")
     assert store.costs() == {"r1": Decimal("0.125")}
     assert store.completed_call("r1", "a") is not None
     assert store.completed_call("r1", "b") is None
+    assert ledger.totals("r1").committed == Decimal("0.625")  # 0.125 spent + 0.5 reserved
