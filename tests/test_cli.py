@@ -173,3 +173,15 @@ def test_estimate_forecasts_what_an_offline_run_then_costs(show_copy: Path) -> N
     [run] = Store(database_url()).list_runs()
     cost = json.loads((Path(run.output_dir) / "cost-report.json").read_text())
     assert Decimal(cost["spent"]) == total["expected"]  # the offline run is the forecast
+
+
+def test_an_unpriced_model_stops_the_run_before_it_starts(show_copy: Path) -> None:
+    show_copy.write_text(
+        show_copy.read_text() + "routing:\n  writer: ['anthropic:claude-imaginary-9']\n"
+    )
+    result = _produce(show_copy)
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert "no price is known for 'anthropic:claude-imaginary-9'" in message
+    assert "prices:" in message  # says how to add an override
+    assert "no runs yet" in _run("runs").output
