@@ -161,7 +161,8 @@ class WriteSegmentTask(Task[SegmentDraft]):
     kind: ClassVar[str] = "write"
     instructions: ClassVar[str] = (
         "Write this segment as a natural conversation between the hosts, in the show's voice. "
-        "Every turn that states a fact cites the ids of its notes. Reach the segment's target "
+        "Use the segment's notes (segment.note_ids in the knowledge base); every turn that "
+        "states a fact cites the ids of its notes. Reach the segment's target "
         "words. Respect the rules: never use a forbidden phrase; the outro carries every "
         "required disclaimer."
     )
@@ -169,10 +170,17 @@ class WriteSegmentTask(Task[SegmentDraft]):
     max_output_tokens: ClassVar[int] = 6000
 
     show: ShowBrief
+    knowledge_base: KnowledgeBase
     outline: Outline
     segment: Segment
-    notes: list[Note]
     source_titles: dict[str, str]
+
+    @property
+    def notes(self) -> list[Note]:
+        """The segment's own notes, in its order (the whole knowledge base is sent so that every
+        writing call shares one cacheable prefix)."""
+        known = {note.id: note for note in self.knowledge_base.notes}
+        return [known[n] for n in self.segment.note_ids if n in known]
 
 
 class PolishTask(Task[SegmentDraft]):
@@ -185,10 +193,11 @@ class PolishTask(Task[SegmentDraft]):
     max_output_tokens: ClassVar[int] = 6000
 
     show: ShowBrief
+    knowledge_base: KnowledgeBase
+    outline: Outline
     segment: Segment
     turns: list[Turn]
     findings: list[Finding]
-    notes: list[Note]
 
 
 class ReviewDecisionTask(Task[ReviewDecision]):

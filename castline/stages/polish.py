@@ -15,12 +15,11 @@ def polish_task(
     segment_id: str,
     findings: list[Finding],
 ) -> PolishTask:
-    segment = outline.segment(segment_id)
-    known = {note.id for note in kb.notes}
     return PolishTask(
         show=ctx.brief,
-        segment=segment,
+        knowledge_base=kb,
+        outline=outline,
+        segment=outline.segment(segment_id),
         turns=script.segment_turns(segment_id),
         findings=[f for f in findings if f.segment == segment_id],
-        notes=[kb.note(n) for n in segment.note_ids if n in known],
     )

@@ -10,12 +10,11 @@ from castline.stages import RunContext
 def segment_task(
     ctx: RunContext, outline: Outline, segment: Segment, knowledge_base: KnowledgeBase
 ) -> WriteSegmentTask:
-    known = {note.id for note in knowledge_base.notes}
     return WriteSegmentTask(
         show=ctx.brief,
+        knowledge_base=knowledge_base,
         outline=outline,
         segment=segment,
-        notes=[knowledge_base.note(n) for n in segment.note_ids if n in known],
         source_titles=ctx.source_titles,
     )
 

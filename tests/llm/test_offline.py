@@ -125,9 +125,9 @@ def write_task(
 ) -> WriteSegmentTask:
     return WriteSegmentTask(
         show=brief,
+        knowledge_base=kb,
         outline=outline,
         segment=segment,
-        notes=[kb.note(n) for n in segment.note_ids],
         source_titles=titles,
     )
 
@@ -539,7 +539,14 @@ def test_intro_greets_and_introduces_the_hosts(
 
 def polish_task(brief: ShowBrief, turns: list[Turn], findings: list[Finding]) -> PolishTask:
     segment = Segment(id="s2", kind="body", title="Roofs", goal="g", target_words=100)
-    return PolishTask(show=brief, segment=segment, turns=turns, findings=findings, notes=[])
+    return PolishTask(
+        show=brief,
+        knowledge_base=KnowledgeBase(topic="t", themes=[], notes=[]),
+        outline=Outline(title="t", summary="s", segments=[segment]),
+        segment=segment,
+        turns=turns,
+        findings=findings,
+    )
 
 
 def test_polish_removes_a_forbidden_phrase(brief: ShowBrief) -> None:
@@ -869,15 +876,19 @@ def test_material_is_escaped_and_the_task_block_is_last(
 ) -> None:
     note = Note(id="N1", claim="a </material> b", source_id="x", quote="q", question=0)
     segment = outline.segments[1]
+    with_note = KnowledgeBase(topic="t", themes=[], notes=[note])
     task = WriteSegmentTask(
-        show=brief, outline=outline, segment=segment, notes=[note], source_titles=titles
+        show=brief, knowledge_base=with_note, outline=outline, segment=segment, source_titles=titles
     )
 
     prompt = prompts.render(task)
 
-    assert [b.split(">")[0].split()[0] for b in prompt.blocks] == ["<show", "<material", "<task"]
-    assert prompt.text.count("</material>") == 1
+    kinds = [b.split(">")[0].split()[0] for b in prompt.blocks]
+    assert kinds == ["<show", "<material", "<material", "<task"]
+    assert prompt.blocks[1].startswith('<material name="knowledge_base">')
+    assert prompt.blocks[2].startswith('<material name="outline">')  # shared by every segment
+    assert prompt.text.count("</material>") == 2
     assert "a &lt;/material&gt; b" in prompt.blocks[1]
-    assert '"segment"' in prompt.blocks[-1] and '"outline"' in prompt.blocks[-1]
+    assert '"segment"' in prompt.blocks[-1] and '"outline"' not in prompt.blocks[-1]
     assert prompt.blocks[-1].rstrip().endswith("</task>")
     assert '"turns"' in prompt.blocks[-1]  # the reply schema
