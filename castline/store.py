@@ -321,7 +321,13 @@ class Store:
     def migrate(self) -> list[str]:
         """Apply the migrations not yet recorded; return their names."""
         applied: list[str] = []
-        with self._begin() as connection:
+        # One migrator at a time: SQLite's write lock, or a Postgres advisory lock (DDL is
+        # transactional there, so each migration commits or vanishes with its record).
+        with self.exclusive() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": 7_431_003}
+                )
             schema_migrations.create(connection, checkfirst=True)
             done = set(connection.execute(sa.select(schema_migrations.c.name)).scalars())
             for name, migration in MIGRATIONS:

@@ -1,0 +1,354 @@
+"""The store and the budget ledger on a real PostgreSQL server (opt-in).
+
+Skipped unless CASTLINE_TEST_POSTGRES_URL names a local database, for example
+
+    CASTLINE_TEST_POSTGRES_URL=postgresql+psycopg://castline:castline@127.0.0.1/castline_test
+
+The tests drop and recreate castline's own tables in that database (nothing else), so point it
+at a scratch database. They need the `postgres` extra (psycopg).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from castline.budget.ledger import Ledger, Refusal, Reservation
+from castline.budget.policy import BudgetPolicy, Candidate
+from castline.budget.prices import Pricer
+from castline.config import Budget
+from castline.llm.registry import Route
+from castline.store import MIGRATIONS, Store, calls, events, metadata, to_nanos
+
+URL = os.environ.get("CASTLINE_TEST_POSTGRES_URL", "")
+LOOPBACK = {None, "", "localhost", "127.0.0.1", "::1"}  # None: a Unix socket
+
+pytestmark = [
+    pytest.mark.skipif(not URL, reason="set CASTLINE_TEST_POSTGRES_URL to run the Postgres tests"),
+    pytest.mark.slow,
+]
+
+ROUTE = Route("offline", "claude-haiku-4-5", "anthropic:claude-haiku-4-5")
+REFERENCE_SCHEMA = "castline_schema_reference"
+
+
+@pytest.fixture(scope="module")
+def url() -> str:
+    pytest.importorskip("psycopg")
+    parsed = sa.engine.make_url(URL)
+    if parsed.get_backend_name() != "postgresql":
+        pytest.fail(f"CASTLINE_TEST_POSTGRES_URL is not a postgresql URL: {parsed!r}")
+    if parsed.host not in LOOPBACK:
+        pytest.fail(f"CASTLINE_TEST_POSTGRES_URL must name a local server, not {parsed.host!r}")
+    return URL
+
+
+@pytest.fixture
+def engine(url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(url)
+    yield engine
+    engine.dispose()
+
+
+def _run_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def _create_run(store: Store, run_id: str, limit: Decimal) -> None:
+    store.create_run(
+        id=run_id,
+        show_title="S",
+        show_path="s.yaml",
+        topic="t",
+        status="running",
+        offline=True,
+        routing_reason="test",
+        spec={"k": [1, 2]},
+        output_dir="out",
+        budget_nanos=to_nanos(limit),
+    )
+
+
+def _budget(limit: Decimal) -> Budget:
+    # One allocation takes (nearly) everything, so only the overall budget binds.
+    zero = {stage: Decimal(0) for stage in ("research", "plan", "review", "polish", "voice")}
+    return Budget(
+        per_episode=limit,
+        orchestration_share=Decimal("0.01"),
+        allocations={**zero, "write": Decimal("0.99")},
+    )
+
+
+def _reserve(
+    ledger: Ledger, policy: BudgetPolicy, run_id: str, key: str, amount: Decimal
+) -> Reservation | Refusal:
+    return ledger.reserve(
+        run_id,
+        policy,
+        lambda mode: [Candidate(ROUTE, 100, False, amount)],
+        step_key=key,
+        stage="write",
+        role="writer",
+        task_kind="write",
+        prompt="p",
+        shadow=True,
+    )
+
+
+# -- (a) migrations from blank ------------------------------------------------------------------
+
+
+def _shape(inspector: Any, table: str, schema: str | None) -> dict[str, Any]:
+    """What a reflected table looks like, with the schema name taken out."""
+    columns = [
+        (
+            column["name"],
+            str(column["type"]),
+            column["nullable"],
+            (column.get("default") or "").replace(f"{REFERENCE_SCHEMA}.", ""),
+        )
+        for column in inspector.get_columns(table, schema=schema)
+    ]
+    foreign_keys = sorted(
+        (tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]))
+        for fk in inspector.get_foreign_keys(table, schema=schema)
+    )
+    indexes = sorted(
+        (tuple(index["column_names"]), bool(index["unique"]))
+        for index in inspector.get_indexes(table, schema=schema)
+    )
+    primary_key = inspector.get_pk_constraint(table, schema=schema)["constrained_columns"]
+    return {
+        "columns": columns,
+        "primary_key": primary_key,
+        "foreign_keys": foreign_keys,
+        "indexes": indexes,
+    }
+
+
+def _generic(type_: sa.types.TypeEngine[Any]) -> str:
+    generic = type_.as_generic()
+    # Postgres stores an unqualified FLOAT as DOUBLE PRECISION.
+    return "Double" if isinstance(generic, sa.Float) else repr(generic)
+
+
+def test_migrations_from_blank_build_the_schema_of_the_metadata(engine: sa.Engine) -> None:
+    castline_tables = set(metadata.tables)
+    with engine.begin() as connection:
+        metadata.drop_all(connection, checkfirst=True)
+        connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {REFERENCE_SCHEMA} CASCADE")
+    assert castline_tables.isdisjoint(sa.inspect(engine).get_table_names())
+
+    store = Store(URL)  # migrates
+
+    with store.engine.connect() as connection:
+        applied = connection.execute(
+            sa.text("SELECT name FROM schema_migrations ORDER BY name")
+        ).scalars()
+        assert list(applied) == [name for name, _ in MIGRATIONS]
+    assert store.migrate() == []  # idempotent
+
+    # The reference: the current metadata created directly, in a schema of its own.
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"CREATE SCHEMA {REFERENCE_SCHEMA}")
+            metadata.create_all(
+                connection.execution_options(schema_translate_map={None: REFERENCE_SCHEMA})
+            )
+        inspector = sa.inspect(engine)
+        assert castline_tables <= set(inspector.get_table_names())
+        assert set(inspector.get_table_names(schema=REFERENCE_SCHEMA)) == castline_tables
+        for name, table in metadata.tables.items():
+            migrated = _shape(inspector, name, None)
+            assert migrated == _shape(inspector, name, REFERENCE_SCHEMA), name
+            # and against the Table object itself, column by column
+            reflected = inspector.get_columns(name)
+            assert [c["name"] for c in reflected] == [c.name for c in table.columns]
+            for found, column in zip(reflected, table.columns, strict=True):
+                where = (name, column.name)
+                assert _generic(found["type"]) == _generic(column.type), where
+                assert found["nullable"] == column.nullable, where
+                serial = column is table.autoincrement_column  # nextval() of its sequence
+                has_default = column.server_default is not None or serial
+                assert (found["default"] is not None) == has_default, where
+            assert migrated["primary_key"] == [c.name for c in table.primary_key.columns]
+            assert {fk[0] for fk in migrated["foreign_keys"]} == {
+                (fk.parent.name,) for fk in table.foreign_keys
+            }
+    finally:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {REFERENCE_SCHEMA} CASCADE")
+
+
+# -- the store's own reads and writes -----------------------------------------------------------
+
+
+def test_the_store_round_trips_runs_calls_events_and_artifacts(url: str) -> None:
+    store = Store(url)
+    run_id = _run_id("roundtrip")
+    _create_run(store, run_id, Decimal("2.5"))
+
+    run = store.get_run(run_id)
+    assert run.offline is True and run.spec == {"k": [1, 2]}
+    assert run.budget == Decimal("2.5") and run.budget_mode == "normal"
+    assert run.peak_reserved == 0  # server defaults of migration 0002
+    assert store.get_run(run_id[: len("roundtrip-") + 10]).id == run_id  # unique prefix
+
+    ledger = Ledger(store)
+    policy = BudgetPolicy(_budget(Decimal("2.5")), Pricer())
+    first = _reserve(ledger, policy, run_id, "a", Decimal("1.5"))
+    assert isinstance(first, Reservation)
+    assert isinstance(_reserve(ledger, policy, run_id, "b", Decimal("1.5")), Refusal)
+    store.finish_call(first.call_id, cost=Decimal("1.25"), response="{}", input_tokens=3)
+    [call, refused] = store.calls(run_id)
+    assert call.status == "ok" and call.cost == Decimal("1.25") and call.reserved == 0
+    assert call.batch is False and call.shadow is True and call.cache_write_1h_tokens == 0
+    assert refused.status == "refused" and refused.reserved == 0
+    assert store.completed_call(run_id, "a") == call
+    assert store.run_cost(run_id) == Decimal("1.25") == store.costs()[run_id]
+    assert store.get_run(run_id).peak_reserved == Decimal("1.5")
+
+    stale = _reserve(ledger, policy, run_id, "c", Decimal("1"))
+    assert isinstance(stale, Reservation)
+    assert ledger.release_stale(run_id) == 1
+    assert ledger.totals(run_id).committed == Decimal("1.25")
+
+    store.add_artifact(run_id, "script.md", "out/script.md", "0" * 64, 10)
+    store.add_artifact(run_id, "script.md", "out/script.md", "1" * 64, 11)
+    assert [(a.name, a.bytes) for a in store.artifacts(run_id)] == [("script.md", 11)]
+    kinds = [event.kind for event in store.events(run_id)]
+    assert kinds.count("budget-refused") == 1
+
+
+# -- (b) fifty concurrent calls from five processes ---------------------------------------------
+
+
+WORKER = """
+import json, random, sys, threading, time
+from decimal import Decimal
+from castline.budget.ledger import Ledger, Refusal
+from castline.budget.policy import BudgetPolicy, Candidate
+from castline.budget.prices import Pricer
+from castline.config import Budget
+from castline.llm.registry import Route
+from castline.store import Store
+
+url, run_id, worker, calls_each = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+store = Store(url)
+ledger = Ledger(store)
+zero = {s: Decimal(0) for s in ("research", "plan", "review", "polish", "voice")}
+budget = Budget(per_episode=Decimal(30), orchestration_share=Decimal("0.01"),
+                allocations={**zero, "write": Decimal("0.99")})
+policy = BudgetPolicy(budget, Pricer())
+route = Route("offline", "m", "anthropic:claude-haiku-4-5")
+accepted = []
+latencies = []
+
+def call(n):
+    key = f"w{worker}.{n}"
+    started = time.perf_counter()
+    result = ledger.reserve(run_id, policy, lambda mode: [Candidate(route, 100, False, Decimal(1))],
+                            step_key=key, stage="write", role="writer", task_kind="write",
+                            prompt="p", shadow=True)
+    latencies.append(time.perf_counter() - started)
+    if isinstance(result, Refusal):
+        return
+    cost = Decimal(random.randint(80, 100)) / 100
+    store.finish_call(result.call_id, cost=cost, response="{}")
+    accepted.append((key, str(cost)))
+
+began = time.perf_counter()
+threads = [threading.Thread(target=call, args=(n,)) for n in range(calls_each)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps({"accepted": accepted, "seconds": time.perf_counter() - began,
+                  "max_reserve_seconds": max(latencies)}))
+"""
+
+
+def test_fifty_concurrent_calls_from_five_processes_never_exceed_the_budget(url: str) -> None:
+    run_id = _run_id("stress")
+    limit = Decimal(30)  # room for ~30 calls reserving $1 each
+    store = Store(url)
+    _create_run(store, run_id, limit)
+    ledger = Ledger(store)
+
+    # Watch the invariant from outside while the workers run.
+    violations: list[Decimal] = []
+    done = threading.Event()
+
+    def monitor() -> None:
+        while not done.is_set():
+            committed = ledger.totals(run_id).committed
+            if committed > limit:
+                violations.append(committed)
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=monitor)
+    watcher.start()
+    began = time.perf_counter()
+    try:
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, url, run_id, str(worker), "10"],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for worker in range(5)
+        ]
+        accepted: list[tuple[str, str]] = []
+        reports: list[dict[str, Any]] = []
+        for process in processes:
+            out, _ = process.communicate(timeout=120)
+            assert process.returncode == 0
+            report = json.loads(out)
+            reports.append(report)
+            accepted += [tuple(item) for item in report["accepted"]]
+    finally:
+        elapsed = time.perf_counter() - began
+        done.set()
+        watcher.join()
+    workers = ", ".join(f"{report['seconds']:.2f}s" for report in reports)
+    slowest = max(report["max_reserve_seconds"] for report in reports)
+    print(
+        f"\npostgres stress: 50 calls from 5 processes in {elapsed:.2f}s (workers {workers}; "
+        f"slowest reserve {slowest:.3f}s); {len(accepted)} accepted"
+    )
+
+    assert violations == []
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(
+                calls.c.step_key, calls.c.status, calls.c.cost_nanos, calls.c.reserved_nanos
+            ).where(calls.c.run_id == run_id)
+        ).all()
+        refusal_events = connection.execute(
+            sa.select(sa.func.count())
+            .select_from(events)
+            .where(events.c.run_id == run_id, events.c.kind == "budget-refused")
+        ).scalar_one()
+    statuses = Counter(status for _, status, _, _ in rows)
+    assert statuses["ok"] == len(accepted)
+    assert statuses["refused"] == 50 - len(accepted) == refusal_events  # every refusal recorded
+    assert len(rows) == 50 and all(reserved == 0 for *_, reserved in rows)  # none left
+    assert len({key for key, *_ in rows}) == 50
+    assert 28 <= len(accepted) <= 37  # $30 of $1 reservations settling at $0.80 to $1.00
+    spend = store.run_cost(run_id)
+    assert spend <= limit
+    assert spend == sum((Decimal(cost) for _, cost in accepted), Decimal(0))
+    assert max(Counter(key for key, status, *_ in rows if status == "ok").values()) == 1
+    totals = ledger.totals(run_id)
+    assert totals.reserved == 0 and totals.committed == spend
+    assert store.get_run(run_id).peak_reserved <= limit
