@@ -1,9 +1,15 @@
-"""One model call, journaled: the unit that a durable step wraps.
+"""One model call, journaled, budgeted and resilient: the unit that a durable step wraps.
 
 Before calling, the journal is consulted: if an earlier attempt of this step already got a reply
 (and the process died before the step's checkpoint was written), that reply is returned instead
-of paying for it again. Each attempt along the role's fallback chain is a row in `calls` with its
-prompt, response, usage and cost.
+of paying for it again. Then, route by route along the role's chain and the fallback chain:
+reserve the worst case, call, and settle; a rate limit is retried on the same route (honouring
+retry-after, unless it asks to wait longer than `retries.max_wait_s`: then the call falls back
+instead of waiting it out); an overload, server error or timeout is retried once, then falls
+back; an unknown model falls back at once with a warning; a spend limit or a bad key takes the
+whole provider out; an invalid request is never retried. A reply that does not validate was
+paid for: its cost is recorded, and the model is asked once to repair it. Every attempt, retry
+and fallback is an audit event with its reason.
 """
 
 from __future__ import annotations
@@ -11,14 +17,16 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from castline.budget.ledger import Ledger, Refusal
+from castline.budget.ledger import Ledger, Refusal, Reservation
 from castline.budget.policy import BudgetPolicy, Candidate, Mode
-from castline.errors import ProviderError
-from castline.llm import prompts, registry
-from castline.llm.base import Result, Task, Usage
+from castline.config import Show
+from castline.errors import MalformedOutput, ProviderError
+from castline.llm import prompts, registry, resilience
+from castline.llm.base import Repair, Result, Task, Usage
 from castline.llm.registry import Route
 from castline.llm.tasks import (
     FanoutTask,
@@ -92,6 +100,7 @@ class CallSpec:
     chain: list[Route]
     fallback: list[Route]
     shadow: bool
+    show: Show
 
     @classmethod
     def of(cls, ctx: RunContext, step_key: str, stage: str, role: str) -> CallSpec:
@@ -103,7 +112,192 @@ class CallSpec:
             chain=ctx.routing.chain(role),
             fallback=ctx.routing.chain("fallback"),
             shadow=ctx.routing.offline,
+            show=ctx.show,
         )
+
+
+class _Call:
+    """One call's journey: routes tried in order, each with its retries, under one budget."""
+
+    def __init__(self, store: Store, spec: CallSpec, task: Task[Any], policy: BudgetPolicy) -> None:
+        self.store = store
+        self.spec = spec
+        self.task = task
+        self.policy = policy
+        self.ledger = Ledger(store)
+        self.prompt = prompts.render(task).text
+        self.retries = spec.show.retries
+        self.excluded: list[Route] = []
+        self.failures: list[str] = []
+
+    def event(self, name: str, message: str, **data: Any) -> None:
+        text = f"{self.spec.step_key}: {message}"
+        self.store.add_event(self.spec.run_id, name, text, stage=self.spec.stage, data=data)
+
+    def usable(self, routes: list[Route]) -> list[Route]:
+        usable = []
+        for route in routes:
+            if route in self.excluded:
+                continue
+            closed = resilience.breaker(route.provider, self.retries).allow()
+            if closed is not None:
+                self.exclude(route, f"{route.label} skipped: {closed}")
+                self.event(
+                    "call-skipped", f"{route.label} skipped: {closed}", route=route.priced_as
+                )
+                continue
+            usable.append(route)
+        return usable
+
+    def exclude(self, route: Route, reason: str) -> None:
+        self.excluded.append(route)
+        self.failures.append(reason)
+
+    def run(self) -> CallOutcome:
+        while True:
+            chain, fallback = self.usable(self.spec.chain), self.usable(self.spec.fallback)
+            if not chain and not fallback:
+                tried = "; ".join(self.failures)
+                raise ProviderError(f"{self.spec.step_key}: every route failed ({tried})")
+            first = (chain or fallback)[0]
+            counted = registry.get(first.provider, self.spec.show).count_tokens(
+                self.task, first.model
+            )
+            input_tokens = counted or math.ceil(estimate_tokens(self.prompt) * INPUT_MARGIN) + 16
+            reservation = self.ledger.reserve(
+                self.spec.run_id,
+                self.policy,
+                self._ladder(chain, fallback, input_tokens),
+                step_key=self.spec.step_key,
+                stage=self.spec.stage,
+                role=self.spec.role,
+                task_kind=self.task.kind,
+                prompt=self.prompt,
+                shadow=self.spec.shadow,
+            )
+            if isinstance(reservation, Refusal):
+                return CallOutcome(None, "", {}, "0", reservation.mode, refusal=reservation.message)
+            try:
+                return self._on_route(reservation, input_tokens)
+            except ProviderError as exc:
+                route = reservation.candidate.route
+                if exc.kind == "invalid_request":
+                    raise  # never retried: the request itself must change
+                if exc.kind in resilience.FATAL_FOR_PROVIDER:
+                    for other in self.spec.chain + self.spec.fallback:
+                        if other.provider == route.provider and other not in self.excluded:
+                            self.exclude(other, f"{other.label}: {exc.kind}")
+                else:
+                    self.exclude(route, f"{route.label}: {exc}")
+                if exc.kind == "not_found":
+                    self.event(
+                        "model-not-found",
+                        f"{route.priced_as} does not exist (retired?); falling back. Update the "
+                        "show's routing.",
+                        route=route.priced_as,
+                    )
+                self.event(
+                    "fallback",
+                    f"giving up on {route.label} ({exc.kind}): {exc}",
+                    route=route.priced_as,
+                    kind=exc.kind,
+                )
+
+    def _ladder(
+        self, chain: list[Route], fallback: list[Route], input_tokens: int
+    ) -> Callable[[Mode], list[Candidate]]:
+        def ladder(mode: Mode) -> list[Candidate]:
+            return self.policy.candidates(
+                mode=mode,
+                role=self.spec.role,
+                kind=self.task.kind,
+                chain=chain,
+                fallback=fallback,
+                input_tokens=input_tokens,
+                max_tokens=self.task.max_output_tokens,
+            )
+
+        return ladder
+
+    def _on_route(self, reservation: Reservation, input_tokens: int) -> CallOutcome:
+        """Call one route until it answers, retrying what may be retried; raise to move on."""
+        candidate = reservation.candidate
+        route = candidate.route
+        provider = registry.get(route.provider, self.spec.show)
+        breaker = resilience.breaker(route.provider, self.retries)
+        limiter = resilience.limiter(
+            route.provider, registry.settings_for(route.provider, self.spec.show)
+        )
+        repair: Repair | None = None
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                with limiter.slot():
+                    result: Result[Any] = provider.complete(
+                        self.task, route.model, max_tokens=candidate.max_tokens, repair=repair
+                    )
+            except MalformedOutput as bad:
+                breaker.record(None)
+                spent = self.policy.pricer.cost(route.priced_as, bad.usage, batch=candidate.batch)
+                if repair is None and self.ledger.recharge(
+                    reservation.call_id, self.spec.run_id, self.policy, spent, candidate.worst_case
+                ):
+                    repair = Repair(raw=bad.raw, error=str(bad))
+                    self.event(
+                        "call-repair",
+                        f"{route.label} replied with invalid JSON, asking once more: {bad}",
+                        route=route.priced_as,
+                        cost=str(spent),
+                    )
+                    continue
+                self.store.fail_call(reservation.call_id, str(bad), spent=spent)
+                raise
+            except ProviderError as exc:
+                breaker.record(exc)
+                retryable = exc.kind == "rate_limit" or exc.kind in resilience.TRIPPING
+                wait = resilience.backoff(attempt, self.retries, exc.retry_after)
+                too_long = exc.retry_after is not None and exc.retry_after > self.retries.max_wait_s
+                if retryable and attempt < self.retries.max_attempts and not too_long:
+                    limit = self.retries.max_attempts if exc.kind == "rate_limit" else 2
+                    if attempt < limit:
+                        self.event(
+                            "call-retry",
+                            f"{route.label} failed ({exc.kind}), retry {attempt} in "
+                            f"{wait:.1f} s: {exc}",
+                            route=route.priced_as,
+                            kind=exc.kind,
+                            wait_s=wait,
+                            attempt=attempt,
+                        )
+                        time.sleep(wait)
+                        continue
+                self.store.fail_call(reservation.call_id, f"{type(exc).__name__}: {exc}")
+                raise
+            breaker.record(None)
+            compute_ms = (time.perf_counter() - started) * 1000
+            cost = self.policy.pricer.cost(route.priced_as, result.usage, batch=candidate.batch)
+            response = result.output.model_dump_json()
+            self.store.finish_call(
+                reservation.call_id,
+                cost=cost,
+                response=response,
+                input_tokens=result.usage.input_tokens,
+                output_tokens=result.usage.output_tokens,
+                cache_read_tokens=result.usage.cache_read_tokens,
+                cache_write_tokens=result.usage.cache_write_tokens,
+                cache_write_1h_tokens=result.usage.cache_write_1h_tokens,
+                compute_ms=compute_ms,
+            )
+            return CallOutcome(
+                output=json.loads(response),
+                route=route.priced_as,
+                usage=_usage_dict(result.usage),
+                cost=str(cost),
+                mode=reservation.mode,
+                note=candidate.note,
+            )
 
 
 def execute(store: Store, spec: CallSpec, task: Task[Any], policy: BudgetPolicy) -> CallOutcome:
@@ -126,97 +320,7 @@ def execute(store: Store, spec: CallSpec, task: Task[Any], policy: BudgetPolicy)
             mode=store.get_run(spec.run_id).budget_mode,
             note=recorded.budget_note or "",
         )
-    prompt = prompts.render(task).text
-    ledger = Ledger(store)
-    failed: list[Route] = []
-    failures: list[str] = []
-    while True:
-        chain = [r for r in spec.chain if r not in failed]
-        fallback = [r for r in spec.fallback if r not in failed]
-        if not chain and not fallback:
-            raise ProviderError(f"{spec.step_key}: every route failed ({'; '.join(failures)})")
-        counted = registry.get((chain or fallback)[0].provider).count_tokens(
-            task, (chain or fallback)[0].model
-        )
-        input_tokens = counted or math.ceil(estimate_tokens(prompt) * INPUT_MARGIN) + 16
-
-        def ladder(
-            mode: Mode,
-            chain: list[Route] = chain,
-            fallback: list[Route] = fallback,
-            input_tokens: int = input_tokens,
-        ) -> list[Candidate]:
-            return policy.candidates(
-                mode=mode,
-                role=spec.role,
-                kind=task.kind,
-                chain=chain,
-                fallback=fallback,
-                input_tokens=input_tokens,
-                max_tokens=task.max_output_tokens,
-            )
-
-        reservation = ledger.reserve(
-            spec.run_id,
-            policy,
-            ladder,
-            step_key=spec.step_key,
-            stage=spec.stage,
-            role=spec.role,
-            task_kind=task.kind,
-            prompt=prompt,
-            shadow=spec.shadow,
-        )
-        if isinstance(reservation, Refusal):
-            return CallOutcome(
-                output=None,
-                route="",
-                usage={},
-                cost="0",
-                mode=reservation.mode,
-                refusal=reservation.message,
-            )
-        candidate = reservation.candidate
-        route = candidate.route
-        started = time.perf_counter()
-        try:
-            result: Result[Any] = registry.get(route.provider).complete(
-                task, route.model, max_tokens=candidate.max_tokens
-            )
-        except ProviderError as exc:
-            store.fail_call(reservation.call_id, f"{type(exc).__name__}: {exc}")
-            store.add_event(
-                spec.run_id,
-                "call-failed",
-                f"{spec.step_key} on {route.label} failed: {exc}",
-                stage=spec.stage,
-                data={"route": route.priced_as, "error": str(exc)},
-            )
-            failed.append(route)
-            failures.append(f"{route.label}: {exc}")
-            continue
-        compute_ms = (time.perf_counter() - started) * 1000
-        cost = policy.pricer.cost(route.priced_as, result.usage, batch=candidate.batch)
-        response = result.output.model_dump_json()
-        store.finish_call(
-            reservation.call_id,
-            cost=cost,
-            response=response,
-            input_tokens=result.usage.input_tokens,
-            output_tokens=result.usage.output_tokens,
-            cache_read_tokens=result.usage.cache_read_tokens,
-            cache_write_tokens=result.usage.cache_write_tokens,
-            cache_write_1h_tokens=result.usage.cache_write_1h_tokens,
-            compute_ms=compute_ms,
-        )
-        return CallOutcome(
-            output=json.loads(response),
-            route=route.priced_as,
-            usage=_usage_dict(result.usage),
-            cost=str(cost),
-            mode=reservation.mode,
-            note=candidate.note,
-        )
+    return _Call(store, spec, task, policy).run()
 
 
 def _usage_dict(usage: Usage | Any) -> dict[str, int]:

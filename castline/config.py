@@ -164,6 +164,32 @@ class ModelPrice(_Strict):
     batch_discount: Annotated[Decimal, Field(ge=0, le=1)] | None = None
 
 
+class ProviderSettings(_Strict):
+    """How to reach one provider. The wire format (`api`) is kept apart from the endpoint and the
+    credentials, so one OpenAI-compatible adapter serves OpenAI, Ollama, vLLM, llama.cpp and
+    LM Studio under names of your choosing."""
+
+    api: Literal["anthropic", "gemini", "openai"] | None = None
+    base_url: str | None = None
+    api_key_env: str | None = Field(
+        default=None,
+        description="environment variable holding the key; '' for a server that needs none",
+    )
+    timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    requests_per_minute: Annotated[int, Field(ge=1)] | None = None
+
+
+class Retries(_Strict):
+    """The engine's retry policy (SDK-level retries are off, so this is the only one)."""
+
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    base_delay_s: Annotated[float, Field(ge=0)] = 1.0
+    max_wait_s: Annotated[float, Field(ge=0)] = 30.0
+    breaker_threshold: Annotated[int, Field(ge=1)] = 3
+    breaker_cooldown_s: Annotated[float, Field(ge=0)] = 60.0
+
+
 class Quality(_Strict):
     consensus_threshold: Annotated[float, Field(ge=0, le=1)] = DEFAULT_CONSENSUS_THRESHOLD
     max_revision_rounds: Annotated[int, Field(ge=0, le=5)] = 2
@@ -172,6 +198,11 @@ class Quality(_Strict):
 class Research(_Strict):
     max_questions: Annotated[int, Field(ge=1, le=20)] = 10
     notes_per_question: Annotated[int, Field(ge=1, le=40)] = 18
+    batch: bool = Field(
+        default=False,
+        description="send research questions through the provider's batch API: half the "
+        "price, minutes to hours slower; economy mode batches them anyway",
+    )
 
 
 def _check_route(entry: str) -> str:
@@ -197,6 +228,8 @@ class Show(_Strict):
         default_factory=lambda: dict(DEFAULT_ROUTING)
     )
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    retries: Retries = Retries()
     quality: Quality = Quality()
     research: Research = Research()
     output_dir: str = "episodes"

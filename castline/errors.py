@@ -12,7 +12,8 @@
     │   ├── RunNotResumable      the run is finished or still running elsewhere
     │   ├── StageFailed          a stage raised; the run is resumable
     │   └── GateRejected         the script still fails its checks after the allowed revisions
-    └── ProviderError            a model call failed
+    └── ProviderError            a model call failed; `kind` says what the engine may do next
+        ├── MalformedOutput      the model replied, was billed, but the reply does not validate
         └── ScriptedFailure      a failure dictated by a test through the scripted provider
 
 Messages never contain secrets: providers raise with the model name, never the key.
@@ -21,6 +22,10 @@ Messages never contain secrets: providers raise with the model name, never the k
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from castline.llm.base import Usage
 
 
 class CastlineError(Exception):
@@ -111,12 +116,59 @@ class GateRejected(RunError):
         )
 
 
-class ProviderError(CastlineError):
-    """A model call failed."""
+FailureKind = Literal[
+    "rate_limit",
+    "overloaded",
+    "server_error",
+    "timeout",
+    "not_found",
+    "invalid_request",
+    "spend_limit",
+    "auth",
+    "malformed",
+    "error",
+]
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
-        self.retryable = retryable
+
+class ProviderError(CastlineError):
+    """A model call failed.
+
+    `kind` classifies the failure for the engine: a rate limit is retried on the same model
+    (honouring `retry_after`), an overload, server error or timeout is retried once and then
+    falls back along the chain, an unknown model falls back at once, a spend limit or a bad key
+    takes the whole provider out of the run, and an invalid request is never retried.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: FailureKind = "error",
+        retry_after: float | None = None,
+    ) -> None:
+        self.kind: FailureKind = kind
+        self.retry_after = retry_after
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), str(self), self.kind, self.retry_after))
+
+
+def _rebuild(
+    cls: type[ProviderError], message: str, kind: FailureKind, retry_after: float | None
+) -> ProviderError:
+    error = cls.__new__(cls)
+    ProviderError.__init__(error, message, kind=kind, retry_after=retry_after)
+    return error
+
+
+class MalformedOutput(ProviderError):
+    """The model's reply does not validate. It was billed: `usage` is what it cost."""
+
+    def __init__(self, message: str, *, raw: str, usage: Usage) -> None:
+        self.raw = raw
+        self.usage = usage
+        super().__init__(message, kind="malformed")
 
 
 class ScriptedFailure(ProviderError):

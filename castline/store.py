@@ -418,19 +418,27 @@ class Store:
                 .where(calls.c.id == call_id)
                 .values(
                     **values,
-                    cost_nanos=to_nanos(cost),
+                    cost_nanos=calls.c.cost_nanos + to_nanos(cost),
                     reserved_nanos=0,
                     status="ok",
                     finished_at=time.time(),
                 )
             )
 
-    def fail_call(self, call_id: int, error: str) -> None:
+    def fail_call(self, call_id: int, error: str, *, spent: Decimal | None = None) -> None:
+        """Release the call's reservation; `spent` adds what a billed but failed attempt cost."""
+        extra = to_nanos(spent) if spent else 0
         with self._begin() as connection:
             connection.execute(
                 calls.update()
                 .where(calls.c.id == call_id)
-                .values(status="failed", error=error, reserved_nanos=0, finished_at=time.time())
+                .values(
+                    status="failed",
+                    error=error,
+                    reserved_nanos=0,
+                    cost_nanos=calls.c.cost_nanos + extra,
+                    finished_at=time.time(),
+                )
             )
 
     def calls(self, run_id: str) -> list[CallRecord]:
@@ -439,19 +447,16 @@ class Store:
             return [_call_record(row) for row in connection.execute(query).mappings()]
 
     def run_cost(self, run_id: str) -> Decimal:
+        # every row counts: a billed attempt that failed (an invalid reply) was still paid for
         query = sa.select(sa.func.coalesce(sa.func.sum(calls.c.cost_nanos), 0)).where(
-            calls.c.run_id == run_id, calls.c.status == "ok"
+            calls.c.run_id == run_id
         )
         with self._begin() as connection:
             return from_nanos(int(connection.execute(query).scalar_one()))
 
     def costs(self) -> dict[str, Decimal]:
         """Settled cost of every run, in one query (for the runs table)."""
-        query = (
-            sa.select(calls.c.run_id, sa.func.sum(calls.c.cost_nanos))
-            .where(calls.c.status == "ok")
-            .group_by(calls.c.run_id)
-        )
+        query = sa.select(calls.c.run_id, sa.func.sum(calls.c.cost_nanos)).group_by(calls.c.run_id)
         with self._begin() as connection:
             return {run_id: from_nanos(int(total)) for run_id, total in connection.execute(query)}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from castline import workflow
-from castline.llm import registry
+from castline.llm import registry, resilience
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "heat-island"
 EXAMPLE_TOPIC = "Why cities run hot, who pays for it, and what actually cools them"
@@ -38,6 +38,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         for variable in variables:
             monkeypatch.delenv(variable, raising=False)
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+    resilience.reset()
     yield home
     workflow.shutdown()
 

@@ -185,6 +185,40 @@ class Ledger:
             {"from": before, "to": after, "committed": str(totals.committed), "budget": str(limit)},
         )
 
+    def recharge(
+        self,
+        call_id: int,
+        run_id: str,
+        policy: BudgetPolicy,
+        spent: Decimal,
+        again: Decimal,
+    ) -> bool:
+        """Record what a billed attempt cost and reserve `again` for one more attempt of the
+        same call, if that fits; otherwise leave the call with its spend and no reservation."""
+        with self.store.exclusive() as connection:
+            connection.execute(
+                sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update()
+            ).one()
+            row = connection.execute(
+                sa.select(calls.c.stage, calls.c.role, calls.c.reserved_nanos).where(
+                    calls.c.id == call_id
+                )
+            ).one()
+            connection.execute(
+                calls.update()
+                .where(calls.c.id == call_id)
+                .values(cost_nanos=calls.c.cost_nanos + to_nanos(spent), reserved_nanos=0)
+            )
+            totals = _totals(connection, run_id)
+            fits = again <= policy.headroom(allocation_key(row.stage, row.role), totals)
+            if fits:
+                connection.execute(
+                    calls.update()
+                    .where(calls.c.id == call_id)
+                    .values(reserved_nanos=to_nanos(again))
+                )
+            return fits
+
     def release_stale(self, run_id: str) -> int:
         """Release the reservations of calls that were in flight when their process died."""
         with self.store.exclusive() as connection:
@@ -208,7 +242,7 @@ def _totals(connection: Connection, run_id: str) -> Totals:
             sa.func.sum(calls.c.cost_nanos),
             sa.func.sum(calls.c.reserved_nanos),
         )
-        .where(calls.c.run_id == run_id, calls.c.status.in_(("ok", "started")))
+        .where(calls.c.run_id == run_id)
         .group_by(calls.c.stage, calls.c.role)
     ).all()
     by_key: dict[str, Decimal] = {}

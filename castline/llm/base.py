@@ -65,6 +65,21 @@ class Task(BaseModel, Generic[OutT]):
 
 
 @dataclass(frozen=True)
+class Repair:
+    """A reply that did not validate, sent back once so the model can correct it."""
+
+    raw: str
+    error: str
+
+    @property
+    def instruction(self) -> str:
+        return (
+            f"That reply is not valid: {self.error}. Reply again with only the corrected JSON "
+            "object, following the reply schema exactly."
+        )
+
+
+@dataclass(frozen=True)
 class Result(Generic[OutT]):
     output: OutT
     usage: Usage
@@ -79,10 +94,17 @@ class Provider(ABC):
 
     @abstractmethod
     def complete(
-        self, task: Task[OutT], model: str, *, max_tokens: int | None = None
+        self,
+        task: Task[OutT],
+        model: str,
+        *,
+        max_tokens: int | None = None,
+        repair: Repair | None = None,
     ) -> Result[OutT]:
         """Answer one task with one model in at most `max_tokens` output tokens (default: the
-        task's own limit); raise `ProviderError` when the call fails."""
+        task's own limit); with `repair`, show the model its invalid reply and ask again. Raise
+        `ProviderError` (classified by `kind`) when the call fails, `MalformedOutput` when the
+        reply does not validate."""
 
     def count_tokens(self, task: Task[Any], model: str) -> int | None:
         """The exact input tokens of the task's prompt where the provider can count them

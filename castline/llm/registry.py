@@ -1,62 +1,114 @@
 """Providers by name, and the routes ("provider:model") each role takes in a run.
 
-New providers register a factory here; nothing else in castline names a provider. When no API key
-for any routed provider is set, the run goes offline and prices its usage as the routed models.
+A provider name in a route resolves through the show's `providers:` settings to a wire format
+(`anthropic`, `gemini`, `openai`) with its endpoint and key, or to one of the built-in
+providers (`offline`, and `scripted` in tests). Wire formats register a factory here; nothing
+else in castline names a provider. When no API key for any routed provider is set, the run goes
+offline and prices its usage as the routed models.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from castline.config import Show
+from castline.config import ProviderSettings, Show
 from castline.errors import MissingCredentials, ProviderNotFound
+from castline.llm.anthropic import AnthropicProvider
 from castline.llm.base import Provider
+from castline.llm.gemini import GeminiProvider
 from castline.llm.offline import OfflineProvider
+from castline.llm.openai_compat import OpenAICompatibleProvider
 
-# The environment variables that hold each cloud provider's key (any one of them suffices).
+# The environment variables that hold each wire format's key (any one of them suffices).
 CREDENTIAL_ENV: dict[str, tuple[str, ...]] = {
     "anthropic": ("ANTHROPIC_API_KEY",),
     "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
     "openai": ("OPENAI_API_KEY",),
 }
 
-_factories: dict[str, Callable[[], Provider]] = {}
-_instances: dict[str, Provider] = {}
+# A wire format's factory: (provider name, its settings, its API key or None) -> provider.
+WireFactory = Callable[[str, ProviderSettings, str | None], Provider]
+
+_wires: dict[str, WireFactory] = {}
+_builtins: dict[str, Callable[[], Provider]] = {}
+_instances: dict[tuple[str, str], Provider] = {}
+_lock = threading.Lock()
+
+
+def register_wire(api: str, factory: WireFactory) -> None:
+    """Make a wire format available to provider settings (`api: NAME`)."""
+    _wires[api] = factory
 
 
 def register(name: str, factory: Callable[[], Provider]) -> None:
-    """Make a provider available as `name:` in routes and as `--provider name`."""
-    _factories[name] = factory
-    _instances.pop(name, None)
+    """Make a provider that needs no settings available as `name:` and `--provider name`."""
+    with _lock:
+        _builtins[name] = factory
+        for key in [k for k in _instances if k[0] == name]:
+            del _instances[key]
 
 
 def use(provider: Provider) -> None:
     """Register an existing provider instance (tests use this for the scripted provider)."""
-    _factories[provider.name] = lambda: provider
-    _instances[provider.name] = provider
+    register(provider.name, lambda: provider)
 
 
-def get(name: str) -> Provider:
-    if name not in _instances:
-        factory = _factories.get(name)
-        if factory is None:
-            known = ", ".join(sorted(_factories))
-            raise ProviderNotFound(
-                f"no provider named {name!r} in this castline installation (available: {known}); "
-                "change the route in show.yaml or run with --provider offline"
-            )
-        _instances[name] = factory()
-    return _instances[name]
+def settings_for(name: str, show: Show | None) -> ProviderSettings:
+    configured = show.providers.get(name) if show is not None else None
+    return configured or ProviderSettings(api=name if name in CREDENTIAL_ENV else None)
+
+
+def key_variables(name: str, settings: ProviderSettings) -> tuple[str, ...]:
+    """Where the provider's key may be found; empty for a server that needs none."""
+    if settings.api_key_env is not None:
+        return (settings.api_key_env,) if settings.api_key_env else ()
+    return CREDENTIAL_ENV.get(settings.api or name, ())
+
+
+def api_key(name: str, settings: ProviderSettings) -> str | None:
+    for variable in key_variables(name, settings):
+        value = os.environ.get(variable)
+        if value:
+            return value
+    return None
+
+
+def has_credentials(name: str, settings: ProviderSettings | None = None) -> bool:
+    if name in _builtins:
+        return True
+    settings = settings or settings_for(name, None)
+    return not key_variables(name, settings) or api_key(name, settings) is not None
+
+
+def get(name: str, show: Show | None = None) -> Provider:
+    """The provider that answers routes named `name`, built once per name and settings."""
+    if name in _builtins:
+        with _lock:
+            key = (name, "")
+            if key not in _instances:
+                _instances[key] = _builtins[name]()
+            return _instances[key]
+    settings = settings_for(name, show)
+    wire = settings.api or name
+    factory = _wires.get(wire)
+    if factory is None:
+        known = ", ".join(sorted({*_builtins, *_wires, *(show.providers if show else {})}))
+        raise ProviderNotFound(
+            f"no provider named {name!r} (known: {known}); add it under `providers:` in "
+            "show.yaml with `api: anthropic | gemini | openai`, or run with --provider offline"
+        )
+    key = (name, settings.model_dump_json())
+    with _lock:
+        if key not in _instances:
+            _instances[key] = factory(name, settings, api_key(name, settings))
+        return _instances[key]
 
 
 def available() -> list[str]:
-    return sorted(_factories)
-
-
-def has_credentials(provider: str) -> bool:
-    return any(os.environ.get(variable) for variable in CREDENTIAL_ENV.get(provider, ()))
+    return sorted({*_builtins, *_wires})
 
 
 @dataclass(frozen=True)
@@ -74,7 +126,7 @@ class Route:
 
 @dataclass(frozen=True)
 class Routing:
-    routes: dict[str, list[Route]]
+    routes: Mapping[str, list[Route]]
     offline: bool
     reason: str
 
@@ -88,16 +140,15 @@ def plan_routing(show: Show, provider: str | None = None) -> Routing:
     `provider` forces one provider for every role (models stay as routed, for pricing).
     """
     if provider is not None:
-        get(provider)
+        get(provider, show)
         forced: dict[str, list[Route]] = {
             role: [Route(provider, entry.partition(":")[2], entry) for entry in chain]
             for role, chain in show.routing.items()
         }
-        offline = provider == "offline"
-        return Routing(forced, offline, f"--provider {provider}")
+        return Routing(forced, provider == "offline", f"--provider {provider}")
     named = sorted({entry.partition(":")[0] for chain in show.routing.values() for entry in chain})
-    if not any(has_credentials(name) for name in named):
-        variables = sorted({v for name in named for v in CREDENTIAL_ENV.get(name, ())})
+    if not any(has_credentials(name, settings_for(name, show)) for name in named):
+        variables = sorted({v for n in named for v in key_variables(n, settings_for(n, show))})
         offline_routes: dict[str, list[Route]] = {
             role: [Route("offline", entry.partition(":")[2], entry) for entry in chain]
             for role, chain in show.routing.items()
@@ -109,11 +160,19 @@ def plan_routing(show: Show, provider: str | None = None) -> Routing:
         usable = []
         for entry in chain:
             name, _, model = entry.partition(":")
-            get(name)
-            if has_credentials(name) or name not in CREDENTIAL_ENV:
+            get(name, show)
+            if has_credentials(name, settings_for(name, show)):
                 usable.append(Route(name, model, entry))
         if not usable:
-            needed = sorted({v for e in chain for v in CREDENTIAL_ENV.get(e.partition(":")[0], ())})
+            needed = sorted(
+                {
+                    v
+                    for e in chain
+                    for v in key_variables(
+                        e.partition(":")[0], settings_for(e.partition(":")[0], show)
+                    )
+                }
+            )
             raise MissingCredentials(
                 f"role {role!r} routes to {', '.join(chain)} but none has a key; set "
                 f"{' or '.join(needed)}, or run with --provider offline"
@@ -123,3 +182,6 @@ def plan_routing(show: Show, provider: str | None = None) -> Routing:
 
 
 register("offline", OfflineProvider)
+register_wire("anthropic", AnthropicProvider)
+register_wire("gemini", GeminiProvider)
+register_wire("openai", OpenAICompatibleProvider)

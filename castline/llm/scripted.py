@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from castline.errors import ScriptedFailure
-from castline.llm.base import OutT, Provider, Result, Task, Usage
+from castline.llm.base import OutT, Provider, Repair, Result, Task, Usage
 from castline.llm.offline import OfflineProvider
 
 Reply = BaseModel | dict[str, Any] | Exception | Callable[[Task[Any]], BaseModel]
@@ -38,7 +38,12 @@ class ScriptedProvider(Provider):
         self.enqueue(kind, *[ScriptedFailure(message) for _ in range(times)])
 
     def complete(
-        self, task: Task[OutT], model: str, *, max_tokens: int | None = None
+        self,
+        task: Task[OutT],
+        model: str,
+        *,
+        max_tokens: int | None = None,
+        repair: Repair | None = None,
     ) -> Result[OutT]:
         with self._lock:
             self.calls.append((task.kind, model))

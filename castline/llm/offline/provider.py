@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from castline.errors import ProviderError
 from castline.llm import prompts
-from castline.llm.base import OutT, Provider, Result, Task, Usage
+from castline.llm.base import OutT, Provider, Repair, Result, Task, Usage
 from castline.llm.offline import decisions, research, writing
 from castline.llm.tasks import (
     FanoutTask,
@@ -48,7 +48,12 @@ class OfflineProvider(Provider):
     offline: ClassVar[bool] = True
 
     def complete(
-        self, task: Task[OutT], model: str, *, max_tokens: int | None = None
+        self,
+        task: Task[OutT],
+        model: str,
+        *,
+        max_tokens: int | None = None,
+        repair: Repair | None = None,
     ) -> Result[OutT]:
         solver = _SOLVERS.get(type(task))
         if solver is None:
@@ -79,9 +84,7 @@ def _shorten(data: dict[str, Any], max_tokens: int) -> dict[str, Any]:
     while estimate_tokens(json.dumps(data, separators=(",", ":"))) > max_tokens:
         lists = [(key, value) for key, value in data.items() if isinstance(value, list) and value]
         if not lists:
-            raise ProviderError(
-                f"the reply needs more than max_tokens={max_tokens} output tokens", retryable=False
-            )
+            raise ProviderError(f"the reply needs more than max_tokens={max_tokens} output tokens")
         key, longest = max(lists, key=lambda item: len(json.dumps(item[1])))
         data = {**data, key: longest[:-1]}
     return data

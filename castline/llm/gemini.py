@@ -1,0 +1,176 @@
+"""Gemini through the official `google-genai` SDK: generate_content with a response schema,
+token counting and batch mode.
+
+Gemini caches repeated prompt prefixes implicitly; castline's block order (show, then material,
+then the task) is what makes those prefixes repeat. `prompt_token_count` includes cached tokens
+and thinking tokens are billed as output: both are normalised into castline's `Usage`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from castline.config import ProviderSettings
+from castline.errors import ProviderError
+from castline.llm import prompts
+from castline.llm.base import OutT, Repair, Result, Task, Usage
+from castline.llm.wire import (
+    BatchItem,
+    BatchProvider,
+    BatchState,
+    failure,
+    missing_sdk,
+    parse_reply,
+)
+from castline.text import estimate_tokens
+
+_DONE = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
+
+
+class GeminiProvider(BatchProvider):
+    name: ClassVar[str] = "gemini"
+
+    def __init__(self, name: str, settings: ProviderSettings, api_key: str | None) -> None:
+        try:
+            from google import genai
+            from google.genai import errors, types
+        except ImportError:  # pragma: no cover - depends on the installation
+            raise missing_sdk("google-genai", "gemini") from None
+        self.label = name
+        self._key = api_key
+        self._types = types
+        self._errors = errors
+        # No retry_options: the SDK then makes one attempt, and castline's engine decides.
+        options = types.HttpOptions(
+            base_url=settings.base_url, timeout=int(settings.timeout_s * 1000)
+        )
+        self.client = genai.Client(api_key=api_key, http_options=options)
+
+    def _contents(self, task: Task[Any], repair: Repair | None) -> tuple[str, list[Any]]:
+        types = self._types
+        prompt = prompts.render(task)
+        contents = [
+            types.Content(role="user", parts=[types.Part(text=block) for block in prompt.blocks])
+        ]
+        if repair is not None:
+            contents += [
+                types.Content(role="model", parts=[types.Part(text=repair.raw or "{}")]),
+                types.Content(role="user", parts=[types.Part(text=repair.instruction)]),
+            ]
+        return prompt.system, contents
+
+    def _config(self, task: Task[Any], system: str, max_tokens: int) -> Any:
+        return self._types.GenerateContentConfig(
+            system_instruction=system,
+            response_mime_type="application/json",
+            response_json_schema=task.output_type.model_json_schema(),
+            max_output_tokens=max_tokens,
+        )
+
+    def complete(
+        self,
+        task: Task[OutT],
+        model: str,
+        *,
+        max_tokens: int | None = None,
+        repair: Repair | None = None,
+    ) -> Result[OutT]:
+        system, contents = self._contents(task, repair)
+        config = self._config(task, system, max_tokens or task.max_output_tokens)
+        try:
+            response = self.client.models.generate_content(
+                model=model, contents=contents, config=config
+            )
+        except Exception as exc:
+            raise self._failure(model, exc) from None
+        return parse_reply(task, response.text or "", usage_of(response.usage_metadata), model)
+
+    def count_tokens(self, task: Task[Any], model: str) -> int | None:
+        system, contents = self._contents(task, None)
+        try:
+            counted = self.client.models.count_tokens(model=model, contents=contents)
+        except Exception:
+            return None
+        # The count covers the contents; the system instruction is added as an estimate.
+        return int(counted.total_tokens or 0) + estimate_tokens(system)
+
+    def _failure(self, model: str, exc: Exception) -> ProviderError:
+        if isinstance(exc, self._errors.APIError):
+            headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+            return failure(
+                self.label,
+                model,
+                exc.code,
+                exc.message or str(exc),
+                error_type=exc.status,
+                retry_after=headers.get("retry-after") if hasattr(headers, "get") else None,
+                secret=self._key,
+            )
+        if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc).lower():
+            return ProviderError(
+                f"{self.label} {model}: timeout: {type(exc).__name__}", kind="timeout"
+            )
+        return failure(self.label, model, None, f"{type(exc).__name__}: {exc}", secret=self._key)
+
+    # Batch mode
+
+    def submit_batch(self, model: str, items: list[BatchItem]) -> str:
+        requests = []
+        for item in items:
+            system, contents = self._contents(item.task, None)
+            requests.append(
+                self._types.InlinedRequest(
+                    contents=contents,
+                    config=self._config(item.task, system, item.max_tokens),
+                    metadata={"custom_id": item.custom_id},
+                )
+            )
+        try:
+            job = self.client.batches.create(model=model, src=requests)
+        except Exception as exc:
+            raise self._failure(model, exc) from None
+        return str(job.name)
+
+    def batch_state(self, batch_id: str) -> BatchState:
+        try:
+            job = self.client.batches.get(name=batch_id)
+        except Exception as exc:
+            raise self._failure("batch", exc) from None
+        state = getattr(job.state, "name", str(job.state))
+        return "ended" if state in _DONE else "pending"
+
+    def batch_results(
+        self, batch_id: str, items: list[BatchItem], model: str
+    ) -> dict[str, Result[Any] | ProviderError]:
+        try:
+            job = self.client.batches.get(name=batch_id)
+        except Exception as exc:
+            raise self._failure("batch", exc) from None
+        responses = list(job.dest.inlined_responses or []) if job.dest else []
+        results: dict[str, Result[Any] | ProviderError] = {}
+        for position, (item, entry) in enumerate(zip(items, responses, strict=False)):
+            custom_id = (getattr(entry, "metadata", None) or {}).get("custom_id", item.custom_id)
+            task = next((i.task for i in items if i.custom_id == custom_id), item.task)
+            if entry.error is not None or entry.response is None:
+                results[custom_id] = ProviderError(
+                    f"{self.label} batch {batch_id} item {position}: {entry.error}"
+                )
+                continue
+            response = entry.response
+            try:
+                results[custom_id] = parse_reply(
+                    task, response.text or "", usage_of(response.usage_metadata), model
+                )
+            except ProviderError as exc:
+                results[custom_id] = exc
+        return results
+
+
+def usage_of(metadata: Any) -> Usage:
+    """Gemini's usage: the prompt count includes cached tokens, thinking is billed as output."""
+    if metadata is None:
+        return Usage()
+    prompt = int(metadata.prompt_token_count or 0)
+    cached = int(metadata.cached_content_token_count or 0)
+    output = int(metadata.candidates_token_count or 0) + int(metadata.thoughts_token_count or 0)
+    return Usage(input_tokens=prompt - cached, cache_read_tokens=cached, output_tokens=output)

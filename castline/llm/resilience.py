@@ -1,0 +1,132 @@
+"""Per-provider circuit breakers, concurrency caps and rate limits, and the retry schedule.
+
+The engine (`castline.calls`) owns the retry policy; SDK retries are turned off. These objects
+are process-wide, keyed by provider name, because what they protect against (a provider that is
+down, a per-key rate limit) is shared by every run in the process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from castline.config import ProviderSettings, Retries
+from castline.errors import ProviderError
+
+# Failures that say the provider itself is unwell; they trip the breaker.
+TRIPPING = frozenset({"overloaded", "server_error", "timeout"})
+# Failures after which no model of the provider can be used in this process.
+FATAL_FOR_PROVIDER = frozenset({"spend_limit", "auth"})
+
+
+@dataclass
+class Breaker:
+    """Opens after `threshold` consecutive provider failures; while open, calls to the provider
+    fail at once instead of waiting out timeouts. After `cooldown_s` one trial call is let
+    through; its outcome closes or re-opens the breaker."""
+
+    threshold: int
+    cooldown_s: float
+    failures: int = 0
+    opened_at: float | None = None
+    permanent: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def allow(self, now: float | None = None) -> str | None:
+        """None if a call may go ahead; else why not."""
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            if self.permanent:
+                return self.permanent
+            if self.opened_at is None:
+                return None
+            remaining = self.cooldown_s - (now - self.opened_at)
+            if remaining > 0:
+                return f"circuit open after {self.failures} failures ({remaining:.0f} s left)"
+            self.opened_at = None  # half open: let one trial through
+            self.failures = self.threshold - 1
+            return None
+
+    def record(self, error: ProviderError | None, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            if error is None:
+                self.failures, self.opened_at = 0, None
+            elif error.kind in FATAL_FOR_PROVIDER:
+                self.permanent = f"provider unusable: {error}"
+            elif error.kind in TRIPPING:
+                self.failures += 1
+                if self.failures >= self.threshold:
+                    self.opened_at = now
+
+
+@dataclass
+class Limiter:
+    """At most `concurrency` calls at once and `per_minute` calls in any 60 seconds."""
+
+    concurrency: int
+    per_minute: int | None
+    slots: threading.BoundedSemaphore = field(init=False)
+    started: deque[float] = field(default_factory=deque)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.slots = threading.BoundedSemaphore(self.concurrency)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        with self.slots:
+            self._pace()
+            yield
+
+    def _pace(self) -> None:
+        if self.per_minute is None:
+            return
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                while self.started and now - self.started[0] >= 60:
+                    self.started.popleft()
+                if len(self.started) < self.per_minute:
+                    self.started.append(now)
+                    return
+                wait = 60 - (now - self.started[0])
+            time.sleep(wait)
+
+
+_breakers: dict[str, Breaker] = {}
+_limiters: dict[str, Limiter] = {}
+_lock = threading.Lock()
+
+
+def breaker(provider: str, retries: Retries) -> Breaker:
+    with _lock:
+        if provider not in _breakers:
+            _breakers[provider] = Breaker(retries.breaker_threshold, retries.breaker_cooldown_s)
+        return _breakers[provider]
+
+
+def limiter(provider: str, settings: ProviderSettings) -> Limiter:
+    with _lock:
+        if provider not in _limiters:
+            _limiters[provider] = Limiter(settings.concurrency, settings.requests_per_minute)
+        return _limiters[provider]
+
+
+def reset() -> None:
+    """Forget every breaker and limiter (tests, and a long-lived worker between shows)."""
+    with _lock:
+        _breakers.clear()
+        _limiters.clear()
+
+
+def backoff(attempt: int, retries: Retries, retry_after: float | None) -> float:
+    """Seconds to wait before retry number `attempt` (1-based): the server's retry-after when it
+    gave one, else exponential from `base_delay_s`; never more than `max_wait_s`."""
+    if retry_after is not None:
+        return min(retry_after, retries.max_wait_s)
+    return float(min(retries.base_delay_s * 2 ** (attempt - 1), retries.max_wait_s))
