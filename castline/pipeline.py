@@ -45,7 +45,7 @@ class Steps(Protocol):
 
     def call(self, step_key: str, stage: str, role: str, task: Task[Any]) -> dict[str, Any]: ...
 
-    def research(self, questions: list[Question]) -> list[dict[str, Any]]: ...
+    def research(self, questions: list[Question], *, batch: bool) -> list[dict[str, Any]]: ...
 
     def event(self, kind: str, message: str, stage: str | None, **data: Any) -> None: ...
 
@@ -170,7 +170,10 @@ class Pipeline:
         chosen = self._fan_out(proposed.questions)
         findings: list[Findings] = []
         answered: list[Question] = []
-        for question, outcome in zip(chosen, self.steps.research(chosen), strict=True):
+        # Batched at half price when the show asks for it, or once the budget is tight.
+        batch = ctx.show.research.batch or self.budget.mode != "normal"
+        outcomes = self.steps.research(chosen, batch=batch)
+        for question, outcome in zip(chosen, outcomes, strict=True):
             self._note_mode(outcome["mode"])
             if outcome["output"] is None:
                 self._skip(f"research question {question.focus!r}", "research", outcome["refusal"])

@@ -129,6 +129,20 @@ def _artifacts_table(md: sa.MetaData) -> sa.Table:
     )
 
 
+def _batches_table(md: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "batches",
+        md,
+        sa.Column("run_id", sa.String(40), sa.ForeignKey("runs.id"), primary_key=True),
+        sa.Column("key", sa.String(100), primary_key=True),
+        sa.Column("batch_id", sa.String(200), nullable=False),
+        sa.Column("provider", sa.String(40), nullable=False),
+        sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("items", sa.Text, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+    )
+
+
 # Columns added after the first version, by table. Migration 0002 adds them to an existing
 # database; the current table objects get them appended.
 V2_COLUMNS: dict[str, list[sa.Column[Any]]] = {
@@ -151,6 +165,7 @@ sources = _sources_table(metadata)
 calls = _calls_table(metadata)
 events = _events_table(metadata)
 artifacts = _artifacts_table(metadata)
+batches = _batches_table(metadata)
 for _table in (runs, calls):
     for _column in V2_COLUMNS[_table.name]:
         _table.append_column(_column)
@@ -165,6 +180,12 @@ def _migration_0001_initial(connection: Connection) -> None:
     md.create_all(connection)
 
 
+def _migration_0003_batches(connection: Connection) -> None:
+    md = sa.MetaData()
+    sa.Table("runs", md, sa.Column("id", sa.String(40), primary_key=True))
+    _batches_table(md).create(connection)
+
+
 def _migration_0002_budget_ledger(connection: Connection) -> None:
     for table, columns in V2_COLUMNS.items():
         for column in columns:
@@ -175,6 +196,7 @@ def _migration_0002_budget_ledger(connection: Connection) -> None:
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _migration_0001_initial),
     ("0002_budget_ledger", _migration_0002_budget_ledger),
+    ("0003_batches", _migration_0003_batches),
 ]
 
 
@@ -502,6 +524,32 @@ class Store:
                 )
                 for row in connection.execute(query).mappings()
             ]
+
+    # batches: recorded the moment a provider accepts one, so a crash reconnects to it
+
+    def save_batch(
+        self, run_id: str, key: str, batch_id: str, provider: str, model: str, items: Any
+    ) -> None:
+        with self._begin() as connection:
+            connection.execute(
+                batches.insert().values(
+                    run_id=run_id,
+                    key=key,
+                    batch_id=batch_id,
+                    provider=provider,
+                    model=model,
+                    items=json.dumps(items),
+                    created_at=time.time(),
+                )
+            )
+
+    def find_batch(self, run_id: str, key: str) -> dict[str, Any] | None:
+        query = sa.select(batches).where(batches.c.run_id == run_id, batches.c.key == key)
+        with self._begin() as connection:
+            row = connection.execute(query).mappings().first()
+        if row is None:
+            return None
+        return {**dict(row), "items": json.loads(row["items"])}
 
     # artifacts
 

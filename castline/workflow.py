@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from dbos import DBOS, DBOSConfig, SetWorkflowID, WorkflowHandle
 
-from castline import __version__, calls
+from castline import __version__, batches, calls
 from castline.budget.report import cost_report
 from castline.config import Show, database_url, state_dir
 from castline.domain import Episode, KnowledgeBase, Outline, Script, Source, Verdict
@@ -247,6 +247,37 @@ def publish_step(run_id: str, episode: dict[str, Any]) -> dict[str, Any]:
     return {"output_dir": ctx.output_dir, "files": [item.name for item in written]}
 
 
+@DBOS.step(name="castline.batch.submit")
+def batch_submit_step(
+    run_id: str, key: str, role: str, stage: str, payloads: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    ctx = context(run_id)
+    return batches.submit(store(), ctx, key, role, stage, _tasks(payloads))
+
+
+@DBOS.step(name="castline.batch.state")
+def batch_state_step(run_id: str, role: str, batch_id: str) -> str:
+    return batches.state(context(run_id), role, batch_id)
+
+
+@DBOS.step(name="castline.batch.collect")
+def batch_collect_step(
+    run_id: str, role: str, stage: str, submitted: dict[str, Any], payloads: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    return batches.collect(store(), context(run_id), role, stage, submitted, _tasks(payloads))
+
+
+def _tasks(payloads: dict[str, dict[str, Any]]) -> dict[str, Task[Any]]:
+    return {
+        key: calls.TASK_TYPES[payload["kind"]].model_validate(payload["task"])
+        for key, payload in payloads.items()
+    }
+
+
+# How long to wait between polls of a batch: doubling from the first, capped at the last.
+BATCH_POLL_S = (0.2, 60.0)
+
+
 class DurableSteps:
     """The pipeline's `Steps`, each one a DBOS step or child workflow."""
 
@@ -257,12 +288,38 @@ class DurableSteps:
         payload = task.model_dump(mode="json")
         return call_step(self.ctx.run_id, step_key, stage, role, task.kind, payload)
 
-    def research(self, questions: list[Question]) -> list[dict[str, Any]]:
-        handles = [
-            DBOS.start_workflow(research_question, self.ctx.run_id, i, q.model_dump(mode="json"))
+    def research(self, questions: list[Question], *, batch: bool) -> list[dict[str, Any]]:
+        outcomes: dict[int, dict[str, Any]] = {}
+        if batch and batches.batch_provider(self.ctx, "researcher") is not None:
+            outcomes = self._research_batch(questions)
+        handles = {
+            i: DBOS.start_workflow(research_question, self.ctx.run_id, i, q.model_dump(mode="json"))
             for i, q in enumerate(questions)
-        ]
-        return [handle.get_result() for handle in handles]
+            if i not in outcomes  # not batched, or a batch item that failed
+        }
+        outcomes.update({i: handle.get_result() for i, handle in handles.items()})
+        return [outcomes[i] for i in range(len(questions))]
+
+    def _research_batch(self, questions: list[Question]) -> dict[int, dict[str, Any]]:
+        keys = {f"research.question.{i}": i for i in range(len(questions))}
+        payloads = {
+            key: {
+                "kind": "research",
+                "task": research.research_task(self.ctx, questions[i]).model_dump(mode="json"),
+            }
+            for key, i in keys.items()
+        }
+        run_id = self.ctx.run_id
+        submitted = batch_submit_step(run_id, "research", "researcher", "research", payloads)
+        if submitted["batch_id"] is None:
+            collected = batch_collect_step(run_id, "researcher", "research", submitted, payloads)
+        else:
+            wait = BATCH_POLL_S[0]
+            while batch_state_step(run_id, "researcher", submitted["batch_id"]) != "ended":
+                DBOS.sleep(wait)  # durable: a resumed run does not wait again for slept time
+                wait = min(wait * 2, BATCH_POLL_S[1])
+            collected = batch_collect_step(run_id, "researcher", "research", submitted, payloads)
+        return {keys[key]: outcome for key, outcome in collected.items() if "error" not in outcome}
 
     def event(self, kind: str, message: str, stage: str | None, **data: Any) -> None:
         event_step(self.ctx.run_id, kind, stage, message, data)

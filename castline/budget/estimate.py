@@ -83,7 +83,7 @@ class _DryRunSteps:
         spec = calls_module.CallSpec.of(self.ctx, step_key, stage, role)
         return calls_module.execute(self.store, spec, task, self.ctx.policy).as_dict()
 
-    def research(self, questions: list[Question]) -> list[dict[str, Any]]:
+    def research(self, questions: list[Question], *, batch: bool) -> list[dict[str, Any]]:
         return [
             self.call(f"research.question.{i}", "research", "researcher", task)
             for i, task in enumerate(research.research_task(self.ctx, q) for q in questions)

@@ -1,0 +1,171 @@
+"""Calls sent through a provider's batch API: half the price, answered minutes (or hours) later.
+
+Three durable steps: submit (reserve every item, create the batch, record its id the moment the
+provider accepts it), poll (until it ends), collect (settle every item by its custom id). A
+crash at any point reconnects to the recorded batch; it is never created twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from castline.budget.ledger import Ledger, Refusal
+from castline.budget.policy import Candidate, CandidateFactory, Mode
+from castline.calls import INPUT_MARGIN, CallOutcome
+from castline.errors import ProviderError
+from castline.llm import prompts, registry
+from castline.llm.base import Task
+from castline.llm.wire import BatchItem, BatchProvider, BatchState
+from castline.stages import RunContext
+from castline.store import Store
+from castline.text import estimate_tokens
+
+
+def batch_provider(ctx: RunContext, role: str) -> BatchProvider | None:
+    """The provider of the role's preferred route, if it can take batches."""
+    route = ctx.routing.chain(role)[0]
+    provider = registry.get(route.provider, ctx.show)
+    return provider if isinstance(provider, BatchProvider) else None
+
+
+def submit(
+    store: Store, ctx: RunContext, key: str, role: str, stage: str, tasks: dict[str, Task[Any]]
+) -> dict[str, Any]:
+    """Reserve every item at the batch price and create the batch (once)."""
+    recorded = store.find_batch(ctx.run_id, key)
+    if recorded is not None:
+        store.add_event(
+            ctx.run_id,
+            "batch-reconnected",
+            f"batch {recorded['batch_id']} reconnected",
+            stage=stage,
+        )
+        return recorded
+    provider = batch_provider(ctx, role)
+    assert provider is not None, "submit() needs a batch-capable provider"
+    route = ctx.routing.chain(role)[0]
+    ledger = Ledger(store)
+    items: dict[str, Any] = {}
+    batch: list[BatchItem] = []
+    for step_key, task in tasks.items():
+        prompt = prompts.render(task).text
+        input_tokens = math.ceil(estimate_tokens(prompt) * INPUT_MARGIN) + 16
+        candidates = [
+            c
+            for c in ctx.policy.candidates(
+                mode="economy",
+                role=role,
+                kind="research",
+                chain=[route],
+                fallback=[],
+                input_tokens=input_tokens,
+                max_tokens=task.max_output_tokens,
+            )
+            if c.route == route
+        ]
+        reservation = ledger.reserve(
+            ctx.run_id,
+            ctx.policy,
+            _fixed(candidates),
+            step_key=step_key,
+            stage=stage,
+            role=role,
+            task_kind=task.kind,
+            prompt=prompt,
+            shadow=ctx.routing.offline,
+        )
+        if isinstance(reservation, Refusal):
+            items[step_key] = {"refusal": reservation.message, "mode": reservation.mode}
+            continue
+        max_tokens = reservation.candidate.max_tokens
+        items[step_key] = {"call_id": reservation.call_id, "max_tokens": max_tokens}
+        batch.append(BatchItem(step_key, task, max_tokens))
+    if not batch:
+        return {"batch_id": None, "items": items}
+    try:
+        batch_id = provider.submit_batch(route.model, batch)
+    except ProviderError as exc:
+        for entry in items.values():
+            if "call_id" in entry:
+                store.fail_call(entry["call_id"], f"batch not created: {exc}")
+        raise
+    store.save_batch(ctx.run_id, key, batch_id, route.provider, route.model, items)
+    store.add_event(
+        ctx.run_id,
+        "batch-created",
+        f"batch {batch_id} of {len(batch)} request(s) on {route.priced_as}",
+        stage=stage,
+        data={"batch_id": batch_id, "items": sorted(items)},
+    )
+    return {"batch_id": batch_id, "items": items}
+
+
+def state(ctx: RunContext, role: str, batch_id: str) -> BatchState:
+    provider = batch_provider(ctx, role)
+    assert provider is not None
+    return provider.batch_state(batch_id)
+
+
+def collect(
+    store: Store,
+    ctx: RunContext,
+    role: str,
+    stage: str,
+    submitted: dict[str, Any],
+    tasks: dict[str, Task[Any]],
+) -> dict[str, dict[str, Any]]:
+    """Settle every item from the ended batch; return each step's call outcome."""
+    provider = batch_provider(ctx, role)
+    assert provider is not None
+    route = ctx.routing.chain(role)[0]
+    items = submitted["items"]
+    sent = [
+        BatchItem(key, tasks[key], entry["max_tokens"])
+        for key, entry in items.items()
+        if "call_id" in entry
+    ]
+    results = provider.batch_results(submitted["batch_id"], sent, route.model)
+    outcomes: dict[str, dict[str, Any]] = {}
+    for key, entry in items.items():
+        if "refusal" in entry:
+            outcomes[key] = CallOutcome(
+                None, "", {}, "0", entry["mode"], refusal=entry["refusal"]
+            ).as_dict()
+            continue
+        result = results.get(key)
+        if result is None or isinstance(result, ProviderError):
+            store.fail_call(entry["call_id"], f"batch item failed: {result}")
+            outcomes[key] = {"error": str(result)}
+            continue
+        cost = ctx.policy.pricer.cost(route.priced_as, result.usage, batch=True)
+        response = result.output.model_dump_json()
+        store.finish_call(
+            entry["call_id"],
+            cost=cost,
+            response=response,
+            input_tokens=result.usage.input_tokens,
+            output_tokens=result.usage.output_tokens,
+            cache_read_tokens=result.usage.cache_read_tokens,
+            cache_write_tokens=result.usage.cache_write_tokens,
+            cache_write_1h_tokens=result.usage.cache_write_1h_tokens,
+        )
+        outcomes[key] = CallOutcome(
+            output=json.loads(response),
+            route=route.priced_as,
+            usage={"input_tokens": result.usage.input_tokens},
+            cost=str(cost),
+            mode=store.get_run(ctx.run_id).budget_mode,
+            note="batched",
+        ).as_dict()
+    return outcomes
+
+
+def _fixed(candidates: list[Candidate]) -> CandidateFactory:
+    """Batch items take the batch route whatever the mode."""
+
+    def ladder(mode: Mode) -> list[Candidate]:
+        return candidates
+
+    return ladder
