@@ -200,6 +200,39 @@ def resume(run_id: str, force: bool) -> None:
     _render_outcome(outcome)
 
 
+@cli.command()
+@click.option(
+    "--show", "show_path", type=click.Path(path_type=Path), help="Also list the show's providers."
+)
+def keys(show_path: Path | None) -> None:
+    """Show which providers have an API key in the environment (keys are never printed).
+
+    castline reads keys from environment variables only and never stores them; without any,
+    every role runs offline.
+
+    \b
+    Examples:
+      castline keys
+      castline keys --show my-show/show.yaml
+    """
+    from castline.config import load_show
+    from castline.llm.registry import key_status
+
+    show = _guarded(lambda: load_show(show_path)) if show_path else None
+    table = Table(title="provider keys")
+    for column in ("provider", "environment variable", "status"):
+        table.add_column(column)
+    for status in key_status(show):
+        if not status.variables:
+            state = "no key needed"
+        elif status.found_in:
+            state = f"[green]set[/] in {status.found_in} {status.hint or ''}"
+        else:
+            state = "[yellow]not set[/]"
+        table.add_row(status.provider, " or ".join(status.variables) or "-", state)
+    console.print(table)
+
+
 @cli.group(invoke_without_command=True)
 @click.option("--limit", default=30, show_default=True, help="How many runs to list.")
 @click.pass_context

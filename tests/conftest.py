@@ -29,15 +29,19 @@ def _loopback_only(self: socket.socket, address: object) -> None:
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[Path]:
     home = tmp_path / "castline-home"
     monkeypatch.setenv("CASTLINE_HOME", str(home))
     for variable in ("CASTLINE_DATABASE_URL", "CASTLINE_SYSTEM_DATABASE_URL"):
         monkeypatch.delenv(variable, raising=False)
-    for variables in registry.CREDENTIAL_ENV.values():
-        for variable in variables:
-            monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+    if request.node.get_closest_marker("live") is None:
+        # Only live tests (opt-in, skipped without keys) may see keys or leave this machine.
+        for variables in registry.CREDENTIAL_ENV.values():
+            for variable in variables:
+                monkeypatch.delenv(variable, raising=False)
+        monkeypatch.setattr(socket.socket, "connect", _loopback_only)
     resilience.reset()
     yield home
     workflow.shutdown()

@@ -107,6 +107,31 @@ def get(name: str, show: Show | None = None) -> Provider:
         return _instances[key]
 
 
+@dataclass(frozen=True)
+class KeyStatus:
+    provider: str
+    variables: tuple[str, ...]
+    found_in: str | None
+    hint: str | None  # the key's last four characters, never more
+
+    @property
+    def usable(self) -> bool:
+        return not self.variables or self.found_in is not None
+
+
+def key_status(show: Show | None = None) -> list[KeyStatus]:
+    """Which providers have a key in the environment, without revealing the keys."""
+    names = sorted({*CREDENTIAL_ENV, *(show.providers if show is not None else {})})
+    statuses = []
+    for name in names:
+        settings = settings_for(name, show)
+        variables = key_variables(name, settings)
+        found = next((v for v in variables if os.environ.get(v)), None)
+        hint = f"…{os.environ[found][-4:]}" if found and len(os.environ[found]) > 12 else None
+        statuses.append(KeyStatus(name, variables, found, hint))
+    return statuses
+
+
 def available() -> list[str]:
     return sorted({*_builtins, *_wires})
 
