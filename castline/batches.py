@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from castline.budget.ledger import Ledger, Refusal
@@ -80,8 +81,13 @@ def submit(
             items[step_key] = {"refusal": reservation.message, "mode": reservation.mode}
             continue
         max_tokens = reservation.candidate.max_tokens
-        items[step_key] = {"call_id": reservation.call_id, "max_tokens": max_tokens}
-        batch.append(BatchItem(step_key, task, max_tokens))
+        custom_id = _custom_id(step_key)
+        items[step_key] = {
+            "call_id": reservation.call_id,
+            "max_tokens": max_tokens,
+            "custom_id": custom_id,
+        }
+        batch.append(BatchItem(custom_id, task, max_tokens))
     if not batch:
         return {"batch_id": None, "items": items}
     try:
@@ -122,7 +128,7 @@ def collect(
     route = ctx.routing.chain(role)[0]
     items = submitted["items"]
     sent = [
-        BatchItem(key, tasks[key], entry["max_tokens"])
+        BatchItem(entry["custom_id"], tasks[key], entry["max_tokens"])
         for key, entry in items.items()
         if "call_id" in entry
     ]
@@ -134,7 +140,7 @@ def collect(
                 None, "", {}, "0", entry["mode"], refusal=entry["refusal"]
             ).as_dict()
             continue
-        result = results.get(key)
+        result = results.get(entry["custom_id"])
         if result is None or isinstance(result, ProviderError):
             store.fail_call(entry["call_id"], f"batch item failed: {result}")
             outcomes[key] = {"error": str(result)}
@@ -169,3 +175,8 @@ def _fixed(candidates: list[Candidate]) -> CandidateFactory:
         return candidates
 
     return ladder
+
+
+def _custom_id(step_key: str) -> str:
+    """Batch APIs accept letters, digits, '_' and '-' in custom ids (64 at most)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", step_key)[:64]

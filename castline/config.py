@@ -178,6 +178,10 @@ class ProviderSettings(_Strict):
     timeout_s: Annotated[float, Field(gt=0)] = 120.0
     concurrency: Annotated[int, Field(ge=1, le=64)] = 4
     requests_per_minute: Annotated[int, Field(ge=1)] | None = None
+    prompt_cache: bool = Field(
+        default=True,
+        description="mark cache breakpoints (Anthropic); off only to measure what caching saves",
+    )
 
 
 class Retries(_Strict):

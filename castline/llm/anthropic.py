@@ -39,6 +39,7 @@ class AnthropicProvider(BatchProvider):
         self.label = name
         self._key = api_key
         self._sdk = anthropic
+        self._cache = settings.prompt_cache
         self.client: anthropic.Anthropic = anthropic.Anthropic(
             api_key=api_key,
             base_url=settings.base_url,
@@ -60,7 +61,7 @@ class AnthropicProvider(BatchProvider):
         content: list[dict[str, Any]] = [
             {"type": "text", "text": block, **({"cache_control": cache} if cacheable else {})}
             for block, cacheable in zip(
-                prompt.blocks, [True] * (len(prompt.blocks) - 1) + [False], strict=True
+                prompt.blocks, [self._cache] * (len(prompt.blocks) - 1) + [False], strict=True
             )
         ]
         messages: list[dict[str, Any]] = [{"role": "user", "content": content}]

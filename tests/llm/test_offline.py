@@ -16,7 +16,7 @@ from castline.config import Rules, load_show
 from castline.domain import Finding, KnowledgeBase, Note, Outline, Section, Segment, Source, Turn
 from castline.errors import ScriptedFailure
 from castline.llm import prompts
-from castline.llm.base import OutT, Result, Task, Usage
+from castline.llm.base import OutT, Repair, Result, Task, Usage
 from castline.llm.offline import OfflineProvider, decisions, research, writing
 from castline.llm.scripted import ScriptedProvider
 from castline.llm.tasks import (
@@ -778,7 +778,12 @@ def test_scripted_provider_validates_replies(questions: list[Question]) -> None:
 def test_scripted_provider_uses_the_given_fallback(questions: list[Question]) -> None:
     class Fixed(OfflineProvider):
         def complete(
-            self, task: Task[OutT], model: str, *, max_tokens: int | None = None
+            self,
+            task: Task[OutT],
+            model: str,
+            *,
+            max_tokens: int | None = None,
+            repair: Repair | None = None,
         ) -> Result[OutT]:
             return super().complete(task, "fixed:" + model, max_tokens=max_tokens)
 
