@@ -40,6 +40,10 @@ from castline.orchestrator import guard_fanout, guard_review
 from castline.stages import RunContext, plan, polish, research, review, write
 
 
+# The roles this pipeline calls; only these need a key for a live run.
+ROLES_USED = frozenset({"orchestrator", "researcher", "planner", "writer", "polisher", "fallback"})
+
+
 class Steps(Protocol):
     """The durable operations the pipeline needs; each is checkpointed by the workflow."""
 

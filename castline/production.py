@@ -26,6 +26,7 @@ from castline.config import Show, load_show
 from castline.domain import Source
 from castline.errors import ConfigError, ProviderError, RunError, RunNotResumable, StageFailed
 from castline.llm.registry import Routing, plan_routing
+from castline.pipeline import ROLES_USED
 from castline.sources import read_sources
 from castline.store import (
     ArtifactRecord,
@@ -98,7 +99,7 @@ def prepare(
     started = time.perf_counter()
     sources = read_sources([Path(p) for p in source_paths])
     read_ms = (time.perf_counter() - started) * 1000
-    routing = plan_routing(show, provider)
+    routing = plan_routing(show, provider, needed=ROLES_USED)
     pricer = Pricer(show.prices)
     for chain in routing.routes.values():
         for route in chain:

@@ -215,3 +215,15 @@ def test_a_crash_while_a_batch_is_in_flight_reconnects_to_the_same_batch(
     research = [c for c in store.calls(run.id) if c.step_key.startswith("research.question.")]
     assert research and all(c.batch for c in research if c.status == "ok")
     assert max(Counter(c.step_key for c in research if c.status == "ok").values()) == 1
+
+
+def test_a_key_is_needed_only_for_the_roles_the_run_calls(
+    show_copy: Path, fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    show = wire(show_copy, fake, monkeypatch)
+    monkeypatch.delenv("GEMINI_API_KEY")  # only the (not yet called) second evaluator uses it
+
+    outcome = production.produce(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+
+    assert outcome.status == "completed" and not outcome.offline
+    assert fake.stats.requests["gemini.generate"] == 0

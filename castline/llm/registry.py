@@ -92,19 +92,26 @@ def get(name: str, show: Show | None = None) -> Provider:
                 _instances[key] = _builtins[name]()
             return _instances[key]
     settings = settings_for(name, show)
-    wire = settings.api or name
-    factory = _wires.get(wire)
+    factory = _wire(name, settings, show)
+    key = (name, settings.model_dump_json())
+    with _lock:
+        if key not in _instances:
+            try:
+                _instances[key] = factory(name, settings, api_key(name, settings))
+            except ValueError as exc:  # an SDK refusing its configuration
+                raise MissingCredentials(f"provider {name!r} cannot be set up: {exc}") from None
+        return _instances[key]
+
+
+def _wire(name: str, settings: ProviderSettings, show: Show | None) -> WireFactory:
+    factory = _wires.get(settings.api or name)
     if factory is None:
         known = ", ".join(sorted({*_builtins, *_wires, *(show.providers if show else {})}))
         raise ProviderNotFound(
             f"no provider named {name!r} (known: {known}); add it under `providers:` in "
             "show.yaml with `api: anthropic | gemini | openai`, or run with --provider offline"
         )
-    key = (name, settings.model_dump_json())
-    with _lock:
-        if key not in _instances:
-            _instances[key] = factory(name, settings, api_key(name, settings))
-        return _instances[key]
+    return factory
 
 
 @dataclass(frozen=True)
@@ -159,10 +166,14 @@ class Routing:
         return self.routes[role]
 
 
-def plan_routing(show: Show, provider: str | None = None) -> Routing:
+def plan_routing(
+    show: Show, provider: str | None = None, *, needed: frozenset[str] | None = None
+) -> Routing:
     """Decide, before anything is spent, which provider answers each role.
 
     `provider` forces one provider for every role (models stay as routed, for pricing).
+    `needed` names the roles the run will call: only those must have a key; a role outside it
+    with no key is left out of the routing.
     """
     if provider is not None:
         get(provider, show)
@@ -185,22 +196,19 @@ def plan_routing(show: Show, provider: str | None = None) -> Routing:
         usable = []
         for entry in chain:
             name, _, model = entry.partition(":")
-            get(name, show)
+            if name not in _builtins:
+                _wire(name, settings_for(name, show), show)  # an unknown name fails here
             if has_credentials(name, settings_for(name, show)):
+                get(name, show)
                 usable.append(Route(name, model, entry))
+        if not usable and needed is not None and role not in needed:
+            continue  # a role this run does not call
         if not usable:
-            needed = sorted(
-                {
-                    v
-                    for e in chain
-                    for v in key_variables(
-                        e.partition(":")[0], settings_for(e.partition(":")[0], show)
-                    )
-                }
-            )
+            names = {entry.partition(":")[0] for entry in chain}
+            variables = sorted({v for n in names for v in key_variables(n, settings_for(n, show))})
             raise MissingCredentials(
                 f"role {role!r} routes to {', '.join(chain)} but none has a key; set "
-                f"{' or '.join(needed)}, or run with --provider offline"
+                f"{' or '.join(variables)}, or run with --provider offline"
             )
         routes[role] = usable
     return Routing(routes, False, "live: API keys found")
