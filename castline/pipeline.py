@@ -39,7 +39,6 @@ from castline.llm.tasks import (
 from castline.orchestrator import guard_fanout, guard_review
 from castline.stages import RunContext, plan, polish, research, review, write
 
-
 # The roles this pipeline calls; only these need a key for a live run.
 ROLES_USED = frozenset({"orchestrator", "researcher", "planner", "writer", "polisher", "fallback"})
 
