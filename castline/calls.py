@@ -290,6 +290,17 @@ class _Call:
                 cache_write_1h_tokens=result.usage.cache_write_1h_tokens,
                 compute_ms=compute_ms,
             )
+            usage = result.usage
+            self.event(
+                "call",
+                f"{route.label}: {usage.prompt_tokens:,} tokens in ({usage.cache_read_tokens:,} "
+                f"from cache), {usage.output_tokens:,} out, ${cost:.6f}"
+                + (" (shadow)" if self.spec.shadow else "")
+                + (f" after {attempt} attempts" if attempt > 1 else ""),
+                route=route.priced_as,
+                cost=str(cost),
+                attempts=attempt,
+            )
             return CallOutcome(
                 output=json.loads(response),
                 route=route.priced_as,
