@@ -26,13 +26,21 @@ def parse_reply(task: Task[OutT], text: str, usage: Usage, model: str) -> Result
     was still billed, so the error carries its usage."""
     body = text.strip()
     if body.startswith("```"):
-        body = body.strip("`").removeprefix("json").strip()
+        body = body.strip("`")
+        body = body[4:] if body[:4].lower() == "json" else body
+        body = body.strip()
     try:
         return Result(output=task.parse_output(json.loads(body)), usage=usage, model=model)
-    except (ValueError, ValidationError) as exc:
-        reason = str(exc).splitlines()[0][:300]
-        message = f"{model} replied with invalid JSON: {reason}"
-        raise MalformedOutput(message, raw=text, usage=usage) from None
+    except ValidationError as exc:
+        # name every wrong field, so that the repair request says exactly what to fix
+        fields = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or '(reply)'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        reason = f"the reply does not match the schema: {fields}"[:400]
+    except (ValueError, RecursionError) as exc:
+        reason = f"not JSON: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"[:400]
+    raise MalformedOutput(f"{model} replied with invalid JSON: {reason}", raw=text, usage=usage)
 
 
 def classify(status: int | None, message: str, error_type: str | None = None) -> FailureKind:
@@ -40,6 +48,8 @@ def classify(status: int | None, message: str, error_type: str | None = None) ->
     lowered = f"{message} {error_type or ''}".lower()
     if any(hint in lowered for hint in ("spend limit", "insufficient_quota", "credit balance")):
         return "spend_limit"
+    if "api key not valid" in lowered or "api_key_invalid" in lowered:
+        return "auth"  # Gemini answers a bad key with 400 INVALID_ARGUMENT
     if status == 429:
         return "rate_limit"
     if status == 529 or "overloaded" in lowered or status == 503 or "unavailable" in lowered:
