@@ -30,6 +30,7 @@ from castline.llm.base import Repair, Result, Task, Usage
 from castline.llm.registry import Route
 from castline.llm.tasks import (
     FanoutTask,
+    JudgeTask,
     PlanTask,
     PolishTask,
     QuestionsTask,
@@ -53,6 +54,7 @@ TASK_TYPES: dict[str, type[Task[Any]]] = {
         WriteSegmentTask,
         PolishTask,
         ReviewDecisionTask,
+        JudgeTask,
     )
 }
 

@@ -41,6 +41,7 @@ Role = Literal[
     "polisher",
     "evaluator_primary",
     "evaluator_secondary",
+    "evaluator_tiebreaker",
     "fallback",
 ]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -55,6 +56,7 @@ DEFAULT_ROUTING: dict[Role, list[str]] = {
     "polisher": ["anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5"],
     "evaluator_primary": ["anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5"],
     "evaluator_secondary": ["gemini:gemini-2.5-pro", "gemini:gemini-2.5-flash"],
+    "evaluator_tiebreaker": ["anthropic:claude-opus-4-6", "anthropic:claude-sonnet-4-6"],
     "fallback": ["anthropic:claude-haiku-4-5"],
 }
 
@@ -196,7 +198,15 @@ class Retries(_Strict):
 
 class Quality(_Strict):
     consensus_threshold: Annotated[float, Field(ge=0, le=1)] = DEFAULT_CONSENSUS_THRESHOLD
+    tolerance: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.2, description="evaluators further apart than this escalate"
+    )
+    escalation: Literal["tiebreaker", "human"] = "tiebreaker"
     max_revision_rounds: Annotated[int, Field(ge=0, le=5)] = 2
+    review_timeout_hours: Annotated[float, Field(gt=0)] = 72.0
+    on_timeout: Literal["reject", "approve"] = Field(
+        default="reject", description="what an unanswered review becomes after the timeout"
+    )
 
 
 class Research(_Strict):
@@ -374,6 +384,11 @@ def _line_index(
     if node is not None:
         walk(node, ())
     return index, duplicates
+
+
+def show_key(show: Show) -> str:
+    """What identifies a show across its episodes (its title, case-insensitively)."""
+    return " ".join(show.show.title.casefold().split())
 
 
 def state_dir() -> Path:

@@ -166,6 +166,41 @@ class Verdict(_Model):
     findings: list[Finding] = Field(default_factory=list)
 
 
+class ConsensusRecord(_Model):
+    """How one judged criterion was decided: both evaluators' scores and what followed."""
+
+    gate: str
+    criterion: str
+    scores: dict[str, float]
+    decision: Literal["pass", "fail", "escalate"]
+    resolved_by: str | None = None
+    passed: bool
+
+
+class GateAgreement(_Model):
+    gate: str
+    criteria: int
+    agreement_rate: float
+    mean_absolute_difference: float
+
+
+class QualityRound(_Model):
+    round: int
+    verdicts: list[Verdict]
+    consensus: list[ConsensusRecord] = Field(default_factory=list)
+    revised: list[str] = Field(default_factory=list, description="segments rewritten after it")
+    words_before: dict[str, int] = Field(default_factory=dict)
+    words_after: dict[str, int] = Field(default_factory=dict)
+
+
+class QualityReport(_Model):
+    rounds: list[QualityRound] = Field(default_factory=list)
+    agreement: list[GateAgreement] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
+    human: str | None = Field(default=None, description="a reviewer's decision, if one was asked")
+    decision: str = ""
+
+
 class BudgetOutcome(_Model):
     """How the budget shaped the episode: the mode reached, what was given up, and whether the
     run had to stop early (and where)."""
@@ -189,3 +224,4 @@ class Episode(_Model):
     verdicts: list[Verdict]
     accepted: bool
     budget: BudgetOutcome = BudgetOutcome()
+    quality: QualityReport = QualityReport()

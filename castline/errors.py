@@ -7,6 +7,7 @@
     │   ├── ProviderNotFound     a "provider:model" names no registered provider
     │   ├── MissingCredentials   a provider needs an API key that is not set
     │   └── UnpricedModel        a routed model has no known price
+    ├── BudgetRefused            (internal) a call the budget could not fit; never escapes a run
     ├── RunError                 a run failed or cannot be acted on (CLI exit 1)
     │   ├── RunNotFound          no run with that id
     │   ├── RunNotResumable      the run is finished or still running elsewhere
@@ -65,6 +66,11 @@ class MissingCredentials(ConfigError):
 
 class UnpricedModel(ConfigError):
     """A model has no price, so its spend could not be held to the budget."""
+
+
+class BudgetRefused(CastlineError):
+    """A call the budget could not fit. The pipeline catches it and decides what to do without
+    the call; it never leaves a run."""
 
 
 class RunError(CastlineError):

@@ -24,23 +24,36 @@ from castline.domain import (
     Turn,
     Verdict,
 )
+from castline.errors import BudgetRefused
 from castline.knowledge import merge_findings
 from castline.llm.base import Task
 from castline.llm.tasks import (
     FanoutDecision,
     FanoutTask,
     Findings,
+    JudgeTask,
     Question,
     Questions,
-    ReviewDecision,
-    ReviewDecisionTask,
     SegmentDraft,
 )
-from castline.orchestrator import guard_fanout, guard_review
-from castline.stages import RunContext, plan, polish, research, review, write
+from castline.orchestrator import guard_fanout
+from castline.quality.verdicts import blocking as quality_blocking
+from castline.reviewing import ReviewLoop
+from castline.stages import RunContext, plan, research, write
 
 # The roles this pipeline calls; only these need a key for a live run.
-ROLES_USED = frozenset({"orchestrator", "researcher", "planner", "writer", "polisher", "fallback"})
+ROLES_USED = frozenset(
+    {
+        "orchestrator",
+        "researcher",
+        "planner",
+        "writer",
+        "polisher",
+        "evaluator_primary",
+        "evaluator_secondary",
+        "fallback",
+    }
+)
 
 
 class Steps(Protocol):
@@ -58,9 +71,13 @@ class Steps(Protocol):
 
     def publish(self, episode: Episode) -> dict[str, Any]: ...
 
+    def judge(self, tasks: list[tuple[str, str, JudgeTask]]) -> list[dict[str, Any]]:
+        """Make (step key, role, task) calls concurrently; their outcomes in the same order."""
+        ...
 
-class Refused(Exception):
-    """A call the budget could not fit (workflow-internal; never leaves the pipeline)."""
+    def await_review(self, round_: int, summary: dict[str, Any]) -> dict[str, Any] | None:
+        """A person's decision on an escalated episode, or None while nobody has decided."""
+        ...
 
 
 @dataclass
@@ -84,21 +101,21 @@ class Pipeline:
 
     def call(self, step_key: str, stage: str, role: str, task: Task[Any]) -> Any:
         outcome = self.steps.call(step_key, stage, role, task)
-        self._note_mode(outcome["mode"])
+        self.note_mode(outcome["mode"])
         if outcome["output"] is None:
-            raise Refused(f"{step_key}: {outcome['refusal']}")
+            raise BudgetRefused(f"{step_key}: {outcome['refusal']}")
         return task.parse_output(outcome["output"])
 
-    def _note_mode(self, mode: str) -> None:
+    def note_mode(self, mode: str) -> None:
         if mode in MODES:
             self.budget.mode = later(self.budget.mode, MODES[MODES.index(mode)])
 
-    def _skip(self, what: str, stage: str, reason: str) -> None:
+    def skip(self, what: str, stage: str, reason: str) -> None:
         self.first_skip = self.first_skip or stage
         self.budget.skipped.append(f"{what}: {reason}")
         self.steps.event("budget-skipped", f"skipped {what}: {reason}", stage)
 
-    def _by_code(self, kind: str) -> bool:
+    def by_code(self, kind: str) -> bool:
         """Whether a non-essential call is replaced by its code rule in the current mode."""
         return kind in NON_ESSENTIAL and self.budget.mode in ("degraded", "halted")
 
@@ -110,12 +127,38 @@ class Pipeline:
         self.steps.event("stage", "planning the episode", "plan")
         try:
             outline: Outline = self.call("plan.outline", "plan", "planner", plan.plan_task(ctx, kb))
-        except Refused as refused:
-            self._skip("planning", "plan", str(refused))
+        except BudgetRefused as refused:
+            self.skip("planning", "plan", str(refused))
             return self._halted_without_script("plan")
         script = self.write(outline, kb)
-        script, verdicts = self.review_and_polish(outline, script, kb)
-        blocking = review.blocking(verdicts)
+        loop = ReviewLoop(self)
+        reviewed = loop.run(outline, script, kb)
+        script, verdicts = reviewed.script, reviewed.verdicts
+        human: str | None = None
+        if reviewed.escalated:
+            summary = {
+                "round": reviewed.round,
+                "escalated": [
+                    {"criterion": c.criterion, "gate": c.gate, "scores": c.scores}
+                    for c in reviewed.escalated
+                ],
+            }
+            answer = self.steps.await_review(reviewed.round, summary)
+            if answer is None:
+                return self._awaiting_review(reviewed.round)
+            human = answer["status"]
+            if answer.get("script"):
+                script = Script.model_validate(answer["script"])
+            verdicts = self.steps.review(reviewed.round + 1, outline, script, kb)
+            self.steps.event(
+                "decision", f"a person {human} the episode: {answer.get('note') or ''}", "review"
+            )
+            loop.report = loop.report.model_copy(update={"human": human})
+        blocking = (
+            quality_blocking(verdicts)
+            if human != "rejected"
+            else [Finding(check="human-review", message="a reviewer rejected the episode")]
+        )
         if blocking and self.first_skip is not None and self.budget.halted_at is None:
             # the script fails its checks after work was given up for the budget: the budget,
             # not the writing, stopped this episode
@@ -133,6 +176,9 @@ class Pipeline:
             verdicts=verdicts,
             accepted=not blocking and self.budget.halted_at is None,
             budget=self.budget.outcome(),
+            quality=loop.report.model_copy(
+                update={"decision": _final(blocking, self.budget.halted_at, human)}
+            ),
         )
         published = self.steps.publish(episode)
         return {
@@ -142,6 +188,22 @@ class Pipeline:
             "skipped": self.budget.skipped,
             "output_dir": published["output_dir"],
             "words": script.word_count,
+        }
+
+    def _awaiting_review(self, round_: int) -> dict[str, Any]:
+        self.steps.event(
+            "awaiting-review",
+            f"waiting for a person to review round {round_}: `castline review` lists it",
+            "review",
+        )
+        return {
+            "accepted": False,
+            "awaiting_review": True,
+            "halted_at": None,
+            "blocking": [],
+            "skipped": self.budget.skipped,
+            "output_dir": None,
+            "words": 0,
         }
 
     def _halted_without_script(self, stage: str) -> dict[str, Any]:
@@ -167,8 +229,8 @@ class Pipeline:
             proposed: Questions = self.call(
                 "research.questions", "research", "researcher", research.questions_task(ctx)
             )
-        except Refused as refused:
-            self._skip("research questions", "research", str(refused))
+        except BudgetRefused as refused:
+            self.skip("research questions", "research", str(refused))
             return None
         chosen = self._fan_out(proposed.questions)
         findings: list[Findings] = []
@@ -177,9 +239,9 @@ class Pipeline:
         batch = ctx.show.research.batch or self.budget.mode != "normal"
         outcomes = self.steps.research(chosen, batch=batch)
         for question, outcome in zip(chosen, outcomes, strict=True):
-            self._note_mode(outcome["mode"])
+            self.note_mode(outcome["mode"])
             if outcome["output"] is None:
-                self._skip(f"research question {question.focus!r}", "research", outcome["refusal"])
+                self.skip(f"research question {question.focus!r}", "research", outcome["refusal"])
                 continue
             answered.append(question)
             findings.append(Findings.model_validate(outcome["output"]))
@@ -188,8 +250,8 @@ class Pipeline:
         task = research.synthesis_task(ctx, answered, findings)
         try:
             kb: KnowledgeBase = self.call("research.synthesis", "research", "researcher", task)
-        except Refused as refused:
-            self._skip("model synthesis (merged by code instead)", "research", str(refused))
+        except BudgetRefused as refused:
+            self.skip("model synthesis (merged by code instead)", "research", str(refused))
             kb = merge_findings(task)
         self.steps.event(
             "knowledge-base",
@@ -207,14 +269,14 @@ class Pipeline:
             rationale=f"decided by code: the first {limit} questions, most relevant first",
         )
         decision = by_code
-        if self._by_code("fanout"):
-            self._skip("orchestrator fan-out decision", "research", f"{self.budget.mode} mode")
+        if self.by_code("fanout"):
+            self.skip("orchestrator fan-out decision", "research", f"{self.budget.mode} mode")
         else:
             task = FanoutTask(topic=self.ctx.topic, questions=questions, max_questions=limit)
             try:
                 decision = self.call("orchestrate.fanout", "research", "orchestrator", task)
-            except Refused as refused:
-                self._skip("orchestrator fan-out decision", "research", str(refused))
+            except BudgetRefused as refused:
+                self.skip("orchestrator fan-out decision", "research", str(refused))
         guarded = guard_fanout(decision, questions, limit)
         chosen = [questions[i] for i in guarded.selected]
         self.steps.event(
@@ -236,9 +298,9 @@ class Pipeline:
             task = write.segment_task(self.ctx, outline, segment, kb)
             try:
                 draft: SegmentDraft = self.call(f"write.{segment.id}", "write", "writer", task)
-            except Refused as refused:
+            except BudgetRefused as refused:
                 unwritten = [s.id for s in outline.segments if s.id not in drafts]
-                self._skip(f"writing segments {', '.join(unwritten)}", "write", str(refused))
+                self.skip(f"writing segments {', '.join(unwritten)}", "write", str(refused))
                 self.budget.halted_at = "write"
                 self.steps.event(
                     "budget-halted",
@@ -250,94 +312,10 @@ class Pipeline:
             drafts[segment.id] = draft.turns
         return write.assemble(outline, drafts)
 
-    # review and polish
 
-    def review_and_polish(
-        self, outline: Outline, script: Script, kb: KnowledgeBase
-    ) -> tuple[Script, list[Verdict]]:
-        max_rounds = self.ctx.show.quality.max_revision_rounds
-        round_ = 0
-        previous: list[Finding] | None = None
-        while True:
-            self.steps.event("stage", f"reviewing (round {round_})", "review")
-            verdicts = self.steps.review(round_, outline, script, kb)
-            blocking = review.blocking(verdicts)
-            if not blocking:
-                self.steps.event("decision", "accepted: no blocking findings", "review")
-                return script, verdicts
-            if self.budget.halted_at is not None:
-                return script, verdicts
-            decision = self._review_decision(round_, max_rounds, blocking)
-            plan_ = guard_review(
-                decision,
-                blocking,
-                round_=round_,
-                max_rounds=max_rounds,
-                segments=[s.id for s in outline.segments],
-                previous=previous,
-            )
-            previous = blocking
-            action = f"revise {', '.join(plan_.revise)}" if plan_.revise else "stop revising"
-            self.steps.event(
-                "decision",
-                f"after review round {round_}: {action}. {plan_.rationale}",
-                "review",
-                round=round_,
-                action=decision.action,
-                revise=plan_.revise,
-                rationale=plan_.rationale,
-                overrides=plan_.overrides,
-            )
-            if not plan_.revise:
-                return script, verdicts
-            round_ += 1
-            self.steps.event(
-                "stage", f"polishing {', '.join(plan_.revise)} (round {round_})", "polish"
-            )
-            for segment_id in plan_.revise:
-                try:
-                    script = self._revise(outline, script, kb, segment_id, blocking, round_)
-                except Refused as refused:
-                    self._skip(f"polishing {segment_id} (round {round_})", "polish", str(refused))
-                    return script, self.steps.review(round_, outline, script, kb)
-
-    def _review_decision(
-        self, round_: int, max_rounds: int, blocking: list[Finding]
-    ) -> ReviewDecision:
-        flagged = sorted({f.segment for f in blocking if f.segment is not None})
-        by_code = ReviewDecision(
-            action="revise" if round_ < max_rounds and flagged else "accept",
-            segments=flagged,
-            rationale="decided by code: revise every segment with a blocking finding",
-        )
-        if self._by_code("review-decision"):
-            self._skip(f"orchestrator review decision (round {round_})", "review", self.budget.mode)
-            return by_code
-        task = ReviewDecisionTask(round=round_, max_rounds=max_rounds, findings=blocking)
-        try:
-            decision: ReviewDecision = self.call(
-                f"orchestrate.review.{round_}", "review", "orchestrator", task
-            )
-        except Refused as refused:
-            self._skip(f"orchestrator review decision (round {round_})", "review", str(refused))
-            return by_code
-        return decision
-
-    def _revise(
-        self,
-        outline: Outline,
-        script: Script,
-        kb: KnowledgeBase,
-        segment_id: str,
-        findings: list[Finding],
-        round_: int,
-    ) -> Script:
-        segment = outline.segment(segment_id)
-        task: Task[Any]
-        if script.segment_turns(segment_id):
-            task = polish.polish_task(self.ctx, outline, script, kb, segment_id, findings)
-        else:
-            task = write.segment_task(self.ctx, outline, segment, kb)
-        draft: SegmentDraft = self.call(f"polish.{round_}.{segment_id}", "polish", "polisher", task)
-        turns = [turn.model_copy(update={"segment": segment_id}) for turn in draft.turns]
-        return script.replace_segment(segment_id, turns)
+def _final(blocking: list[Finding], halted_at: str | None, human: str | None) -> str:
+    if human is not None:
+        return f"{human} by a person"
+    if halted_at is not None:
+        return f"halted by budget in {halted_at}"
+    return "accepted" if not blocking else "rejected"

@@ -22,7 +22,7 @@ from castline import workflow
 from castline.budget.ledger import Ledger
 from castline.budget.prices import Pricer
 from castline.budget.report import CostReport, cost_report
-from castline.config import Show, load_show
+from castline.config import Show, load_show, show_key
 from castline.domain import Source
 from castline.errors import ConfigError, ProviderError, RunError, RunNotResumable, StageFailed
 from castline.llm.registry import Routing, plan_routing
@@ -125,6 +125,8 @@ def record_run(store: Store, prepared: Prepared, run_id: str, output_dir: Path) 
                 role: [asdict(route) for route in chain] for role, chain in routing.routes.items()
             },
             "provider": prepared.provider,
+            # the show's earlier episodes, fixed now so that a resumed run checks the same ones
+            "earlier": [row["run_id"] for row in store.earlier_scripts(show_key(show), run_id)],
         },
         workflow_id=run_id,
         output_dir=str(output_dir),

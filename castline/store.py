@@ -143,6 +143,35 @@ def _batches_table(md: sa.MetaData) -> sa.Table:
     )
 
 
+def _scripts_table(md: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "scripts",
+        md,
+        sa.Column("run_id", sa.String(40), sa.ForeignKey("runs.id"), primary_key=True),
+        sa.Column("show_key", sa.String(300), nullable=False, index=True),
+        sa.Column("title", sa.Text, nullable=False),
+        sa.Column("hosts", sa.Text, nullable=False),
+        sa.Column("script", sa.Text, nullable=False),
+        sa.Column("accepted", sa.Boolean, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+    )
+
+
+def _reviews_table(md: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "reviews",
+        md,
+        sa.Column("run_id", sa.String(40), sa.ForeignKey("runs.id"), primary_key=True),
+        sa.Column("round", sa.Integer, primary_key=True),
+        sa.Column("status", sa.String(12), nullable=False),
+        sa.Column("summary", sa.Text, nullable=False),
+        sa.Column("requested_at", sa.Float, nullable=False),
+        sa.Column("decided_at", sa.Float),
+        sa.Column("note", sa.Text),
+        sa.Column("script", sa.Text),
+    )
+
+
 # Columns added after the first version, by table. Migration 0002 adds them to an existing
 # database; the current table objects get them appended.
 V2_COLUMNS: dict[str, list[sa.Column[Any]]] = {
@@ -166,6 +195,8 @@ calls = _calls_table(metadata)
 events = _events_table(metadata)
 artifacts = _artifacts_table(metadata)
 batches = _batches_table(metadata)
+scripts = _scripts_table(metadata)
+reviews = _reviews_table(metadata)
 for _table in (runs, calls):
     for _column in V2_COLUMNS[_table.name]:
         _table.append_column(_column)
@@ -186,6 +217,13 @@ def _migration_0003_batches(connection: Connection) -> None:
     _batches_table(md).create(connection)
 
 
+def _migration_0004_quality(connection: Connection) -> None:
+    md = sa.MetaData()
+    sa.Table("runs", md, sa.Column("id", sa.String(40), primary_key=True))
+    _scripts_table(md).create(connection)
+    _reviews_table(md).create(connection)
+
+
 def _migration_0002_budget_ledger(connection: Connection) -> None:
     for table, columns in V2_COLUMNS.items():
         for column in columns:
@@ -197,6 +235,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _migration_0001_initial),
     ("0002_budget_ledger", _migration_0002_budget_ledger),
     ("0003_batches", _migration_0003_batches),
+    ("0004_quality", _migration_0004_quality),
 ]
 
 
@@ -550,6 +589,113 @@ class Store:
         if row is None:
             return None
         return {**dict(row), "items": json.loads(row["items"])}
+
+    # scripts of published episodes: what later episodes of the show must not repeat
+
+    def save_script(
+        self,
+        run_id: str,
+        show_key: str,
+        title: str,
+        hosts: list[str],
+        script: dict[str, Any],
+        accepted: bool,
+    ) -> None:
+        with self._begin() as connection:
+            connection.execute(scripts.delete().where(scripts.c.run_id == run_id))
+            connection.execute(
+                scripts.insert().values(
+                    run_id=run_id,
+                    show_key=show_key,
+                    title=title,
+                    hosts=json.dumps(hosts),
+                    script=json.dumps(script),
+                    accepted=accepted,
+                    created_at=time.time(),
+                )
+            )
+
+    def earlier_scripts(self, show_key: str, before_run: str) -> list[dict[str, Any]]:
+        """Accepted scripts of the show's other episodes, newest first."""
+        query = (
+            sa.select(scripts)
+            .where(
+                scripts.c.show_key == show_key,
+                scripts.c.run_id != before_run,
+                scripts.c.accepted.is_(True),
+            )
+            .order_by(scripts.c.created_at.desc())
+        )
+        with self._begin() as connection:
+            return [
+                {
+                    **dict(row),
+                    "hosts": json.loads(row["hosts"]),
+                    "script": json.loads(row["script"]),
+                }
+                for row in connection.execute(query).mappings()
+            ]
+
+    # human reviews: the durable queue of episodes waiting for a person
+
+    def request_review(self, run_id: str, round_: int, summary: dict[str, Any]) -> None:
+        with self._begin() as connection:
+            exists = connection.execute(
+                sa.select(reviews.c.status).where(
+                    reviews.c.run_id == run_id, reviews.c.round == round_
+                )
+            ).first()
+            if exists is None:
+                connection.execute(
+                    reviews.insert().values(
+                        run_id=run_id,
+                        round=round_,
+                        status="pending",
+                        summary=json.dumps(summary),
+                        requested_at=time.time(),
+                    )
+                )
+
+    def review(self, run_id: str, round_: int | None = None) -> dict[str, Any] | None:
+        query = sa.select(reviews).where(reviews.c.run_id == run_id)
+        if round_ is not None:
+            query = query.where(reviews.c.round == round_)
+        with self._begin() as connection:
+            row = connection.execute(query.order_by(reviews.c.round.desc())).mappings().first()
+        if row is None:
+            return None
+        return {
+            **dict(row),
+            "summary": json.loads(row["summary"]),
+            "script": json.loads(row["script"]) if row["script"] else None,
+        }
+
+    def decide_review(
+        self,
+        run_id: str,
+        round_: int,
+        status: str,
+        *,
+        note: str | None = None,
+        script: dict[str, Any] | None = None,
+    ) -> None:
+        with self._begin() as connection:
+            connection.execute(
+                reviews.update()
+                .where(reviews.c.run_id == run_id, reviews.c.round == round_)
+                .values(
+                    status=status,
+                    note=note,
+                    script=json.dumps(script) if script is not None else None,
+                    decided_at=time.time(),
+                )
+            )
+
+    def pending_reviews(self) -> list[dict[str, Any]]:
+        query = sa.select(reviews).where(reviews.c.status == "pending")
+        with self._begin() as connection:
+            rows = connection.execute(query.order_by(reviews.c.requested_at)).mappings().all()
+        return [{**dict(r), "summary": json.loads(r["summary"])} for r in rows]
 
     # artifacts
 

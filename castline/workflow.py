@@ -22,13 +22,15 @@ from dbos import DBOS, DBOSConfig, SetWorkflowID, WorkflowHandle
 
 from castline import __version__, batches, calls
 from castline.budget.report import cost_report
-from castline.config import Show, database_url, state_dir
+from castline.config import Show, database_url, show_key, state_dir
 from castline.domain import Episode, KnowledgeBase, Outline, Script, Source, Verdict
 from castline.llm.base import Task
 from castline.llm.registry import Route, Routing
-from castline.llm.tasks import Question
+from castline.llm.tasks import JudgeTask, Question
 from castline.pipeline import Pipeline
-from castline.stages import RunContext, publish, research, review
+from castline.quality import gates
+from castline.quality.integration import EarlierEpisode
+from castline.stages import RunContext, publish, research
 from castline.store import Store
 
 SYSTEM_DATABASE_ENV = "CASTLINE_SYSTEM_DATABASE_URL"
@@ -161,13 +163,25 @@ def context(run_id: str) -> RunContext:
         offline=record.offline,
         reason=record.routing_reason,
     )
+    show = Show.model_validate(spec["show"])
+    earlier_ids = set(spec.get("earlier", []))
     ctx = RunContext(
         run_id=record.id,
-        show=Show.model_validate(spec["show"]),
+        show=show,
         topic=record.topic,
         sources=[Source.model_validate(s) for s in store().load_sources(run_id)],
         routing=routing,
         output_dir=record.output_dir,
+        earlier=[
+            EarlierEpisode(
+                run_id=row["run_id"],
+                title=row["title"],
+                hosts=row["hosts"],
+                script=Script.model_validate(row["script"]),
+            )
+            for row in store().earlier_scripts(show_key(show), record.id)
+            if row["run_id"] in earlier_ids
+        ],
     )
     with _lock:
         _contexts[run_id] = ctx
@@ -202,11 +216,12 @@ def review_step(
 ) -> list[dict[str, Any]]:
     ctx = context(run_id)
     started = time.perf_counter()
-    verdicts = review.compliance(
+    verdicts = gates.run_checks(
         ctx.show,
         Outline.model_validate(outline),
         Script.model_validate(script),
         KnowledgeBase.model_validate(kb),
+        ctx.earlier,
     )
     compute_ms = (time.perf_counter() - started) * 1000
     failing = [v for v in verdicts if not v.passed]
@@ -237,6 +252,14 @@ def publish_step(run_id: str, episode: dict[str, Any]) -> dict[str, Any]:
     for item in written:
         store().add_artifact(run_id, item.name, str(item.path), item.sha256, item.size)
     store().update_run(run_id, episode_title=parsed.script.title)
+    store().save_script(
+        run_id,
+        show_key(ctx.show),
+        parsed.script.title,
+        ctx.show.host_names(),
+        parsed.script.model_dump(mode="json"),
+        parsed.accepted,
+    )
     store().add_event(
         run_id,
         "published",
@@ -276,6 +299,20 @@ def _tasks(payloads: dict[str, dict[str, Any]]) -> dict[str, Task[Any]]:
 
 # How long to wait between polls of a batch: doubling from the first, capped at the last.
 BATCH_POLL_S = (0.2, 60.0)
+
+
+@DBOS.step(name="castline.review_gate")
+def review_gate_step(run_id: str, round_: int, summary: dict[str, Any]) -> dict[str, Any] | None:
+    """A person's decision, if one was made; otherwise put the run in the review queue.
+
+    When a decision is made later, `castline review` forks the workflow at this step, so that
+    it runs again, finds the decision and the episode goes on from here."""
+    review = store().review(run_id, round_)
+    if review is not None and review["status"] != "pending":
+        return {k: review[k] for k in ("status", "note", "script")}
+    store().request_review(run_id, round_, summary)
+    store().update_run(run_id, status="awaiting-review", stage="review")
+    return None
 
 
 class DurableSteps:
@@ -339,6 +376,19 @@ class DurableSteps:
     def publish(self, episode: Episode) -> dict[str, Any]:
         return publish_step(self.ctx.run_id, episode.model_dump(mode="json"))
 
+    def judge(self, tasks: list[tuple[str, str, JudgeTask]]) -> list[dict[str, Any]]:
+        handles = [
+            DBOS.start_workflow(
+                call_workflow, self.ctx.run_id, key, "review", role, task.kind,
+                task.model_dump(mode="json"),
+            )
+            for key, role, task in tasks
+        ]  # fmt: skip
+        return [handle.get_result() for handle in handles]
+
+    def await_review(self, round_: int, summary: dict[str, Any]) -> dict[str, Any] | None:
+        return review_gate_step(self.ctx.run_id, round_, summary)
+
 
 # Workflows
 
@@ -348,6 +398,14 @@ def research_question(run_id: str, index: int, question: dict[str, Any]) -> dict
     ctx = context(run_id)
     task = research.research_task(ctx, Question.model_validate(question))
     return DurableSteps(ctx).call(f"research.question.{index}", "research", "researcher", task)
+
+
+@DBOS.workflow(name="castline.call")
+def call_workflow(
+    run_id: str, step_key: str, stage: str, role: str, kind: str, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """One call as its own workflow, so that several can run at once (evaluations)."""
+    return call_step(run_id, step_key, stage, role, kind, payload)
 
 
 @DBOS.workflow(name="castline.episode")

@@ -17,6 +17,7 @@ import pytest
 
 from castline import production
 from castline.config import database_url
+from castline.errors import MissingCredentials
 from castline.store import Store
 from tests.conftest import EXAMPLE_SOURCES, EXAMPLE_TOPIC
 from tests.fake_api import FakeAPI, Fault
@@ -31,6 +32,8 @@ RATES = {
     "anthropic:claude-sonnet-4-6": (3, Decimal("3.75"), Decimal("0.30"), 15),
     "anthropic:claude-opus-4-6": (5, Decimal("6.25"), Decimal("0.50"), 25),
     "anthropic:claude-haiku-4-5": (1, Decimal("1.25"), Decimal("0.10"), 5),
+    # below Gemini's 200K-token tier; Gemini bills no cache writes
+    "gemini:gemini-2.5-pro": (Decimal("1.25"), Decimal("1.25"), Decimal("0.125"), 10),
 }
 
 
@@ -70,7 +73,10 @@ def test_episode_through_the_real_sdks_costs_exactly_the_published_prices(
     assert outcome.status == "completed" and not outcome.offline
     store = Store(database_url())
     made = [c for c in store.calls(outcome.run_id) if c.status == "ok"]
-    assert made and {c.provider for c in made} == {"anthropic"}
+    assert made and {c.provider for c in made} == {"anthropic", "gemini"}
+    assert {c.priced_as for c in made if c.role == "evaluator_secondary"} == {
+        "gemini:gemini-2.5-pro"
+    }
     for call in made:
         uncached, write, read, output = RATES[call.priced_as]
         by_hand = (
@@ -82,9 +88,11 @@ def test_episode_through_the_real_sdks_costs_exactly_the_published_prices(
         assert call.cost == by_hand, call.step_key
     assert outcome.cost == sum((c.cost for c in made), Decimal(0))
     # what the fake reported is what castline recorded
-    served = fake.stats.tokens["anthropic"]
-    assert served["cache_read"] == sum(c.cache_read_tokens for c in made)
-    assert served["output"] == sum(c.output_tokens for c in made)
+    for vendor in ("anthropic", "gemini"):
+        served = fake.stats.tokens[vendor]
+        ours = [c for c in made if c.provider == vendor]
+        assert served["cache_read"] == sum(c.cache_read_tokens for c in ours)
+        assert served["output"] == sum(c.output_tokens for c in ours)
     # the default layout reads most input from the cache
     assert fake.stats.cache_hit_share("anthropic") >= 0.6
 
@@ -221,9 +229,12 @@ def test_a_key_is_needed_only_for_the_roles_the_run_calls(
     show_copy: Path, fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     show = wire(show_copy, fake, monkeypatch)
-    monkeypatch.delenv("GEMINI_API_KEY")  # only the (not yet called) second evaluator uses it
+    monkeypatch.delenv("OPENAI_API_KEY")  # no role routes to OpenAI: nothing is missing
 
     outcome = production.produce(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
 
     assert outcome.status == "completed" and not outcome.offline
-    assert fake.stats.requests["gemini.generate"] == 0
+    assert fake.stats.requests["openai.chat"] == 0
+    monkeypatch.delenv("GEMINI_API_KEY")  # the second evaluator needs it: stop before spending
+    with pytest.raises(MissingCredentials, match=r"evaluator_secondary.*GEMINI_API_KEY"):
+        production.produce(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES)

@@ -28,7 +28,7 @@ CREATIVE_ROLES = frozenset({"writer", "polisher"})
 # Task kinds nobody waits on interactively, so economy mode may send them to a batch API.
 BATCH_ELIGIBLE = frozenset({"questions", "research"})
 # Calls code can stand in for (a deterministic rule) once the run is degraded.
-NON_ESSENTIAL = frozenset({"fanout", "review-decision"})
+NON_ESSENTIAL = frozenset({"fanout", "review-decision", "judge"})
 # Output budgets tried, as fractions of the task's max_tokens, when a call does not fit.
 _SHORTER = (Decimal(1), Decimal("0.5"), Decimal("0.25"))
 

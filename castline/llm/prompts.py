@@ -26,7 +26,7 @@ SYSTEM_PREAMBLE = (
 )
 _SHARED_FIELDS = ("show",)
 # In prefix order: what more calls share comes first, so that one cached prefix serves them all.
-_MATERIAL_FIELDS = ("sources", "knowledge_base", "outline")
+_MATERIAL_FIELDS = ("sources", "knowledge_base", "outline", "script")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from castline.config import BrandVoice, Rules, Show
-from castline.domain import Finding, KnowledgeBase, Note, Outline, Segment, Source, Turn
+from castline.domain import Finding, KnowledgeBase, Note, Outline, Script, Segment, Source, Turn
 from castline.llm.base import Task
 
 
@@ -125,6 +125,9 @@ class ResearchTask(Task[Findings]):
     question: Question
     sources: list[Source]
     max_notes: Annotated[int, Field(ge=1)]
+    covered: list[str] = Field(
+        default_factory=list, description="what earlier episodes said: find something new"
+    )
 
 
 class SynthesisTask(Task[KnowledgeBase]):
@@ -198,6 +201,7 @@ class PolishTask(Task[SegmentDraft]):
     segment: Segment
     turns: list[Turn]
     findings: list[Finding]
+    source_titles: dict[str, str] = Field(default_factory=dict)
 
 
 class ReviewDecisionTask(Task[ReviewDecision]):
@@ -212,3 +216,36 @@ class ReviewDecisionTask(Task[ReviewDecision]):
     round: int
     max_rounds: int
     findings: list[Finding]
+
+
+class Evidence(_Out):
+    segment: str | None = None
+    quote: str
+
+
+class Judgment(_Out):
+    """One evaluator's score of one criterion, with its reasons and the lines that justify it."""
+
+    score: Annotated[float, Field(ge=0, le=1)]
+    reason: str
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+class JudgeTask(Task[Judgment]):
+    kind: ClassVar[str] = "judge"
+    instructions: ClassVar[str] = (
+        "Judge the script on one criterion, following its rubric exactly. Score from 0 to 1, "
+        "give your reason in one or two sentences, and quote the lines that justify the score "
+        "with the id of their segment."
+    )
+    output_type: ClassVar[type[BaseModel]] = Judgment
+    max_output_tokens: ClassVar[int] = 1500
+
+    show: ShowBrief
+    knowledge_base: KnowledgeBase
+    outline: Outline
+    script: Script
+    gate: str
+    criterion: str
+    rubric: str
+    evaluator: Literal["primary", "secondary", "tiebreaker"]

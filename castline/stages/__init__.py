@@ -5,7 +5,7 @@ Sequencing them, and making each model call a durable step, is `castline.workflo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from castline.budget.policy import BudgetPolicy
@@ -14,6 +14,7 @@ from castline.config import Show
 from castline.domain import Source
 from castline.llm.registry import Routing
 from castline.llm.tasks import ShowBrief
+from castline.quality.integration import EarlierEpisode
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,14 @@ class RunContext:
     sources: list[Source]
     routing: Routing
     output_dir: str
+    earlier: list[EarlierEpisode] = field(default_factory=list)
+
+    @cached_property
+    def covered(self) -> list[str]:
+        """What earlier episodes of the show already said: research should find new material."""
+        return sorted(
+            {" ".join(t.text.split()) for e in self.earlier for t in e.script.turns if t.citations}
+        )
 
     @cached_property
     def brief(self) -> ShowBrief:

@@ -22,4 +22,5 @@ def polish_task(
         segment=outline.segment(segment_id),
         turns=script.segment_turns(segment_id),
         findings=[f for f in findings if f.segment == segment_id],
+        source_titles=ctx.source_titles,
     )

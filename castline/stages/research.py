@@ -38,6 +38,7 @@ def research_task(ctx: RunContext, question: Question) -> ResearchTask:
         question=question,
         sources=ctx.sources,
         max_notes=ctx.show.research.notes_per_question,
+        covered=ctx.covered,
     )
 
 

@@ -21,12 +21,13 @@ from google.genai import types
 
 from castline.calls import TASK_TYPES
 from castline.config import load_show
-from castline.domain import Finding, Section, Source
+from castline.domain import Finding, Script, Section, Source
 from castline.llm import prompts
 from castline.llm.base import Task
 from castline.llm.offline import OfflineProvider, research, writing
 from castline.llm.tasks import (
     FanoutTask,
+    JudgeTask,
     PlanTask,
     PolishTask,
     QuestionsTask,
@@ -102,6 +103,16 @@ def tasks(raw_sources: list[Source]) -> dict[str, Task[Any]]:
         write_tasks[1],
         polish_task,
         ReviewDecisionTask(round=0, max_rounds=2, findings=findings_for_review),
+        JudgeTask(
+            show=brief,
+            knowledge_base=kb,
+            outline=outline,
+            script=Script(title=outline.title, turns=draft.turns),
+            gate="content",
+            criterion="accuracy",
+            rubric="1 means every cited turn says what its notes say.",
+            evaluator="secondary",
+        ),
     ]
     by_kind: dict[str, Task[Any]] = {task.kind: task for task in built}
     by_kind["write-intro"] = write_tasks[0]

@@ -14,9 +14,10 @@ from pydantic import BaseModel, ValidationError
 from castline.errors import ProviderError
 from castline.llm import prompts
 from castline.llm.base import OutT, Provider, Repair, Result, Task, Usage
-from castline.llm.offline import decisions, research, writing
+from castline.llm.offline import decisions, judging, research, writing
 from castline.llm.tasks import (
     FanoutTask,
+    JudgeTask,
     PlanTask,
     PolishTask,
     QuestionsTask,
@@ -38,6 +39,7 @@ _SOLVERS: dict[type[Task[Any]], Callable[[Any], BaseModel]] = {
     WriteSegmentTask: writing.write,
     PolishTask: writing.polish,
     ReviewDecisionTask: decisions.review,
+    JudgeTask: judging.judge,
 }
 
 

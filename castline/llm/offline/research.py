@@ -89,6 +89,7 @@ def research(task: ResearchTask) -> Findings:
     question_terms = terms(task.question.focus or task.question.text)
     topic_terms = terms(task.topic)
     focus = task.question.focus.casefold()
+    covered = " ".join(task.covered)
     scored: list[tuple[float, int, FoundNote]] = []
     position = 0
     for source in task.sources:
@@ -96,8 +97,8 @@ def research(task: ResearchTask) -> Findings:
             in_focus = bool(focus) and section.heading.casefold() == focus
             for sentence in sentences(section.text):
                 position += 1
-                if not _quotable(sentence):
-                    continue
+                if not _quotable(sentence) or sentence[1:] in covered:
+                    continue  # an earlier episode already said it
                 sentence_terms = terms(sentence)
                 if not in_focus and overlap(question_terms, sentence_terms) < 0.5:
                     continue

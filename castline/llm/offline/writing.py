@@ -238,12 +238,31 @@ def _outro(task: WriteSegmentTask, convo: _Conversation) -> None:
         convo.say(f"And I'm {name}. See you next time.")
 
 
+# Findings about what a sentence says: the sentence goes (with its turn, if it was the fact).
+_DROP_SENTENCE = frozenset(
+    {"unsupported-claim", "contradiction", "legal-risk", "tone", "accuracy", "persona"}
+)
+# Findings about the segment as a whole: it is written again from its notes.
+_REWRITE = frozenset({"repeated-segment", "coherence", "missing-segment"})
+
+
 def polish(task: PolishTask) -> SegmentDraft:
     """Resolve each finding with the smallest edit that removes it."""
+    if any(f.check in _REWRITE for f in task.findings):
+        rewrite = WriteSegmentTask(
+            show=task.show,
+            knowledge_base=task.knowledge_base,
+            outline=task.outline,
+            segment=task.segment,
+            source_titles=task.source_titles,
+        )
+        return write(rewrite)
     turns = list(task.turns)
     hosts = [host.name for host in task.show.hosts]
     for finding in task.findings:
-        if finding.check == "forbidden-phrase" and finding.subject:
+        if finding.check in _DROP_SENTENCE and finding.subject:
+            turns = _drop_phrase(turns, re.compile(re.escape(finding.subject[:80]), re.I))
+        elif finding.check == "forbidden-phrase" and finding.subject:
             turns = _drop_phrase(turns, phrase_pattern(finding.subject))
         elif finding.check == "disclaimer" and finding.subject:
             turns.append(Turn(speaker=hosts[0], text=finding.subject, segment=task.segment.id))

@@ -1,8 +1,6 @@
-"""Review: the deterministic compliance checks every script must pass before it is published.
-
-Each check is one criterion of the compliance gate and yields a `Verdict` whose findings name the
-segment (and turn) at fault, so that polishing can rewrite only what is wrong.
-"""
+"""The compliance gate's deterministic checks: structure, forbidden phrases, disclaimers, length,
+citations and speakability. Each finding names the segment (and turn) at fault, so that polishing
+rewrites only what is wrong."""
 
 from __future__ import annotations
 
@@ -10,43 +8,23 @@ import re
 
 from castline.config import Show
 from castline.domain import Finding, KnowledgeBase, Outline, Script, Verdict
+from castline.quality.verdicts import verdict
 from castline.text import overlap, phrase_pattern, terms
 
 GATE = "compliance"
-EVALUATOR = "deterministic"
 _UNSPEAKABLE = re.compile(r"https?://\S+|www\.\S+|<[^>]+>|[*_#`]{2,}|\[[^\]]*\]\([^)]*\)")
 
 
-def compliance(show: Show, outline: Outline, script: Script, kb: KnowledgeBase) -> list[Verdict]:
+def checks(show: Show, outline: Outline, script: Script, kb: KnowledgeBase) -> list[Verdict]:
+    turns = len(script.turns) or 1
     return [
-        _verdict("structure", _structure(show, outline, script), len(script.turns) or 1),
-        _verdict("forbidden-phrases", _forbidden(show, script), len(script.turns) or 1),
-        _verdict("disclaimers", _disclaimers(show, outline, script), 1),
-        _verdict("length", _length(show, outline, script), 1),
-        _verdict("citations", _citations(script, kb), len(script.turns) or 1),
-        _verdict("speakable", _speakable(script), len(script.turns) or 1),
+        verdict(GATE, "structure", _structure(show, outline, script), turns),
+        verdict(GATE, "forbidden-phrases", _forbidden(show, script), turns),
+        verdict(GATE, "disclaimers", _disclaimers(show, outline, script), 1),
+        verdict(GATE, "length", _length(show, outline, script), 1),
+        verdict(GATE, "citations", _citations(script, kb), turns),
+        verdict(GATE, "speakable", _speakable(script), turns),
     ]
-
-
-def blocking(verdicts: list[Verdict]) -> list[Finding]:
-    return [f for v in verdicts for f in v.findings if f.severity == "error"]
-
-
-def _verdict(criterion: str, findings: list[Finding], scale: int) -> Verdict:
-    errors = [f for f in findings if f.severity == "error"]
-    score = max(0.0, 1.0 - len(errors) / scale)
-    reason = "; ".join(f.message for f in findings[:5]) or "no problems found"
-    if len(findings) > 5:
-        reason += f"; and {len(findings) - 5} more"
-    return Verdict(
-        gate=GATE,
-        criterion=criterion,
-        evaluator=EVALUATOR,
-        score=round(score, 4),
-        passed=not errors,
-        reason=reason,
-        findings=findings,
-    )
 
 
 def _structure(show: Show, outline: Outline, script: Script) -> list[Finding]:

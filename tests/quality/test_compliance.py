@@ -9,7 +9,10 @@ import pytest
 
 from castline.config import Show, parse_show
 from castline.domain import Finding, KnowledgeBase, Note, Outline, Script, Segment, Theme, Turn
-from castline.stages.review import EVALUATOR, GATE, blocking, compliance
+from castline.quality.compliance import GATE
+from castline.quality.compliance import checks as compliance
+from castline.quality.verdicts import DETERMINISTIC as EVALUATOR
+from castline.quality.verdicts import blocking
 
 DISCLAIMER = "This show is general information, not medical advice."
 CRITERIA = ["structure", "forbidden-phrases", "disclaimers", "length", "citations", "speakable"]

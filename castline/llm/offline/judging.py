@@ -1,0 +1,162 @@
+"""Offline judges: real scores computed from the script, never constants.
+
+The primary and secondary evaluators measure each criterion in different ways, as two models
+from different vendors would judge differently: they agree on clear cases and can disagree on
+borderline ones. The tie-breaker takes the mean of both measures.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from castline.domain import Turn
+from castline.llm.tasks import Evidence, JudgeTask, Judgment
+from castline.text import overlap, sentences, terms
+
+_MEDICAL = (
+    r"(?:you should|you must|stop taking|start taking|take \d+|dose|cure[sd]?|treat yourself)"
+)
+_FINANCIAL = r"(?:guaranteed returns?|you should (?:buy|invest|sell)|can't lose|risk-free)"
+_DEFAMATION = r"(?:is a (?:fraud|criminal|liar|crook)|are (?:frauds|criminals|liars))"
+_RISK = re.compile(f"{_MEDICAL}|{_FINANCIAL}|{_DEFAMATION}", re.IGNORECASE)
+_HEALTH_OR_MONEY = re.compile(
+    r"\b(?:medication|medicine|drug|pills?|doctor|dosage|invest\w*|stocks?|crypto|loan)\b", re.I
+)
+_HYPE = re.compile(
+    r"\b(?:amazing|incredible|mind-blowing|insane|unbelievable|revolutionary|crazy|epic|"
+    r"literally|super|totally)\b|!{2,}",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _quote(turn: Turn, text: str) -> Evidence:
+    return Evidence(segment=turn.segment, quote=text)
+
+
+def legal_risk(task: JudgeTask) -> Judgment:
+    risky = [_quote(t, s) for t in task.script.turns for s in sentences(t.text) if _RISK.search(s)]
+    if task.evaluator == "primary":
+        score = max(0.0, 1 - 0.25 * len(risky))
+    else:
+        # weighs advice about health or money more, and credits spoken disclaimers
+        weighty = [e for e in risky if _HEALTH_OR_MONEY.search(e.quote)]
+        disclaimed = any(
+            d.lower() in " ".join(t.text.lower() for t in task.script.turns)
+            for d in task.show.rules.required_disclaimers
+        )
+        score = max(0.0, 1 - 0.2 * len(risky) - 0.1 * len(weighty) + (0.05 if disclaimed else 0))
+    reason = (
+        f"{len(risky)} sentence(s) risk giving unqualified advice or defaming someone"
+        if risky
+        else "no risky advice or defamation found"
+    )
+    return Judgment(score=round(min(1.0, score), 4), reason=reason, evidence=risky[:10])
+
+
+def tone(task: JudgeTask) -> Judgment:
+    own = [t for t in task.script.turns if not t.citations and t.text.strip()]
+    if not own:
+        return Judgment(score=0.0, reason="the hosts have no lines of their own")
+    if task.evaluator == "primary":
+        off = [t for t in own if _HYPE.search(t.text) or len(t.text.split()) > 60]
+        score = 1 - len(off) / len(own)
+    else:
+        # counts every hype word and shouting, so one excited turn weighs more
+        hits = sum(len(_HYPE.findall(t.text)) + t.text.count("!") // 2 for t in own)
+        off = [t for t in own if _HYPE.search(t.text)]
+        score = max(0.0, 1 - 2 * hits / len(own))
+    reason = (
+        f"{len(off)} of {len(own)} of the hosts' own lines miss the show's register"
+        if off
+        else f"all {len(own)} of the hosts' own lines fit the show's register"
+    )
+    return Judgment(
+        score=round(score, 4), reason=reason, evidence=[_quote(t, t.text) for t in off[:10]]
+    )
+
+
+def _body_segments(task: JudgeTask) -> list[tuple[str, str, list[Turn]]]:
+    return [
+        (s.id, s.title, task.script.segment_turns(s.id))
+        for s in task.outline.segments
+        if s.kind == "body"
+    ]
+
+
+def coherence(task: JudgeTask) -> Judgment:
+    segments = [seg for seg in _body_segments(task) if seg[2]]
+    if not segments:
+        return Judgment(score=0.0, reason="no body segment to judge")
+    notes = {n.id: n for n in task.knowledge_base.notes}
+    drifting: list[Evidence] = []
+    for segment_id, _title, turns in segments:
+        cited_ids = [c for t in turns for c in t.citations if c in notes]
+        if task.evaluator == "primary":
+            # the segment's facts answer one research question (the theme it is about)
+            themes = [notes[c].question for c in cited_ids]
+            main = max(set(themes), key=themes.count) if themes else None
+            fits = not themes or themes.count(main) / len(themes) >= 0.7
+        else:
+            # the segment cites the notes the outline planned for it
+            planned = set(task.outline.segment(segment_id).note_ids)
+            fits = not cited_ids or sum(c in planned for c in cited_ids) / len(cited_ids) >= 0.7
+        if not fits:
+            drifting.append(Evidence(segment=segment_id, quote=turns[0].text))
+    score = 1 - len(drifting) / len(segments)
+    reason = (
+        f"{len(drifting)} of {len(segments)} segments drift from their theme"
+        if drifting
+        else f"all {len(segments)} segments stay on their theme"
+    )
+    return Judgment(score=round(score, 4), reason=reason, evidence=drifting)
+
+
+def accuracy(task: JudgeTask) -> Judgment:
+    notes = {n.id: n for n in task.knowledge_base.notes}
+    cited = [t for t in task.script.turns if t.citations]
+    if not cited:
+        return Judgment(score=0.0, reason="no turn cites the research")
+    distorted: list[Evidence] = []
+    for turn in cited:
+        quotes = [notes[c].quote for c in turn.citations if c in notes]
+        text = " ".join(turn.text.split())
+        if task.evaluator == "primary":
+            faithful = any(" ".join(q.split())[1:] in text for q in quotes)
+        else:
+            turn_numbers = set(_NUMBER.findall(text))
+            faithful = any(
+                overlap(terms(q), terms(text)) >= 0.7 and turn_numbers <= set(_NUMBER.findall(q))
+                for q in quotes
+            )
+        if not faithful:
+            distorted.append(_quote(turn, turn.text))
+    score = 1 - len(distorted) / len(cited)
+    reason = (
+        f"{len(distorted)} of {len(cited)} cited turns do not say what their notes say"
+        if distorted
+        else f"all {len(cited)} cited turns say what their notes say"
+    )
+    return Judgment(score=round(score, 4), reason=reason, evidence=distorted[:10])
+
+
+_JUDGES: dict[str, Callable[[JudgeTask], Judgment]] = {
+    "legal-risk": legal_risk,
+    "tone": tone,
+    "coherence": coherence,
+    "accuracy": accuracy,
+}
+
+
+def judge(task: JudgeTask) -> Judgment:
+    measure = _JUDGES[task.criterion]
+    if task.evaluator != "tiebreaker":
+        return measure(task)
+    first = measure(task.model_copy(update={"evaluator": "primary"}))
+    second = measure(task.model_copy(update={"evaluator": "secondary"}))
+    return Judgment(
+        score=round((first.score + second.score) / 2, 4),
+        reason=f"weighing both: {first.reason}; {second.reason}",
+        evidence=first.evidence + [e for e in second.evidence if e not in first.evidence],
+    )

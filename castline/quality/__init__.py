@@ -1,0 +1,1 @@
+"""Quality: four gates of deterministic checks and dual-evaluator judgements, and consensus."""

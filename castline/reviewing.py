@@ -1,0 +1,337 @@
+"""Review and revision: the four gates each round, two evaluators per judged criterion (run
+concurrently), consensus or escalation, and polishing of the segments that fail, within a
+bounded number of rounds that each pay for themselves in the budget first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from castline.domain import (
+    ConsensusRecord,
+    Finding,
+    GateAgreement,
+    KnowledgeBase,
+    Outline,
+    QualityReport,
+    QualityRound,
+    Script,
+    Verdict,
+)
+from castline.errors import BudgetRefused
+from castline.llm.base import Task
+from castline.llm.tasks import JudgeTask, Judgment, ReviewDecision, ReviewDecisionTask, SegmentDraft
+from castline.orchestrator import guard_review
+from castline.quality.consensus import Consensus, Decision, agreement, decide, verdict_of
+from castline.quality.gates import JUDGED
+from castline.quality.verdicts import blocking
+from castline.stages import polish, write
+
+if TYPE_CHECKING:
+    from castline.pipeline import Pipeline
+
+EVALUATORS: dict[Literal["primary", "secondary"], str] = {
+    "primary": "evaluator_primary",
+    "secondary": "evaluator_secondary",
+}
+
+
+@dataclass
+class Outcome:
+    script: Script
+    verdicts: list[Verdict]
+    escalated: list[Consensus] = field(default_factory=list)
+    round: int = 0
+
+
+class ReviewLoop:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.ctx = pipeline.ctx
+        self.steps = pipeline.steps
+        self.report = QualityReport()
+        self.passed: dict[str, Consensus] = {}  # judged criteria settled in an earlier round
+
+    def run(self, outline: Outline, script: Script, kb: KnowledgeBase) -> Outcome:
+        quality = self.ctx.show.quality
+        round_ = 0
+        previous: list[Finding] | None = None
+        while True:
+            self.steps.event("stage", f"reviewing (round {round_})", "review")
+            checks = self.steps.review(round_, outline, script, kb)
+            judged = self.judge(round_, outline, script, kb)
+            verdicts = checks + [v for c in judged for v in c.verdicts]
+            failing = blocking(checks) + [
+                f for c in judged if not c.passed and c.resolved_by != "human" for f in _findings(c)
+            ]
+            escalated = [c for c in judged if c.resolved_by == "human"]
+            self._record(round_, verdicts, judged)
+            if escalated:
+                names = ", ".join(c.criterion for c in escalated)
+                self.steps.event(
+                    "decision",
+                    f"after review round {round_}: the evaluators disagree on {names}; "
+                    "asking a person",
+                    "review",
+                    escalated=[c.criterion for c in escalated],
+                )
+                return Outcome(script, verdicts, escalated, round_)
+            if not failing:
+                self.steps.event("decision", "accepted: every gate passes", "review")
+                self.report = self.report.model_copy(update={"decision": "accepted"})
+                return Outcome(script, verdicts, round=round_)
+            if self.pipeline.budget.halted_at is not None:
+                return Outcome(script, verdicts, round=round_)
+            decision = self._decision(round_, quality.max_revision_rounds, failing)
+            plan_ = guard_review(
+                decision,
+                failing,
+                round_=round_,
+                max_rounds=quality.max_revision_rounds,
+                segments=[s.id for s in outline.segments],
+                previous=previous,
+            )
+            previous = failing
+            action = f"revise {', '.join(plan_.revise)}" if plan_.revise else "stop revising"
+            self.steps.event(
+                "decision",
+                f"after review round {round_}: {action}. {plan_.rationale}",
+                "review",
+                round=round_,
+                action=decision.action,
+                revise=plan_.revise,
+                rationale=plan_.rationale,
+                overrides=plan_.overrides,
+            )
+            if not plan_.revise:
+                self.report = self.report.model_copy(update={"decision": "rejected"})
+                return Outcome(script, verdicts, round=round_)
+            before = {s: _words(script, s) for s in plan_.revise}
+            round_ += 1
+            self.steps.event(
+                "stage", f"polishing {', '.join(plan_.revise)} (round {round_})", "polish"
+            )
+            for segment_id in plan_.revise:
+                try:
+                    script = self._revise(outline, script, kb, segment_id, failing, round_)
+                except BudgetRefused as refused:
+                    self.pipeline.skip(
+                        f"polishing {segment_id} (round {round_})", "polish", str(refused)
+                    )
+                    return Outcome(script, self.steps.review(round_, outline, script, kb))
+            self._note_revision(plan_.revise, before, script)
+
+    # judging
+
+    def judge(
+        self, round_: int, outline: Outline, script: Script, kb: KnowledgeBase
+    ) -> list[Consensus]:
+        quality = self.ctx.show.quality
+        pending = [j for j in JUDGED if j.name not in self.passed]
+        if self.pipeline.by_code("judge"):
+            for criterion in pending:
+                self.pipeline.skip(
+                    f"judging {criterion.name} (round {round_})",
+                    "review",
+                    f"{self.pipeline.budget.mode} mode",
+                )
+            return list(self.passed.values())
+        tasks: list[tuple[str, str, JudgeTask]] = [
+            (
+                f"review.{round_}.{criterion.name}.{evaluator}",
+                role,
+                JudgeTask(
+                    show=self.ctx.brief,
+                    knowledge_base=kb,
+                    outline=outline,
+                    script=script,
+                    gate=criterion.gate,
+                    criterion=criterion.name,
+                    rubric=criterion.rubric,
+                    evaluator=evaluator,
+                ),
+            )
+            for criterion in pending
+            for evaluator, role in EVALUATORS.items()
+        ]
+        outcomes = dict(zip([key for key, _, _ in tasks], self.steps.judge(tasks), strict=True))
+        results: list[Consensus] = list(self.passed.values())
+        for criterion in pending:
+            judgments: dict[str, Judgment] = {}
+            for evaluator in EVALUATORS:
+                key = f"review.{round_}.{criterion.name}.{evaluator}"
+                outcome = outcomes[key]
+                self.pipeline.note_mode(outcome["mode"])
+                if outcome["output"] is None:
+                    self.pipeline.skip(
+                        f"judging {criterion.name} ({evaluator})", "review", outcome["refusal"]
+                    )
+                    break
+                judgments[evaluator] = Judgment.model_validate(outcome["output"])
+            if len(judgments) < 2:
+                continue
+            threshold = quality.consensus_threshold
+            verdicts = [
+                verdict_of(criterion.gate, criterion.name, evaluator, judgment, threshold)
+                for evaluator, judgment in judgments.items()
+            ]
+            scores = {e: j.score for e, j in judgments.items()}
+            decision = decide(scores["primary"], scores["secondary"], threshold, quality.tolerance)
+            result = Consensus(criterion.gate, criterion.name, scores, decision, verdicts)
+            if decision == "escalate":
+                result = self._escalate(round_, result, tasks, criterion.name)
+            if result.passed:
+                self.passed[criterion.name] = result
+            results.append(result)
+        return results
+
+    def _escalate(
+        self,
+        round_: int,
+        result: Consensus,
+        tasks: list[tuple[str, str, JudgeTask]],
+        criterion: str,
+    ) -> Consensus:
+        if self.ctx.show.quality.escalation == "human":
+            return Consensus(
+                result.gate, criterion, result.scores, "escalate", result.verdicts, "human"
+            )
+        task = next(t for key, _, t in tasks if key.endswith(f".{criterion}.primary"))
+        tiebreak = task.model_copy(update={"evaluator": "tiebreaker"})
+        try:
+            judgment: Judgment = self.pipeline.call(
+                f"review.{round_}.{criterion}.tiebreaker",
+                "review",
+                "evaluator_tiebreaker",
+                tiebreak,
+            )
+        except BudgetRefused as refused:
+            self.pipeline.skip(f"tie-breaking {criterion}", "review", str(refused))
+            return Consensus(result.gate, criterion, result.scores, "fail", result.verdicts)
+        threshold = self.ctx.show.quality.consensus_threshold
+        verdict = verdict_of(result.gate, criterion, "tiebreaker", judgment, threshold)
+        scores = {**result.scores, "tiebreaker": judgment.score}
+        decided: Decision = "pass" if verdict.passed else "fail"
+        self.steps.event(
+            "decision",
+            f"{criterion}: evaluators disagreed ({result.scores}); the tie-breaker scored "
+            f"{judgment.score:.2f}: {decided}",
+            "review",
+            scores=scores,
+        )
+        return Consensus(
+            result.gate, criterion, scores, decided, [*result.verdicts, verdict], "tiebreaker"
+        )
+
+    # revision
+
+    def _decision(self, round_: int, max_rounds: int, failing: list[Finding]) -> ReviewDecision:
+        flagged = sorted({f.segment for f in failing if f.segment is not None})
+        by_code = ReviewDecision(
+            action="revise" if round_ < max_rounds and flagged else "accept",
+            segments=flagged,
+            rationale="decided by code: revise every segment with a blocking finding",
+        )
+        if self.pipeline.by_code("review-decision"):
+            self.pipeline.skip(
+                f"orchestrator review decision (round {round_})",
+                "review",
+                self.pipeline.budget.mode,
+            )
+            return by_code
+        task = ReviewDecisionTask(round=round_, max_rounds=max_rounds, findings=failing)
+        try:
+            decision: ReviewDecision = self.pipeline.call(
+                f"orchestrate.review.{round_}", "review", "orchestrator", task
+            )
+        except BudgetRefused as refused:
+            self.pipeline.skip(
+                f"orchestrator review decision (round {round_})", "review", str(refused)
+            )
+            return by_code
+        return decision
+
+    def _revise(
+        self,
+        outline: Outline,
+        script: Script,
+        kb: KnowledgeBase,
+        segment_id: str,
+        findings: list[Finding],
+        round_: int,
+    ) -> Script:
+        segment = outline.segment(segment_id)
+        task: Task[Any]
+        if script.segment_turns(segment_id):
+            task = polish.polish_task(self.ctx, outline, script, kb, segment_id, findings)
+        else:
+            task = write.segment_task(self.ctx, outline, segment, kb)
+        draft: SegmentDraft = self.pipeline.call(
+            f"polish.{round_}.{segment_id}", "polish", "polisher", task
+        )
+        turns = [turn.model_copy(update={"segment": segment_id}) for turn in draft.turns]
+        return script.replace_segment(segment_id, turns)
+
+    # the quality report
+
+    def _record(self, round_: int, verdicts: list[Verdict], judged: list[Consensus]) -> None:
+        record = QualityRound(
+            round=round_,
+            verdicts=verdicts,
+            consensus=[
+                ConsensusRecord(
+                    gate=c.gate,
+                    criterion=c.criterion,
+                    scores=c.scores,
+                    decision=c.decision,
+                    resolved_by=c.resolved_by,
+                    passed=c.passed,
+                )
+                for c in judged
+            ],
+        )
+        stats = [
+            GateAgreement(
+                gate=a.gate,
+                criteria=a.criteria,
+                agreement_rate=a.agreement_rate,
+                mean_absolute_difference=a.mean_absolute_difference,
+            )
+            for a in agreement([c for c in judged if c.criterion not in self._carried(round_)])
+        ]
+        self.report = self.report.model_copy(
+            update={
+                "rounds": [*self.report.rounds, record],
+                "agreement": stats or self.report.agreement,
+                "skipped": list(self.pipeline.budget.skipped),
+            }
+        )
+
+    def _carried(self, round_: int) -> set[str]:
+        """Criteria passed in an earlier round and not judged again in this one."""
+        if round_ == 0:
+            return set()
+        earlier = {c.criterion for r in self.report.rounds for c in r.consensus if c.passed}
+        return earlier
+
+    def _note_revision(self, segments: list[str], before: dict[str, int], script: Script) -> None:
+        last = self.report.rounds[-1].model_copy(
+            update={
+                "revised": segments,
+                "words_before": before,
+                "words_after": {s: _words(script, s) for s in segments},
+            }
+        )
+        self.report = self.report.model_copy(update={"rounds": [*self.report.rounds[:-1], last]})
+
+
+def _findings(result: Consensus) -> list[Finding]:
+    """What a failed judged criterion asks to fix: the deciding evaluators' evidence."""
+    if result.resolved_by == "tiebreaker":
+        return [f for v in result.verdicts if v.evaluator == "tiebreaker" for f in v.findings]
+    return [f for v in result.verdicts for f in v.findings]
+
+
+def _words(script: Script, segment_id: str) -> int:
+    return sum(len(t.text.split()) for t in script.segment_turns(segment_id))
