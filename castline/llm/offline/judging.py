@@ -96,8 +96,7 @@ def coherence(task: JudgeTask) -> Judgment:
         if task.evaluator == "primary":
             # the segment's facts answer one research question (the theme it is about)
             themes = [notes[c].question for c in cited_ids]
-            main = max(set(themes), key=themes.count) if themes else None
-            fits = not themes or themes.count(main) / len(themes) >= 0.7
+            fits = not themes or max(map(themes.count, themes)) / len(themes) >= 0.7
         else:
             # the segment cites the notes the outline planned for it
             planned = set(task.outline.segment(segment_id).note_ids)
