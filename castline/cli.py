@@ -234,6 +234,115 @@ def keys(show_path: Path | None) -> None:
 
 
 @cli.group(invoke_without_command=True)
+@click.pass_context
+def review(ctx: click.Context) -> None:
+    """Episodes waiting for a person: the evaluators disagreed and the show asks a human.
+
+    Listing also applies each show's timeout policy to reviews nobody answered in time.
+
+    \b
+    Examples:
+      castline review
+      castline review show 3f2a9c1b7d4e
+      castline review approve 3f2a9c1b7d4e --note "checked the numbers"
+      castline review edit 3f2a9c1b7d4e
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    for run_id, status in _guarded(production.apply_review_timeouts):
+        console.print(f"run {run_id}: nobody answered in time, {status} by the show's policy")
+    waiting = production.pending_reviews()
+    if not waiting:
+        console.print("no episode is waiting for review")
+        return
+    table = Table(title="waiting for review")
+    for column in ("run", "show", "topic", "disagreement", "waiting since"):
+        table.add_column(column)
+    for item in waiting:
+        record = item["record"]
+        disagreements = ", ".join(
+            f"{e['criterion']} {'/'.join(f'{v:.2f}' for v in e['scores'].values())}"
+            for e in item["summary"]["escalated"]
+        )
+        table.add_row(
+            record.id, record.show_title, record.topic, disagreements, _time(item["requested_at"])
+        )
+    console.print(table)
+
+
+@review.command("show")
+@click.argument("run_id")
+def review_show(run_id: str) -> None:
+    """Show what the evaluators disagreed on, their reasons, and the script."""
+    item = _guarded(lambda: production.review_of(run_id))
+    summary = item["summary"]
+    console.print(f"[bold]{item['record'].id}[/] round {summary['round']}: {item['status']}")
+    for escalated in summary["escalated"]:
+        console.print(f"\n[bold]{escalated['gate']} / {escalated['criterion']}[/]")
+        for evaluator, score in escalated["scores"].items():
+            reason = escalated.get("reasons", {}).get(evaluator, "")
+            console.print(f"  {evaluator}: {score:.2f}  {reason}", highlight=False)
+    console.print()
+    click.echo(script_text(summary["script"]))
+
+
+@review.command("approve")
+@click.argument("run_id")
+@click.option("--note", help="Why, for the audit trail.")
+def review_approve(run_id: str, note: str | None) -> None:
+    """Approve the episode; its run continues to publishing."""
+    with _progress() as on_event:
+        outcome = _guarded(
+            lambda: production.decide(run_id, "approved", note=note, on_event=on_event)
+        )
+    _render_outcome(outcome)
+
+
+@review.command("reject")
+@click.argument("run_id")
+@click.option("--note", help="Why, for the audit trail.")
+def review_reject(run_id: str, note: str | None) -> None:
+    """Reject the episode; it is published as a rejected draft."""
+    with _progress() as on_event:
+        outcome = _guarded(
+            lambda: production.decide(run_id, "rejected", note=note, on_event=on_event)
+        )
+    _render_outcome(outcome)
+
+
+@review.command("edit")
+@click.argument("run_id")
+def review_edit(run_id: str) -> None:
+    """Open the script in $EDITOR, re-check it, and approve it as edited if it passes."""
+    from castline.quality.editing import check_edit, parse_script
+
+    item = _guarded(lambda: production.review_of(run_id))
+    summary = item["summary"]
+    edited = click.edit(script_text(summary["script"]), extension=".txt")
+    if edited is None:
+        console.print("no changes; nothing decided")
+        return
+    script = _guarded(lambda: parse_script(edited, summary["script"]["title"]))
+    failing = check_edit(item["record"], summary, script)
+    if failing:
+        err_console.print("[red]the edited script still fails:[/]")
+        for message in failing:
+            err_console.print(f"  - {message}", highlight=False)
+        sys.exit(1)
+    with _progress() as on_event:
+        outcome = _guarded(
+            lambda: production.decide(
+                run_id,
+                "approved",
+                note="approved as edited",
+                script=script.model_dump(mode="json"),
+                on_event=on_event,
+            )
+        )
+    _render_outcome(outcome)
+
+
+@cli.group(invoke_without_command=True)
 @click.option("--limit", default=30, show_default=True, help="How many runs to list.")
 @click.pass_context
 def runs(ctx: click.Context, limit: int) -> None:
@@ -427,7 +536,27 @@ class _progress:
         self.bar.stop()
 
 
+def script_text(script: dict[str, Any]) -> str:
+    """A script as editable text: a `## segment` line, then `Speaker: text` per turn."""
+    lines: list[str] = []
+    current = None
+    for turn in script["turns"]:
+        if turn["segment"] != current:
+            current = turn["segment"]
+            lines += ["", f"## {current}"]
+        marks = f"  [{', '.join(turn['citations'])}]" if turn["citations"] else ""
+        lines.append(f"{turn['speaker']}: {turn['text']}{marks}")
+    return "\n".join(lines).strip() + "\n"
+
+
 def _render_outcome(outcome: production.Outcome) -> None:
+    if outcome.status == "awaiting-review":
+        console.print(
+            f"\n[bold]waiting for review[/]: the evaluators disagree and the show asks a "
+            f"person.\n  castline review show {outcome.run_id}\n"
+            f"  castline review approve {outcome.run_id}   (or reject, or edit)"
+        )
+        sys.exit(1)
     label = "shadow cost (offline)" if outcome.offline else "cost"
     share = outcome.cost / outcome.budget if outcome.budget else 0
     console.print(

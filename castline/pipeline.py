@@ -139,9 +139,18 @@ class Pipeline:
             summary = {
                 "round": reviewed.round,
                 "escalated": [
-                    {"criterion": c.criterion, "gate": c.gate, "scores": c.scores}
+                    {
+                        "criterion": c.criterion,
+                        "gate": c.gate,
+                        "scores": c.scores,
+                        "reasons": {v.evaluator: v.reason for v in c.verdicts},
+                    }
                     for c in reviewed.escalated
                 ],
+                "verdicts": [v.model_dump(mode="json") for v in reviewed.verdicts],
+                "outline": outline.model_dump(mode="json"),
+                "knowledge_base": kb.model_dump(mode="json"),
+                "script": script.model_dump(mode="json"),
             }
             answer = self.steps.await_review(reviewed.round, summary)
             if answer is None:

@@ -164,6 +164,12 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
     """Finish a run that crashed, was interrupted or failed, without repeating completed steps."""
     store = workflow.store()
     record = store.get_run(run_id)
+    if record.status == "awaiting-review":
+        raise RunNotResumable(
+            f"run {record.id} is waiting for a person: `castline review show {record.id}`, then "
+            "`castline review approve` or `reject` continues it",
+            run_id=record.id,
+        )
     if record.status in {"completed", "rejected", "halted"}:
         raise RunNotResumable(
             f"run {record.id} already finished ({record.status}); its episode is in "
@@ -239,6 +245,20 @@ def follow(run_id: str, handle: Any, on_event: EventCallback | None = None) -> O
             raise StageFailed(record.stage or "unknown", run_id, str(error)) from error
         raise StageFailed(record.stage or "unknown", run_id, message) from error
     result = box["result"]
+    if result.get("awaiting_review"):
+        record = store.get_run(run_id)
+        return Outcome(
+            run_id=run_id,
+            status="awaiting-review",
+            output_dir=None,
+            cost=store.run_cost(run_id),
+            offline=record.offline,
+            words=0,
+            blocking=[],
+            budget=record.budget or Decimal(0),
+            budget_mode=record.budget_mode,
+            skipped=result["skipped"],
+        )
     if result["halted_at"]:
         status = "halted"
     else:
@@ -317,3 +337,64 @@ def audit_trail(run_id: str) -> list[dict[str, Any]]:
     store = workflow.store()
     record = store.get_run(run_id)
     return [asdict(event) for event in store.events(record.id)]
+
+
+def pending_reviews() -> list[dict[str, Any]]:
+    """Episodes waiting for a person, oldest first, with what the evaluators disagreed on."""
+    store = workflow.store()
+    waiting = []
+    for review in store.pending_reviews():
+        record = store.get_run(review["run_id"])
+        waiting.append({**review, "record": record})
+    return waiting
+
+
+def review_of(run_id: str) -> dict[str, Any]:
+    store = workflow.store()
+    record = store.get_run(run_id)
+    review = store.review(record.id)
+    if review is None:
+        raise RunNotResumable(f"run {record.id} never asked for a review", run_id=record.id)
+    return {**review, "record": record}
+
+
+def decide(
+    run_id: str,
+    status: str,
+    *,
+    note: str | None = None,
+    script: dict[str, Any] | None = None,
+    on_event: EventCallback | None = None,
+) -> Outcome:
+    """Record a person's decision and continue the episode from its review gate."""
+    store = workflow.store()
+    review = review_of(run_id)
+    record = review["record"]
+    if review["status"] != "pending":
+        raise RunNotResumable(
+            f"run {record.id} was already {review['status']} on review", run_id=record.id
+        )
+    store.decide_review(record.id, review["round"], status, note=note, script=script)
+    store.add_event(record.id, "review-decided", f"a person {status} the episode: {note or ''}")
+    workflow.launch()
+    assert record.workflow_id is not None
+    handle = workflow.continue_after_review(record.workflow_id)
+    store.claim_run(record.id)
+    store.update_run(record.id, status="running", workflow_id=handle.workflow_id)
+    return follow(record.id, handle, on_event)
+
+
+def apply_review_timeouts(now: float | None = None) -> list[tuple[str, str]]:
+    """Decide, by each show's policy, the reviews nobody answered in time."""
+    decided = []
+    moment = time.time() if now is None else now
+    for review in pending_reviews():
+        record: RunRecord = review["record"]
+        quality = Show.model_validate(record.spec["show"]).quality
+        if moment - review["requested_at"] < quality.review_timeout_hours * 3600:
+            continue
+        status = "approved" if quality.on_timeout == "approve" else "rejected"
+        note = f"nobody answered within {quality.review_timeout_hours:g} hours"
+        decide(record.id, status, note=note)
+        decided.append((record.id, status))
+    return decided

@@ -149,6 +149,19 @@ def resume(workflow_id: str) -> WorkflowHandle[dict[str, Any]]:
     return DBOS.resume_workflow(workflow_id)
 
 
+def continue_after_review(workflow_id: str) -> WorkflowHandle[dict[str, Any]]:
+    """Re-enter a finished episode workflow at its last review gate, which now finds the
+    person's decision; every step before it is copied, not run again."""
+    gates = [
+        step["function_id"]
+        for step in DBOS.list_workflow_steps(workflow_id)
+        if step["function_name"] == "castline.review_gate"
+    ]
+    if not gates:
+        raise RuntimeError(f"workflow {workflow_id} has no review gate to continue from")
+    return DBOS.fork_workflow(workflow_id, max(gates), application_version=__version__)
+
+
 def context(run_id: str) -> RunContext:
     """The run's fixed inputs, read from the store (once per process)."""
     with _lock:

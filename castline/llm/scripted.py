@@ -27,12 +27,18 @@ class ScriptedProvider(Provider):
         self.fallback = fallback or OfflineProvider()
         self.calls: list[tuple[str, str]] = []
         self._queues: defaultdict[str, deque[Reply]] = defaultdict(deque)
+        self._handlers: dict[str, Callable[[Task[Any]], BaseModel | None]] = {}
         self._lock = threading.Lock()
 
     def enqueue(self, kind: str, *replies: Reply) -> None:
         """Queue replies for tasks of this kind ('write', 'plan', ...), used first in first out."""
         with self._lock:
             self._queues[kind].extend(replies)
+
+    def respond(self, kind: str, answer: Callable[[Task[Any]], BaseModel | None]) -> None:
+        """Answer every task of this kind with `answer` (None: let the fallback answer)."""
+        with self._lock:
+            self._handlers[kind] = answer
 
     def fail(self, kind: str, message: str = "scripted failure", *, times: int = 1) -> None:
         self.enqueue(kind, *[ScriptedFailure(message) for _ in range(times)])
@@ -48,7 +54,10 @@ class ScriptedProvider(Provider):
         with self._lock:
             self.calls.append((task.kind, model))
             queue = self._queues.get(task.kind)
-            reply = queue.popleft() if queue else None
+            reply: Reply | None = queue.popleft() if queue else None
+            handler = self._handlers.get(task.kind)
+        if reply is None and handler is not None:
+            reply = handler(task)
         if reply is None:
             return self.fallback.complete(task, model, max_tokens=max_tokens)
         if isinstance(reply, Exception):

@@ -81,7 +81,8 @@ def agreement(results: list[Consensus]) -> list[Agreement]:
         ]
         if not pairs:
             continue
-        same = sum(1 for r in results if r.gate == gate and r.decision != "escalate")
+        # an escalated criterion (however it was then settled) is one they disagreed on
+        same = sum(1 for r in results if r.gate == gate and r.resolved_by is None)
         stats.append(
             Agreement(
                 gate=gate,

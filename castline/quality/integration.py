@@ -30,7 +30,7 @@ def checks(
 ) -> list[Verdict]:
     segments = len(outline.segments) or 1
     return [
-        verdict(GATE, "repetition", repetition(script, earlier), segments),
+        verdict(GATE, "repetition", repetition(outline, script, earlier), segments),
         verdict(GATE, "contradictions", contradictions(script, earlier), len(script.turns) or 1),
         verdict(GATE, "host-continuity", host_continuity(show, earlier), 1),
         verdict(GATE, "handoff", handoff(show, outline, script), segments),
@@ -41,9 +41,11 @@ def _normal(sentence: str) -> str:
     return " ".join(sentence.casefold().split())
 
 
-def repetition(script: Script, earlier: list[EarlierEpisode]) -> list[Finding]:
+def repetition(outline: Outline, script: Script, earlier: list[EarlierEpisode]) -> list[Finding]:
+    """Body segments that say what an earlier episode said (an intro and an outro are meant to
+    sound the same every week)."""
     findings: list[Finding] = []
-    segment_ids = list(dict.fromkeys(t.segment for t in script.turns))
+    segment_ids = [s.id for s in outline.segments if s.kind == "body"]
     for segment_id in segment_ids:
         mine = {
             _normal(s)
