@@ -42,11 +42,12 @@ def one_run(cache: bool) -> tuple[float, Decimal, int]:
             (EXAMPLE / "show.yaml").read_text()
             + f'\nproviders:\n  anthropic: {{base_url: "{fake.url}", '
             f"prompt_cache: {str(cache).lower()}}}\n"
+            f'  gemini: {{base_url: "{fake.url}"}}\n'
         )
         outcome = production.produce(show, TOPIC, SOURCES)
         workflow.shutdown()
         tokens = fake.stats.tokens["anthropic"]
-        return fake.stats.cache_hit_share("anthropic"), outcome.cost, tokens["input"]
+        return fake.stats.cache_hit_share("anthropic"), outcome.cost, tokens["input"]  # Claude
 
 
 def main() -> None:
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     runs = parser.parse_args().runs
     os.environ.setdefault("ANTHROPIC_API_KEY", "sk-ant-benchmark-key-not-real")
+    os.environ.setdefault("GEMINI_API_KEY", "gemini-benchmark-key-not-real")
     results = {}
     for cache in (True, False):
         measured = [one_run(cache) for _ in range(runs)]

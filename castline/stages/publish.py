@@ -30,6 +30,8 @@ def publish(episode: Episode, directory: Path) -> list[Written]:
         "transcript.txt": transcript(episode),
         "show-notes.md": show_notes(episode),
         "episode.json": episode.model_dump_json(indent=2),
+        "quality-report.json": episode.quality.model_dump_json(indent=2),
+        "report.md": report_markdown(episode),
     }
     written = []
     for name, text in documents.items():
@@ -118,3 +120,63 @@ def show_notes(episode: Episode) -> str:
 def _title(episode: Episode, source_id: str) -> str:
     source = next(s for s in episode.sources if s.id == source_id)
     return f"{source.title} ({Path(source.path).name})"
+
+
+def report_markdown(episode: Episode) -> str:
+    """The episode report a producer reads: how the script was judged, round by round, and what
+    the budget gave up."""
+    quality = episode.quality
+    lines = [
+        f"# Report: {episode.script.title}",
+        "",
+        f"Decision: **{quality.decision or ('accepted' if episode.accepted else 'rejected')}**"
+        + (f" (a reviewer {quality.human} it)" if quality.human else ""),
+        "",
+        "## Quality",
+        "",
+    ]
+    for record in quality.rounds:
+        lines += [f"### Round {record.round}", ""]
+        lines += [
+            "| gate | criterion | evaluator | score | passed | reason |",
+            "|---|---|---|---|---|---|",
+        ]
+        for verdict in record.verdicts:
+            reason = verdict.reason.replace("|", "/")[:160]
+            mark = "yes" if verdict.passed else "**no**"
+            lines.append(
+                f"| {verdict.gate} | {verdict.criterion} | {verdict.evaluator} | "
+                f"{verdict.score:.2f} | {mark} | {reason} |"
+            )
+        for consensus in record.consensus:
+            scores = ", ".join(f"{k} {v:.2f}" for k, v in consensus.scores.items())
+            settled = f", settled by the {consensus.resolved_by}" if consensus.resolved_by else ""
+            lines.append(
+                f"- {consensus.gate} / {consensus.criterion}: {scores}: {consensus.decision}"
+                f"{settled}"
+            )
+        if record.revised:
+            changes = ", ".join(
+                f"{s} ({record.words_before.get(s, 0)} → {record.words_after.get(s, 0)} words)"
+                for s in record.revised
+            )
+            lines.append(f"- revised: {changes}")
+        lines.append("")
+    if quality.agreement:
+        lines += ["## Evaluator agreement", ""]
+        lines += [
+            f"- {a.gate}: agreed on {a.agreement_rate:.0%} of {a.criteria} criteria, "
+            f"mean difference {a.mean_absolute_difference:.2f}"
+            for a in quality.agreement
+        ]
+        lines.append("")
+    given_up = [*episode.budget.skipped]
+    if given_up or episode.budget.halted_at:
+        lines += ["## Budget", "", f"Mode reached: {episode.budget.mode}.", ""]
+        lines += [f"- {item}" for item in given_up]
+        if episode.budget.halted_at:
+            lines.append(f"- halted by budget in {episode.budget.halted_at}")
+        lines.append("")
+    if episode.offline:
+        lines += [f"> {OFFLINE_NOTICE}", ""]
+    return "\n".join(lines)

@@ -224,3 +224,31 @@ def test_with_a_tiebreaker_the_disagreement_is_settled_by_a_third_model(show_cop
     assert style["agreement_rate"] == 0.0 and style["mean_absolute_difference"] == pytest.approx(
         0.55
     )
+
+
+def test_an_unanswered_review_is_decided_by_the_show_policy_after_the_timeout(
+    show_copy: Path,
+) -> None:
+    show = _without_silver_bullet(show_copy)
+    show.write_text(
+        show.read_text().replace(
+            "max_revision_rounds: 2",
+            "max_revision_rounds: 2\n  escalation: human\n  review_timeout_hours: 1\n"
+            "  on_timeout: reject",
+        )
+    )
+    scripted = ScriptedProvider()
+    scripted.respond("judge", _disagree_on_tone)
+    registry.use(scripted)
+    outcome = production.produce(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES, provider="scripted")
+    assert outcome.status == "awaiting-review"
+    requested = production.review_of(outcome.run_id)["requested_at"]
+
+    assert production.apply_review_timeouts(now=requested + 1800) == []  # half an hour: waits
+    decided = production.apply_review_timeouts(now=requested + 3601)
+
+    assert decided == [(outcome.run_id, "rejected")]
+    record = Store(database_url()).get_run(outcome.run_id)
+    assert record.status == "rejected"
+    episode = json.loads((Path(record.output_dir) / "episode.json").read_text())
+    assert episode["quality"]["human"] == "rejected" and not episode["accepted"]
