@@ -64,6 +64,8 @@ def test_init_then_produce_then_inspect(tmp_path: Path) -> None:
     assert {a["name"] for a in detail["artifacts"]} == {
         "cost-report.json",
         "episode.json",
+        "quality-report.json",
+        "report.md",
         "script.md",
         "show-notes.md",
         "transcript.txt",
