@@ -196,6 +196,37 @@ class Retries(_Strict):
     breaker_cooldown_s: Annotated[float, Field(ge=0)] = 60.0
 
 
+class Feed(_Strict):
+    """Where the episodes are published: the feed's and the episode files' public addresses."""
+
+    base_url: str | None = Field(
+        default=None,
+        description="public URL under which output_dir is served, e.g. https://example.org/pod",
+    )
+    owner_email: str | None = None
+    category: str = "Science"
+    file: str = "feed.xml"
+
+
+class Audio(_Strict):
+    """How episodes are voiced and mastered."""
+
+    voice: bool = Field(default=True, description="false: publish the script only, no audio")
+    engine: str = "espeak"
+    loudness_lufs: Annotated[float, Field(ge=-30, le=-10)] = -16.0
+    true_peak_db: Annotated[float, Field(ge=-6, le=0)] = -1.0
+    bitrate_kbps: Literal[64, 96, 128, 160, 192] = 128
+    channels: Literal[1, 2] = 1
+    sample_rate: Literal[22050, 44100] = 44100
+    turn_pause_s: Annotated[float, Field(ge=0, le=3)] = 0.35
+    segment_pause_s: Annotated[float, Field(ge=0, le=5)] = 1.0
+    intro_music: str | None = None
+    outro_music: str | None = None
+    music_gain_db: Annotated[float, Field(ge=-40, le=0)] = -18.0
+    ducking_db: Annotated[float, Field(ge=-40, le=0)] = -12.0
+    concurrency: Annotated[int, Field(ge=1, le=16)] = 4
+
+
 class Quality(_Strict):
     consensus_threshold: Annotated[float, Field(ge=0, le=1)] = DEFAULT_CONSENSUS_THRESHOLD
     tolerance: Annotated[float, Field(ge=0, le=1)] = Field(
@@ -244,6 +275,8 @@ class Show(_Strict):
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     retries: Retries = Retries()
+    audio: Audio = Audio()
+    feed: Feed = Feed()
     quality: Quality = Quality()
     research: Research = Research()
     output_dir: str = "episodes"

@@ -210,6 +210,18 @@ class BudgetOutcome(_Model):
     halted_at: str | None = None
 
 
+class AudioInfo(_Model):
+    """The mastered episode as measured from the encoded file."""
+
+    file: str
+    bytes: int
+    duration_s: float
+    loudness_lufs: float
+    true_peak_db: float
+    clips: int
+    synthesized: int = Field(description="clips rendered for this run (the rest were cached)")
+
+
 class Episode(_Model):
     """A finished (or rejected) episode: what was published and how it was judged."""
 
@@ -225,3 +237,4 @@ class Episode(_Model):
     accepted: bool
     budget: BudgetOutcome = BudgetOutcome()
     quality: QualityReport = QualityReport()
+    audio: AudioInfo | None = None

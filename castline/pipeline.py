@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from castline.budget.policy import MODES, NON_ESSENTIAL, Mode, later
 from castline.domain import (
+    AudioInfo,
     BudgetOutcome,
     Episode,
     Finding,
@@ -77,6 +78,10 @@ class Steps(Protocol):
 
     def await_review(self, round_: int, summary: dict[str, Any]) -> dict[str, Any] | None:
         """A person's decision on an escalated episode, or None while nobody has decided."""
+        ...
+
+    def voice(self, outline: Outline, script: Script) -> dict[str, Any]:
+        """Render every turn and master the episode: its audio info and timeline."""
         ...
 
 
@@ -172,6 +177,12 @@ class Pipeline:
             # the script fails its checks after work was given up for the budget: the budget,
             # not the writing, stopped this episode
             self.budget.halted_at = self.first_skip
+        accepted = not blocking and self.budget.halted_at is None
+        audio: AudioInfo | None = None
+        if accepted and ctx.show.audio.voice:  # no speech is paid for a script that failed
+            self.steps.event("stage", f"voicing {len(script.turns)} turns", "voice")
+            voiced = self.steps.voice(outline, script)
+            audio = AudioInfo.model_validate(voiced["audio"])
         self.steps.event("stage", "publishing", "publish")
         episode = Episode(
             run_id=ctx.run_id,
@@ -183,7 +194,8 @@ class Pipeline:
             knowledge_base=kb,
             sources=ctx.sources,
             verdicts=verdicts,
-            accepted=not blocking and self.budget.halted_at is None,
+            accepted=accepted,
+            audio=audio,
             budget=self.budget.outcome(),
             quality=loop.report.model_copy(
                 update={"decision": _final(blocking, self.budget.halted_at, human)}

@@ -30,7 +30,7 @@ from castline.llm.tasks import JudgeTask, Question
 from castline.pipeline import Pipeline
 from castline.quality import gates
 from castline.quality.integration import EarlierEpisode
-from castline.stages import RunContext, publish, research
+from castline.stages import RunContext, publish, research, voice
 from castline.store import Store
 
 SYSTEM_DATABASE_ENV = "CASTLINE_SYSTEM_DATABASE_URL"
@@ -185,6 +185,7 @@ def context(run_id: str) -> RunContext:
         sources=[Source.model_validate(s) for s in store().load_sources(run_id)],
         routing=routing,
         output_dir=record.output_dir,
+        show_dir=str(Path(record.show_path).parent),
         earlier=[
             EarlierEpisode(
                 run_id=row["run_id"],
@@ -314,6 +315,41 @@ def _tasks(payloads: dict[str, dict[str, Any]]) -> dict[str, Task[Any]]:
 BATCH_POLL_S = (0.2, 60.0)
 
 
+@DBOS.step(name="castline.clip")
+def clip_step(run_id: str, index: int, script: dict[str, Any]) -> dict[str, Any]:
+    ctx = context(run_id)
+    spec = voice.clip_specs(ctx, Script.model_validate(script))[index]
+    return voice.voice_clip(store(), ctx, spec, f"voice.turn.{index}")
+
+
+@DBOS.workflow(name="castline.clips")
+def clips_workflow(run_id: str, indices: list[int], script: dict[str, Any]) -> list[dict[str, Any]]:
+    """A share of the clips, one step each; several of these run at once."""
+    return [clip_step(run_id, index, script) for index in indices]
+
+
+@DBOS.step(name="castline.master")
+def master_step(
+    run_id: str, outline: dict[str, Any], script: dict[str, Any], rendered: list[dict[str, Any]]
+) -> dict[str, Any]:
+    ctx = context(run_id)
+    started = time.perf_counter()
+    info, timeline = voice.master_episode(
+        ctx, Outline.model_validate(outline), Script.model_validate(script), rendered
+    )
+    compute_ms = (time.perf_counter() - started) * 1000
+    store().add_event(
+        run_id,
+        "mastered",
+        f"{info.file}: {info.duration_s / 60:.1f} min, {info.loudness_lufs:.1f} LUFS, "
+        f"true peak {info.true_peak_db:.1f} dBTP, {info.synthesized} of {info.clips} clips "
+        "rendered for this run",
+        stage="voice",
+        data={"audio": info.model_dump(mode="json"), "compute_ms": compute_ms},
+    )
+    return {"audio": info.model_dump(mode="json"), "timeline": timeline}
+
+
 @DBOS.step(name="castline.review_gate")
 def review_gate_step(run_id: str, round_: int, summary: dict[str, Any]) -> dict[str, Any] | None:
     """A person's decision, if one was made; otherwise put the run in the review queue.
@@ -401,6 +437,20 @@ class DurableSteps:
 
     def await_review(self, round_: int, summary: dict[str, Any]) -> dict[str, Any] | None:
         return review_gate_step(self.ctx.run_id, round_, summary)
+
+    def voice(self, outline: Outline, script: Script) -> dict[str, Any]:
+        payload = script.model_dump(mode="json")
+        share = self.ctx.show.audio.concurrency
+        indices = list(range(len(script.turns)))
+        groups = [indices[i::share] for i in range(min(share, len(indices)))]
+        handles = [
+            DBOS.start_workflow(clips_workflow, self.ctx.run_id, group, payload) for group in groups
+        ]
+        rendered: dict[int, dict[str, Any]] = {}
+        for group, handle in zip(groups, handles, strict=True):
+            rendered.update(zip(group, handle.get_result(), strict=True))
+        ordered = [rendered[i] for i in indices]
+        return master_step(self.ctx.run_id, outline.model_dump(mode="json"), payload, ordered)
 
 
 # Workflows

@@ -47,10 +47,14 @@ def isolated(
     workflow.shutdown()
 
 
+TEXT_ONLY = "\naudio: {voice: false}\n"
+
+
 @pytest.fixture
 def show_copy(tmp_path: Path) -> Path:
-    """The example show bible copied somewhere writable, so episodes land in tmp_path."""
+    """The example show bible copied somewhere writable, so episodes land in tmp_path. Text
+    only: voicing 20 minutes of audio takes seconds per test; the audio tests voice on purpose."""
     target = tmp_path / "show" / "show.yaml"
     target.parent.mkdir(parents=True)
-    target.write_text((EXAMPLE / "show.yaml").read_text())
+    target.write_text((EXAMPLE / "show.yaml").read_text() + TEXT_ONLY)
     return target

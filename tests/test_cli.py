@@ -83,7 +83,7 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
 
 BAD_SHOWS = {
     "malformed YAML": ("show: [unclosed\n", "line 2, column 1: malformed YAML"),
-    "unknown key": ("hostz: []\n", "line 1: hostz: unknown key 'hostz'; allowed here: brand_voice"),
+    "unknown key": ("hostz: []\n", "line 1: hostz: unknown key 'hostz'; allowed here: audio"),
     "missing host": ("hosts: []\n", "line 1: hosts: List should have at least 1 item"),
     "zero budget": ("budget:\n  per_episode: 0\n", "line 2: budget.per_episode: Input should be"),
 }

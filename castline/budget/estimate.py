@@ -25,9 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from castline import calls as calls_module
-from castline.budget.policy import BATCH_ELIGIBLE
-from castline.domain import Episode, KnowledgeBase, Outline, Script, Verdict
+from castline.audio.tts import get_engine
+from castline.budget.ledger import Ledger, Reservation
+from castline.budget.policy import BATCH_ELIGIBLE, Candidate, CandidateFactory, Mode
+from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Verdict
 from castline.llm.base import Task, Usage
+from castline.llm.registry import Route
 from castline.llm.tasks import JudgeTask, Question
 from castline.pipeline import Pipeline
 from castline.production import prepare, record_run
@@ -103,6 +106,40 @@ class _DryRunSteps:
 
     def judge(self, tasks: list[tuple[str, str, JudgeTask]]) -> list[dict[str, Any]]:
         return [self.call(key, "review", role, task) for key, role, task in tasks]
+
+    def voice(self, outline: Outline, script: Script) -> dict[str, Any]:
+        """The speech's price per character, booked like the real clips; no audio is made."""
+        engine = get_engine(self.ctx.show.audio.engine)
+        route = Route(engine.name, engine.route.partition(":")[2], engine.route)
+        ledger = Ledger(self.store)
+        for index, turn in enumerate(script.turns):
+            price = self.ctx.policy.pricer.characters_cost(engine.route, len(turn.text))
+            booked = ledger.reserve(
+                self.ctx.run_id,
+                self.ctx.policy,
+                _booked_at(Candidate(route, 0, False, price)),
+                step_key=f"voice.turn.{index}",
+                stage="voice",
+                role="voice",
+                task_kind="tts",
+                prompt=turn.text,
+                shadow=True,
+            )
+            if isinstance(booked, Reservation):
+                self.store.finish_call(booked.call_id, cost=price, response="")
+        words = script.word_count
+        pace = self.ctx.show.episode.words_per_minute
+        audio = self.ctx.show.audio
+        forecast = AudioInfo(
+            file="",
+            bytes=0,
+            duration_s=words / pace * 60,
+            loudness_lufs=audio.loudness_lufs,
+            true_peak_db=audio.true_peak_db,
+            clips=len(script.turns),
+            synthesized=len(script.turns),
+        )
+        return {"audio": forecast.model_dump(mode="json"), "timeline": {}}
 
     def await_review(self, round_: int, summary: dict[str, Any]) -> dict[str, Any] | None:
         # a forecast assumes the reviewer approves; the cost of waiting is nobody's money
@@ -210,3 +247,10 @@ def _cached(prompt: str, others: list[str]) -> int:
     )
     tokens = estimate_tokens(prompt[:longest])
     return tokens if tokens >= MIN_CACHEABLE_TOKENS else 0
+
+
+def _booked_at(candidate: Candidate) -> CandidateFactory:
+    def ladder(mode: Mode) -> list[Candidate]:
+        return [candidate]
+
+    return ladder

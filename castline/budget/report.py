@@ -68,9 +68,14 @@ def cost_report(store: Store, run_id: str) -> CostReport:
     record = store.get_run(run_id)
     pricer = Pricer(Show.model_validate(record.spec["show"]).prices) if record.spec else Pricer()
     made = [c for c in store.calls(record.id) if c.status == "ok"]
-    list_price = sum((pricer.list_cost(c.priced_as, _usage(c)) for c in made), Decimal(0))
+    # speech is billed per character: its list price is what was paid, and it has no cache
+    tokens = [c for c in made if c.task_kind != "tts"]
+    speech = sum((c.cost for c in made if c.task_kind == "tts"), Decimal(0))
+    list_price = speech + sum(
+        (pricer.list_cost(c.priced_as, _usage(c)) for c in tokens), Decimal(0)
+    )
     spent = sum((c.cost for c in made), Decimal(0))
-    cache = sum((pricer.cache_savings(c.priced_as, _usage(c)) for c in made), Decimal(0))
+    cache = sum((pricer.cache_savings(c.priced_as, _usage(c)) for c in tokens), Decimal(0))
     modes = [e for e in store.events(record.id) if e.kind == "budget-mode"]
     return CostReport(
         run_id=record.id,

@@ -28,6 +28,7 @@ class RunContext:
     routing: Routing
     output_dir: str
     earlier: list[EarlierEpisode] = field(default_factory=list)
+    show_dir: str = "."  # where the show bible is: relative paths in it are relative to this
 
     @cached_property
     def covered(self) -> list[str]:

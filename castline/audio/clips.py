@@ -1,0 +1,114 @@
+"""One clip per turn, content-addressed: the same engine, voice, settings and text give the same
+file, so a re-run, a resume or an edited script re-renders only what changed.
+
+Every clip is checked after synthesis: not empty, not silent, not far shorter than its words
+imply. A bad clip is rendered once more; a second failure names the turn, so an episode is never
+published with a silent gap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from castline.audio.tts import Engine, Speech
+from castline.config import Show
+from castline.domain import Turn
+from castline.errors import StageFailed
+from castline.fileio import write_atomic
+
+SILENCE_RMS = 0.003  # below this the clip carries no speech
+SHORTEST_SHARE = 0.35  # of the duration its words imply at the show's pace
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    index: int
+    speaker: str
+    segment: str
+    text: str
+    engine: str
+    voice: str
+    words_per_minute: int
+
+    @property
+    def key(self) -> str:
+        payload = json.dumps(
+            [self.engine, self.voice, self.words_per_minute, " ".join(self.text.split())]
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def voice_for(show: Show, speaker: str, engine: Engine) -> str:
+    for index, host in enumerate(show.hosts):
+        if host.name == speaker:
+            return host.voices.get(engine.name) or engine.default_voice(index)
+    raise StageFailed("voice", "-", f"{speaker!r} is not a host of the show")
+
+
+def specs(show: Show, turns: list[Turn], engine: Engine) -> list[ClipSpec]:
+    return [
+        ClipSpec(
+            index=index,
+            speaker=turn.speaker,
+            segment=turn.segment,
+            text=turn.text,
+            engine=engine.name,
+            voice=voice_for(show, turn.speaker, engine),
+            words_per_minute=show.episode.words_per_minute,
+        )
+        for index, turn in enumerate(turns)
+    ]
+
+
+def problem(speech: Speech, spec: ClipSpec) -> str | None:
+    """Why a clip cannot go into the episode, or None."""
+    if len(speech.samples) == 0:
+        return "the clip is empty"
+    rms = float(np.sqrt(np.mean(np.square(speech.samples, dtype=np.float64))))
+    if rms < SILENCE_RMS:
+        return f"the clip is silent (RMS {rms:.4f})"
+    expected = len(spec.text.split()) / spec.words_per_minute * 60
+    if speech.duration < expected * SHORTEST_SHARE:
+        return (
+            f"the clip lasts {speech.duration:.1f} s but its {len(spec.text.split())} words "
+            f"need about {expected:.1f} s"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    path: Path
+    duration: float
+    cached: bool
+    attempts: int
+
+
+def render(spec: ClipSpec, engine: Engine, directory: Path, run_id: str) -> Rendered:
+    """The clip for `spec`, from the cache if it was made before, else synthesised and checked."""
+    path = directory / f"{spec.key}.wav"
+    if path.exists():
+        info = sf.info(str(path))
+        return Rendered(path, info.frames / info.samplerate, cached=True, attempts=0)
+    for attempt in (1, 2):
+        speech = engine.synthesize(spec.text, spec.voice, words_per_minute=spec.words_per_minute)
+        wrong = problem(speech, spec)
+        if wrong is None:
+            directory.mkdir(parents=True, exist_ok=True)
+            buffer = io.BytesIO()
+            sf.write(buffer, speech.samples, speech.sample_rate, format="WAV", subtype="PCM_16")
+            write_atomic(path, buffer.getvalue())
+            return Rendered(path, speech.duration, cached=False, attempts=attempt)
+    raise StageFailed(
+        "voice",
+        run_id,
+        f"turn {spec.index} ({spec.speaker}, segment {spec.segment}) could not be voiced: "
+        f"{wrong}. Its text: {spec.text[:80]!r}",
+    )
