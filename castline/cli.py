@@ -187,6 +187,41 @@ def estimate(show: Path, topic: str, sources: Sequence[Path], as_json: bool) -> 
 
 @cli.command()
 @click.argument("run_id")
+@click.option(
+    "--script",
+    "script_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="An edited script in `castline review edit`'s text format.",
+)
+def voice(run_id: str, script_file: Path | None) -> None:
+    """Voice a finished episode again: after editing its script or changing a voice.
+
+    Only the turns whose text, voice or settings changed are rendered again; research, writing
+    and review are not redone or paid for.
+
+    \b
+    Examples:
+      castline voice 3f2a9c1b7d4e
+      castline voice 3f2a9c1b7d4e --script edited.txt
+    """
+    from castline.quality.editing import parse_script
+
+    script = None
+    if script_file is not None:
+        text = script_file.read_text(encoding="utf-8")
+        script = _guarded(lambda: parse_script(text, _title_of(run_id)))
+    with _progress() as on_event:
+        outcome = _guarded(lambda: production.revoice(run_id, script=script, on_event=on_event))
+    _render_outcome(outcome)
+
+
+def _title_of(run_id: str) -> str:
+    record = production.describe(run_id).record
+    return record.episode_title or record.topic
+
+
+@cli.command()
+@click.argument("run_id")
 @click.option("--force", is_flag=True, help="Resume even if the recorded process looks alive.")
 def resume(run_id: str, force: bool) -> None:
     """Finish a run that crashed, was interrupted or failed, without repeating finished steps.

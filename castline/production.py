@@ -6,6 +6,7 @@ bible, sources, routing (keys and provider names), prices. Only then is a run cr
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -23,7 +24,7 @@ from castline.budget.ledger import Ledger
 from castline.budget.prices import Pricer
 from castline.budget.report import CostReport, cost_report
 from castline.config import Show, load_show, show_key
-from castline.domain import Source
+from castline.domain import Script, Source
 from castline.errors import ConfigError, ProviderError, RunError, RunNotResumable, StageFailed
 from castline.llm.registry import Routing, plan_routing
 from castline.pipeline import ROLES_USED
@@ -398,3 +399,27 @@ def apply_review_timeouts(now: float | None = None) -> list[tuple[str, str]]:
         decide(record.id, status, note=note)
         decided.append((record.id, status))
     return decided
+
+
+def revoice(
+    run_id: str, *, script: Script | None = None, on_event: EventCallback | None = None
+) -> Outcome:
+    """Voice a finished episode again, optionally with an edited script, re-rendering only the
+    clips that changed and paying nothing again for research, writing or review."""
+    store = workflow.store()
+    record = store.get_run(run_id)
+    if record.status != "completed":
+        raise RunNotResumable(
+            f"run {record.id} is {record.status}; only a completed episode can be voiced again",
+            run_id=record.id,
+        )
+    episode = json.loads((Path(record.output_dir) / "episode.json").read_text())
+    if script is not None:
+        episode["script"] = script.model_dump(mode="json")
+    attempt = 1 + sum(1 for e in store.events(record.id) if e.kind == "revoice")
+    store.add_event(record.id, "revoice", f"voicing the episode again (attempt {attempt})")
+    workflow.launch()
+    store.update_run(record.id, status="running", stage="voice")
+    store.claim_run(record.id)
+    handle = workflow.start_revoice(record.id, episode, attempt)
+    return follow(record.id, handle, on_event)

@@ -8,6 +8,7 @@ too, so a replay does not write them twice.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -21,13 +22,15 @@ import sqlalchemy as sa
 from dbos import DBOS, DBOSConfig, SetWorkflowID, WorkflowHandle
 
 from castline import __version__, batches, calls
+from castline.audio.timeline import Timeline
 from castline.budget.report import cost_report
 from castline.config import Show, database_url, show_key, state_dir
-from castline.domain import Episode, KnowledgeBase, Outline, Script, Source, Verdict
+from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Source, Verdict
 from castline.llm.base import Task
 from castline.llm.registry import Route, Routing
 from castline.llm.tasks import JudgeTask, Question
 from castline.pipeline import Pipeline
+from castline.publish.episode import publish_audio
 from castline.quality import gates
 from castline.quality.integration import EarlierEpisode
 from castline.stages import RunContext, publish, research, voice
@@ -259,7 +262,13 @@ def publish_step(run_id: str, episode: dict[str, Any]) -> dict[str, Any]:
     ctx = context(run_id)
     started = time.perf_counter()
     parsed = Episode.model_validate(episode)
-    written = publish.publish(parsed, Path(ctx.output_dir))
+    directory = Path(ctx.output_dir)
+    written = publish.publish(parsed, directory)
+    if parsed.audio is not None:
+        timeline = Timeline.model_validate_json((directory / voice.TIMELINE).read_text())
+        written += publish_audio(parsed, timeline, directory, ctx.show, Path(ctx.show_dir))
+        mp3 = directory / voice.MP3
+        written.append(publish.Written(voice.MP3, mp3, _sha256(mp3), mp3.stat().st_size))
     compute_ms = (time.perf_counter() - started) * 1000
     report = cost_report(store(), run_id).as_json()
     written.append(publish.write_json(Path(ctx.output_dir) / "cost-report.json", report))
@@ -302,6 +311,10 @@ def batch_collect_step(
     run_id: str, role: str, stage: str, submitted: dict[str, Any], payloads: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
     return batches.collect(store(), context(run_id), role, stage, submitted, _tasks(payloads))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _tasks(payloads: dict[str, dict[str, Any]]) -> dict[str, Task[Any]]:
@@ -469,6 +482,33 @@ def call_workflow(
 ) -> dict[str, Any]:
     """One call as its own workflow, so that several can run at once (evaluations)."""
     return call_step(run_id, step_key, stage, role, kind, payload)
+
+
+@DBOS.workflow(name="castline.revoice")
+def revoice_workflow(run_id: str, episode: dict[str, Any]) -> dict[str, Any]:
+    """Voice a published episode again (an edited script, a changed voice): only clips whose
+    text, voice or settings changed are rendered; research, writing and review are not redone."""
+    ctx = context(run_id)
+    parsed = Episode.model_validate(episode)
+    steps = DurableSteps(ctx)
+    voiced = steps.voice(parsed.outline, parsed.script)
+    updated = parsed.model_copy(update={"audio": AudioInfo.model_validate(voiced["audio"])})
+    published = steps.publish(updated)
+    return {
+        "accepted": True,
+        "halted_at": None,
+        "blocking": [],
+        "skipped": [],
+        "output_dir": published["output_dir"],
+        "words": parsed.script.word_count,
+    }
+
+
+def start_revoice(
+    run_id: str, episode: dict[str, Any], attempt: int
+) -> WorkflowHandle[dict[str, Any]]:
+    with SetWorkflowID(f"{run_id}-voice-{attempt}"):
+        return DBOS.start_workflow(revoice_workflow, run_id, episode)
 
 
 @DBOS.workflow(name="castline.episode")

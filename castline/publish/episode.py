@@ -1,0 +1,69 @@
+"""Publishing a voiced episode: transcripts, chapters and notes timed from the audio, and the
+episode added to the show's feed."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from castline.audio.timeline import Timeline
+from castline.config import Show
+from castline.domain import Episode
+from castline.fileio import write_atomic
+from castline.publish import feed, notes, transcript
+from castline.stages.publish import Written
+
+MP3 = "episode.mp3"
+
+
+def feed_path(show: Show, show_dir: Path) -> Path:
+    return (show_dir / show.output_dir / show.feed.file).resolve()
+
+
+def public_url(show: Show, show_dir: Path, path: Path) -> str:
+    """Where a file under the show's output directory is published: under `feed.base_url`, or
+    as a file URL on this machine until one is set."""
+    root = (show_dir / show.output_dir).resolve()
+    if show.feed.base_url:
+        return f"{show.feed.base_url.rstrip('/')}/{path.resolve().relative_to(root).as_posix()}"
+    return path.resolve().as_uri()
+
+
+def publish_audio(
+    episode: Episode, timeline: Timeline, directory: Path, show: Show, show_dir: Path
+) -> list[Written]:
+    documents = {
+        "episode.vtt": transcript.webvtt(timeline),
+        "episode.srt": transcript.srt(timeline),
+        "transcript.json": json.dumps(transcript.podcast_transcript(timeline), indent=2),
+        "chapters.json": json.dumps(
+            transcript.podcast_chapters(timeline, title=episode.script.title), indent=2
+        ),
+        "show-notes.md": notes.show_notes_markdown(episode, timeline),
+        "show-notes.html": notes.show_notes_html(episode, timeline),
+    }
+    written = []
+    for name, text in documents.items():
+        digest = write_atomic(directory / name, text)
+        written.append(Written(name, directory / name, digest, len(text.encode("utf-8"))))
+    assert episode.audio is not None
+    target = feed_path(show, show_dir)
+    feed.add_episode(
+        target,
+        show,
+        public_url(show, show_dir, target),
+        feed.FeedEpisode(
+            guid=episode.run_id,
+            title=episode.script.title,
+            description=episode.outline.summary,
+            published=datetime.now(UTC),
+            audio_url=public_url(show, show_dir, directory / MP3),
+            audio_bytes=episode.audio.bytes,
+            duration_s=episode.audio.duration_s,
+            transcript_url=public_url(show, show_dir, directory / "episode.vtt"),
+            chapters_url=public_url(show, show_dir, directory / "chapters.json"),
+            explicit=show.show.explicit,
+        ),
+    )
+    return written
