@@ -62,10 +62,16 @@ def test_init_then_produce_then_inspect(tmp_path: Path) -> None:
     assert cost["label"] == "shadow cost (offline)" and cost["mode"] == "normal"
     assert sum(float(row["cost"]) for row in cost["by_model"]) == float(cost["spent"])
     assert {a["name"] for a in detail["artifacts"]} == {
+        "chapters.json",
         "cost-report.json",
         "episode.json",
+        "episode.mp3",
+        "episode.srt",
+        "episode.vtt",
         "quality-report.json",
         "report.md",
+        "show-notes.html",
+        "transcript.json",
         "script.md",
         "show-notes.md",
         "transcript.txt",
