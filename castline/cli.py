@@ -186,6 +186,21 @@ def estimate(show: Path, topic: str, sources: Sequence[Path], as_json: bool) -> 
 
 
 @cli.command()
+@click.argument("show", type=click.Path(path_type=Path))
+def feed(show: Path) -> None:
+    """Rebuild the show's RSS feed from the store: every completed, voiced episode.
+
+    \b
+    Examples:
+      castline feed my-show/show.yaml
+    """
+    from castline.publish.episode import rebuild_feed
+
+    path, count = _guarded(lambda: rebuild_feed(show))
+    console.print(f"{path}: {count} episode(s)")
+
+
+@cli.command()
 @click.argument("run_id")
 @click.option(
     "--script",

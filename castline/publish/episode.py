@@ -67,3 +67,46 @@ def publish_audio(
         ),
     )
     return written
+
+
+def rebuild_feed(show_path: Path) -> tuple[Path, int]:
+    """Write the show's feed again from the store: every completed, voiced episode of the show
+    (after moving files, changing `feed.base_url`, or losing the feed file)."""
+    from castline import workflow
+    from castline.config import load_show, show_key
+
+    show = load_show(show_path)
+    show_dir = show_path.parent
+    store = workflow.store()
+    episodes: list[feed.FeedEpisode] = []
+    for record in store.list_runs(limit=100_000):
+        if (
+            record.status != "completed"
+            or record.spec.get("show", {}).get("show", {}).get("title", "").casefold().split()
+            != show_key(show).split()
+        ):
+            continue
+        directory = Path(record.output_dir)
+        stored = directory / "episode.json"
+        if not stored.is_file() or not (directory / MP3).is_file():
+            continue
+        episode = Episode.model_validate_json(stored.read_text())
+        if episode.audio is None:
+            continue
+        episodes.append(
+            feed.FeedEpisode(
+                guid=record.id,
+                title=episode.script.title,
+                description=episode.outline.summary,
+                published=datetime.fromtimestamp(record.finished_at or record.created_at, UTC),
+                audio_url=public_url(show, show_dir, directory / MP3),
+                audio_bytes=(directory / MP3).stat().st_size,
+                duration_s=episode.audio.duration_s,
+                transcript_url=public_url(show, show_dir, directory / "episode.vtt"),
+                chapters_url=public_url(show, show_dir, directory / "chapters.json"),
+                explicit=show.show.explicit,
+            )
+        )
+    target = feed_path(show, show_dir)
+    feed.write_feed(target, show, public_url(show, show_dir, target), episodes)
+    return target, len(episodes)

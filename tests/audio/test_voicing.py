@@ -149,3 +149,17 @@ def test_a_silent_clip_is_rendered_again_or_the_run_fails_naming_the_turn(
             production.produce(show, TOPIC, [source])
         [run] = Store(database_url()).list_runs()
         assert run.status == "failed" and not (Path(run.output_dir) / "episode.mp3").exists()
+
+
+def test_the_feed_is_rebuilt_from_the_store(short_show: tuple[Path, Path]) -> None:
+    show, source = short_show
+    first = production.produce(show, TOPIC, [source])
+    assert first.output_dir is not None
+    feed_file = first.output_dir.parent / "feed.xml"
+    feed_file.unlink()
+
+    result = CliRunner().invoke(cli, ["feed", str(show)], catch_exceptions=False)
+
+    assert result.exit_code == 0 and "1 episode(s)" in result.output
+    [entry] = feedparser.parse(feed_file.read_bytes()).entries
+    assert entry.id == first.run_id

@@ -22,9 +22,9 @@ _CALLBACK = ctypes.CFUNCTYPE(
 )
 
 
-class EspeakEngine(Engine):
-    name: ClassVar[str] = "espeak"
-    route: ClassVar[str] = "espeak:espeak-ng"
+class _Library:
+    """The espeak-ng library: one per process, since it holds one voice, one callback and one
+    output buffer for everyone."""
 
     def __init__(self) -> None:
         try:
@@ -66,10 +66,7 @@ class EspeakEngine(Engine):
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
         return 0
 
-    def default_voice(self, host_index: int) -> str:
-        return DEFAULT_VOICES[host_index % len(DEFAULT_VOICES)]
-
-    def synthesize(self, text: str, voice: str, *, words_per_minute: int) -> Speech:
+    def speak(self, text: str, voice: str, *, words_per_minute: int) -> Speech:
         encoded = text.encode("utf-8")
         with self._lock:
             if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
@@ -86,3 +83,29 @@ class EspeakEngine(Engine):
             raise ProviderError(f"espeak-ng failed on {text[:60]!r} (status {status})")
         samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
         return Speech((samples.astype(np.float32) / 32768.0), self.sample_rate)
+
+
+_library: _Library | None = None
+_library_lock = threading.Lock()
+
+
+def _shared() -> _Library:
+    global _library
+    with _library_lock:
+        if _library is None:
+            _library = _Library()
+        return _library
+
+
+class EspeakEngine(Engine):
+    name: ClassVar[str] = "espeak"
+    route: ClassVar[str] = "espeak:espeak-ng"
+
+    def __init__(self) -> None:
+        self._library = _shared()
+
+    def default_voice(self, host_index: int) -> str:
+        return DEFAULT_VOICES[host_index % len(DEFAULT_VOICES)]
+
+    def synthesize(self, text: str, voice: str, *, words_per_minute: int) -> Speech:
+        return self._library.speak(text, voice, words_per_minute=words_per_minute)
