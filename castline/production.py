@@ -242,6 +242,8 @@ def follow(run_id: str, handle: Any, on_event: EventCallback | None = None) -> O
         message = f"{type(error).__name__}: {error}"
         store.update_run(run_id, status="failed", error=message, finished_at=time.time())
         store.add_event(run_id, "failed", message, stage=record.stage)
+        if isinstance(error, StageFailed):
+            raise error  # already says where and how to continue
         if isinstance(error, (ProviderError, RunError)) or not isinstance(error, Exception):
             raise StageFailed(record.stage or "unknown", run_id, str(error)) from error
         raise StageFailed(record.stage or "unknown", run_id, message) from error
