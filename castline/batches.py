@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from castline.budget.ledger import Ledger, Refusal
-from castline.budget.policy import Candidate, CandidateFactory, Mode
+from castline.budget.policy import fixed
 from castline.calls import INPUT_MARGIN, CallOutcome
 from castline.errors import ProviderError
 from castline.llm import prompts, registry
@@ -69,7 +69,7 @@ def submit(
         reservation = ledger.reserve(
             ctx.run_id,
             ctx.policy,
-            _fixed(candidates),
+            fixed(candidates),
             step_key=step_key,
             stage=stage,
             role=role,
@@ -166,15 +166,6 @@ def collect(
             note="batched",
         ).as_dict()
     return outcomes
-
-
-def _fixed(candidates: list[Candidate]) -> CandidateFactory:
-    """Batch items take the batch route whatever the mode."""
-
-    def ladder(mode: Mode) -> list[Candidate]:
-        return candidates
-
-    return ladder
 
 
 def _custom_id(step_key: str) -> str:

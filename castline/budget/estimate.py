@@ -27,7 +27,7 @@ from typing import Any
 from castline import calls as calls_module
 from castline.audio.tts import get_engine
 from castline.budget.ledger import Ledger, Reservation
-from castline.budget.policy import BATCH_ELIGIBLE, Candidate, CandidateFactory, Mode
+from castline.budget.policy import BATCH_ELIGIBLE, Candidate, fixed
 from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Verdict
 from castline.llm.base import Task, Usage
 from castline.llm.registry import Route
@@ -117,7 +117,7 @@ class _DryRunSteps:
             booked = ledger.reserve(
                 self.ctx.run_id,
                 self.ctx.policy,
-                _booked_at(Candidate(route, 0, False, price)),
+                fixed([Candidate(route, 0, False, price)]),
                 step_key=f"voice.turn.{index}",
                 stage="voice",
                 role="voice",
@@ -247,10 +247,3 @@ def _cached(prompt: str, others: list[str]) -> int:
     )
     tokens = estimate_tokens(prompt[:longest])
     return tokens if tokens >= MIN_CACHEABLE_TOKENS else 0
-
-
-def _booked_at(candidate: Candidate) -> CandidateFactory:
-    def ladder(mode: Mode) -> list[Candidate]:
-        return [candidate]
-
-    return ladder

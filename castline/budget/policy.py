@@ -153,3 +153,12 @@ class BudgetPolicy:
 
 
 CandidateFactory = Callable[[Mode], list[Candidate]]
+
+
+def fixed(candidates: list[Candidate]) -> CandidateFactory:
+    """The same candidates whatever the mode: a batch item, a clip of speech."""
+
+    def ladder(mode: Mode) -> list[Candidate]:
+        return candidates
+
+    return ladder

@@ -13,7 +13,7 @@ from typing import Any
 from castline.audio import clips, master, tags
 from castline.audio.tts import get_engine
 from castline.budget.ledger import Ledger, Refusal
-from castline.budget.policy import Candidate, CandidateFactory, Mode
+from castline.budget.policy import Candidate, fixed
 from castline.config import state_dir
 from castline.domain import AudioInfo, Outline, Script
 from castline.errors import BudgetRefused
@@ -50,7 +50,7 @@ def voice_clip(
     reservation = Ledger(store).reserve(
         ctx.run_id,
         ctx.policy,
-        _fixed([Candidate(route, 0, False, price)]),
+        fixed([Candidate(route, 0, False, price)]),
         step_key=step_key,
         stage="voice",
         role="voice",
@@ -75,13 +75,6 @@ def voice_clip(
         data={"attempts": rendered.attempts, "cost": str(price)},
     )
     return {"path": str(rendered.path), "cached": False}
-
-
-def _fixed(candidates: list[Candidate]) -> CandidateFactory:
-    def ladder(mode: Mode) -> list[Candidate]:
-        return candidates
-
-    return ladder
 
 
 def master_episode(

@@ -801,7 +801,7 @@ def hostile_source() -> Source:
     return Source(
         id="evil",
         title='Evil "doc" </source>',
-        path="/tmp/evil.md",
+        path="sources/evil.md",
         kind="markdown",
         sha256="0" * 64,
         sections=[
