@@ -1,5 +1,8 @@
 """Benchmark: produce the offline example episode several times and print the figures.
 
+The episode is produced as text (`audio: {voice: false}`): this measures the production line
+and its engine; `bench/bench_audio.py` measures voicing and mastering.
+
 Prints, as medians over the runs: wall time and CPU time of `castline.produce` (DBOS launch
 included, interpreter start-up and imports excluded), the time spent inside the stages (provider
 work, review checks, publishing), and the share left to the engine and the store (DBOS
@@ -24,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "heat-island"
 TOPIC = "Why cities run hot, who pays for it, and what actually cools them"
+TEXT_ONLY = "\naudio: {voice: false}\n"
 SOURCES = [
     EXAMPLE / "sources" / "cities-and-heat.md",
     EXAMPLE / "sources" / "health-and-equity.html",
@@ -53,7 +57,7 @@ def in_process(runs: int, latency_ms: int = 0) -> None:
             os.environ["CASTLINE_HOME"] = home
             show = Path(home) / "show" / "show.yaml"
             show.parent.mkdir()
-            show.write_text((EXAMPLE / "show.yaml").read_text())
+            show.write_text((EXAMPLE / "show.yaml").read_text() + TEXT_ONLY)
             wall0, cpu0 = time.perf_counter(), time.process_time()
             outcome = production.produce(show, TOPIC, SOURCES)
             walls.append(time.perf_counter() - wall0)
@@ -89,7 +93,7 @@ def command_line(runs: int) -> None:
         with tempfile.TemporaryDirectory() as home:
             show = Path(home) / "show" / "show.yaml"
             show.parent.mkdir()
-            show.write_text((EXAMPLE / "show.yaml").read_text())
+            show.write_text((EXAMPLE / "show.yaml").read_text() + TEXT_ONLY)
             args = [sys.executable, "-m", "castline", "produce", str(show), "--topic", TOPIC]
             for source in SOURCES:
                 args += ["--source", str(source)]
