@@ -10,32 +10,22 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import EXAMPLE, EXAMPLE_SOURCES, EXAMPLE_TOPIC
 
-from castline.config import ProviderSettings, load_show
+from castline.config import ProviderSettings
 from castline.errors import MalformedOutput, ProviderError
 from castline.llm import prompts
 from castline.llm.base import Repair, Result, Task, Usage
-from castline.llm.offline import OfflineProvider, research, writing
+from castline.llm.offline import OfflineProvider
 from castline.llm.openai_compat import OpenAICompatibleProvider, usage_of
 from castline.llm.tasks import (
     FanoutDecision,
     FanoutTask,
     Findings,
-    PlanTask,
-    QuestionsTask,
-    ResearchTask,
     ReviewDecision,
-    ReviewDecisionTask,
-    ShowBrief,
-    SourceDigest,
-    SynthesisTask,
-    WriteSegmentTask,
 )
-from castline.sources import read_sources
 from castline.text import estimate_tokens
 from tests.fake_api import FakeAPI, Fault
-from tests.fake_api.tasks import normalize_source
+from tests.llm.realistic import realistic_tasks
 
 KEY = "sk-test-key-0123456789"
 MODEL = "gpt-5-mini"
@@ -47,42 +37,7 @@ RETIRED = "gpt-3.5-turbo-0301"
 
 @pytest.fixture(scope="module")
 def tasks() -> dict[str, Task[Any]]:
-    """fanout and review: one small block; research: sources + task; intro and body: show,
-    knowledge base, outline + task (the two share everything but the task block)."""
-    brief = ShowBrief.of(load_show(EXAMPLE / "show.yaml"))
-    sources = [normalize_source(source) for source in read_sources(EXAMPLE_SOURCES)]
-    digests = [
-        SourceDigest(id=s.id, title=s.title, headings=[x.heading for x in s.sections if x.heading])
-        for s in sources
-    ]
-    questions = research.questions(
-        QuestionsTask(show=brief, topic=EXAMPLE_TOPIC, sources=digests, max_questions=3)
-    ).questions
-    research_tasks = [
-        ResearchTask(topic=EXAMPLE_TOPIC, question=q, sources=sources, max_notes=6)
-        for q in questions
-    ]
-    findings = [research.research(task) for task in research_tasks]
-    kb = research.synthesis(
-        SynthesisTask(topic=EXAMPLE_TOPIC, questions=questions, findings=findings)
-    )
-    outline = writing.plan(
-        PlanTask(show=brief, topic=EXAMPLE_TOPIC, knowledge_base=kb, target_words=1500)
-    )
-    titles = {source.id: source.title for source in sources}
-    intro, body = (
-        WriteSegmentTask(
-            show=brief, knowledge_base=kb, outline=outline, segment=segment, source_titles=titles
-        )
-        for segment in outline.segments[:2]
-    )
-    return {
-        "fanout": FanoutTask(topic=EXAMPLE_TOPIC, questions=questions, max_questions=2),
-        "review": ReviewDecisionTask(round=0, max_rounds=2, findings=[]),
-        "research": research_tasks[0],
-        "intro": intro,
-        "body": body,
-    }
+    return realistic_tasks()
 
 
 def offline(task: Task[Any]) -> Any:
