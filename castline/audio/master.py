@@ -221,11 +221,23 @@ def encode(samples: Samples, audio: Audio) -> bytes:
     return bytes(encoder.encode((pcm * 32767).astype(np.int16).tobytes()) + encoder.flush())
 
 
-def measure(mp3: bytes) -> tuple[float, float, int]:
-    """Integrated loudness (LUFS), true peak (dBTP) and sample rate of an encoded file."""
+@dataclass(frozen=True)
+class Measurement:
+    loudness_lufs: float
+    true_peak_db: float
+    duration_s: float
+
+
+def measure(mp3: bytes) -> Measurement:
+    """Loudness, true peak and duration of the encoded file as a player decodes it (the
+    encoder's padding makes it a little longer than the samples that went in)."""
     decoded, rate = sf.read(io.BytesIO(mp3), dtype="float64", always_2d=True)
     mono = decoded.mean(axis=1)
-    return pyloudnorm.Meter(rate).integrated_loudness(mono), true_peak_db(mono, rate), rate
+    return Measurement(
+        loudness_lufs=pyloudnorm.Meter(rate).integrated_loudness(mono),
+        true_peak_db=true_peak_db(mono, rate),
+        duration_s=len(mono) / rate,
+    )
 
 
 def master(clips: list[ClipIn], outline: Outline, audio: Audio, base: Path) -> Mastered:
@@ -233,12 +245,17 @@ def master(clips: list[ClipIn], outline: Outline, audio: Audio, base: Path) -> M
     mixed, timeline = with_music(speech, timeline, audio, base)
     finished = normalise(mixed, audio)
     mp3 = encode(finished, audio)
-    loudness, peak, _ = measure(mp3)
-    over = peak - audio.true_peak_db
-    if over > 0 or abs(loudness - audio.loudness_lufs) > 0.5:
+    measured = measure(mp3)
+    over = measured.true_peak_db - audio.true_peak_db
+    if over > 0 or abs(measured.loudness_lufs - audio.loudness_lufs) > 0.5:
         # verified on the encoded file, which is what listeners get; correct once from it
-        finished = finished * 10 ** ((audio.loudness_lufs - loudness) / 20)
+        finished = finished * 10 ** ((audio.loudness_lufs - measured.loudness_lufs) / 20)
         finished = limit(finished, audio.sample_rate, audio.true_peak_db - 1.5 - max(over, 0))
         mp3 = encode(finished, audio)
-        loudness, peak, _ = measure(mp3)
-    return Mastered(mp3=mp3, timeline=timeline, loudness_lufs=loudness, true_peak_db=peak)
+        measured = measure(mp3)
+    return Mastered(
+        mp3=mp3,
+        timeline=timeline.model_copy(update={"duration": measured.duration_s}),
+        loudness_lufs=measured.loudness_lufs,
+        true_peak_db=measured.true_peak_db,
+    )
