@@ -1,9 +1,16 @@
-"""Benchmark: real-time factors of the offline voice (espeak-ng) and of mastering + encoding.
+"""Benchmark: real-time factors of the offline voice (espeak-ng) and of mastering + encoding,
+and the peak memory of mastering.
 
 Synthesis: every turn of the example episode's script (written offline), one clip each.
 Mastering: those clips assembled into the ~20-minute episode, loudness-normalised, limited,
 MP3-encoded and verified by decoding. A real-time factor is processing time / audio duration
 (below 1 is faster than real time). Medians of several runs.
+
+Peak memory: one more mastering in a fresh process that does nothing else (so earlier work
+cannot hold the high-water mark), measured two ways: the peak of memory traced by tracemalloc
+during the call (numpy arrays and Python objects; not the buffers of LAME or libsndfile), and
+the process's peak resident set size (`ru_maxrss`), with what it was before the call (the
+interpreter and the imported libraries).
 
     python bench/bench_audio.py [--runs 3]
 """
@@ -11,11 +18,15 @@ MP3-encoded and verified by decoding. A real-time factor is processing time / au
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import resource
 import statistics
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "heat-island"
@@ -25,6 +36,19 @@ SOURCES = [
     EXAMPLE / "sources" / "health-and-equity.html",
     EXAMPLE / "sources" / "cooling-strategies.pdf",
 ]
+
+
+def _peak_memory(inputs: list[Any], outline: Any, audio: Any, base: Path) -> tuple[int, int, int]:
+    """Run in a fresh process: (traced peak, ru_maxrss before, ru_maxrss after), in bytes."""
+    from castline.audio import master
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    tracemalloc.start()
+    master.master(inputs, outline, audio, base)
+    traced = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return traced, before, after
 
 
 def main() -> None:
@@ -64,6 +88,10 @@ def main() -> None:
             started = time.perf_counter()
             done = master.master(inputs, episode.outline, show.audio, show_path.parent)
             mastering.append((time.perf_counter() - started) / done.timeline.duration)
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            traced, rss_before, rss_after = pool.apply(
+                _peak_memory, (inputs, episode.outline, show.audio, show_path.parent)
+            )
     minutes = done.timeline.duration / 60
     print(
         f"espeak-ng synthesis: real-time factor {statistics.median(synthesis):.4f} "
@@ -73,6 +101,12 @@ def main() -> None:
         f"mastering + MP3 encoding + verification: real-time factor "
         f"{statistics.median(mastering):.4f} for a {minutes:.1f}-minute episode "
         f"({done.loudness_lufs:.1f} LUFS, true peak {done.true_peak_db:.1f} dBTP)"
+    )
+    mib = 1024 * 1024
+    print(
+        f"mastering peak memory: {traced / mib:.0f} MiB traced (tracemalloc), "
+        f"peak RSS {rss_after / mib:.0f} MiB in a process that only masters "
+        f"({rss_before / mib:.0f} MiB before the call)"
     )
 
 

@@ -93,15 +93,26 @@ def init(directory: Path) -> None:
     "--provider",
     help="Answer every role with this provider (e.g. 'offline'), whatever the routing says.",
 )
-def produce(show: Path, topic: str, sources: Sequence[Path], provider: str | None) -> None:
+@click.option(
+    "--number",
+    "-n",
+    type=int,
+    help="The episode number (1 or more). Default: one more than the show's highest so far.",
+)
+def produce(
+    show: Path, topic: str, sources: Sequence[Path], provider: str | None, number: int | None
+) -> None:
     """Produce an episode: research, plan, write, review, polish, publish.
 
     \b
     Examples:
       castline produce show.yaml --topic "Cool roofs" --source notes.md --source paper.pdf
       castline produce show.yaml -t "Cool roofs" -s notes.md --provider offline
+      castline produce show.yaml -t "Cool roofs" -s notes.md --number 12
     """
-    run_id = _guarded(lambda: production.create_run(show, topic, list(sources), provider=provider))
+    run_id = _guarded(
+        lambda: production.create_run(show, topic, list(sources), provider=provider, number=number)
+    )
     console.print(f"run [bold]{run_id}[/]")
 
     def start() -> production.Outcome:
@@ -412,12 +423,13 @@ def runs(ctx: click.Context, limit: int) -> None:
     records = store.list_runs(limit)
     costs = store.costs()
     table = Table(title="castline runs")
-    for column in ("run", "show", "episode", "status", "stage", "cost", "started"):
-        table.add_column(column, justify="right" if column == "cost" else "left")
+    for column in ("run", "show", "#", "episode", "status", "stage", "cost", "started"):
+        table.add_column(column, justify="right" if column in {"#", "cost"} else "left")
     for record in records:
         table.add_row(
             record.id,
             record.show_title,
+            str(record.number) if record.number is not None else "",
             record.episode_title or record.topic,
             production.display_status(record),
             record.stage or "",
@@ -440,8 +452,10 @@ def runs_show(run_id: str, as_json: bool) -> None:
         click.echo(json.dumps(detail.as_json(), indent=2, default=str))
         return
     record = detail.record
+    number = f"episode {record.number}: " if record.number is not None else ""
     console.print(
-        f"[bold]{record.id}[/]  {record.show_title}: {record.episode_title or record.topic}\n"
+        f"[bold]{record.id}[/]  {record.show_title}: {number}"
+        f"{record.episode_title or record.topic}\n"
         f"status {production.display_status(record)}, stage {record.stage}, "
         f"{record.routing_reason}\noutput {record.output_dir}"
     )
@@ -611,7 +625,8 @@ def _render_outcome(outcome: production.Outcome) -> None:
     share = outcome.cost / outcome.budget if outcome.budget else 0
     console.print(
         f"\n[bold]{outcome.status}[/]: {outcome.words:,} words\n"
-        f"episode  {outcome.output_dir or '(nothing published)'}\n"
+        + (f"number   {outcome.number}\n" if outcome.number is not None else "")
+        + f"episode  {outcome.output_dir or '(nothing published)'}\n"
         f"{label}  ${outcome.cost:.4f} of ${outcome.budget:.2f} ({share:.1%}), "
         f"budget mode {outcome.budget_mode}\n"
         f"run id   {outcome.run_id}",

@@ -212,7 +212,16 @@ class Audio(_Strict):
     """How episodes are voiced and mastered."""
 
     voice: bool = Field(default=True, description="false: publish the script only, no audio")
-    engine: str = "espeak"
+    engine: str = Field(
+        default="espeak",
+        description="espeak (offline), openai, elevenlabs, gemini, or a provider named under "
+        "`providers:` with `api: openai` (an OpenAI-compatible speech server)",
+    )
+    model: str | None = Field(
+        default=None,
+        description="the engine's model (e.g. tts-1-hd, eleven_multilingual_v2, "
+        "gemini-3.8-flash-tts); its default when unset",
+    )
     loudness_lufs: Annotated[float, Field(ge=-30, le=-10)] = -16.0
     true_peak_db: Annotated[float, Field(ge=-6, le=0)] = -1.0
     bitrate_kbps: Literal[64, 96, 128, 160, 192] = 128

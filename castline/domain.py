@@ -226,6 +226,9 @@ class Episode(_Model):
     """A finished (or rejected) episode: what was published and how it was judged."""
 
     run_id: str
+    number: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="the episode number, fixed when the run was created"
+    )
     show_title: str
     topic: str
     offline: bool
@@ -238,3 +241,11 @@ class Episode(_Model):
     budget: BudgetOutcome = BudgetOutcome()
     quality: QualityReport = QualityReport()
     audio: AudioInfo | None = None
+
+    @property
+    def heading(self) -> str:
+        """The title as show notes head it: "Episode 3: ...". The feed and the MP3 keep the bare
+        title and carry the number in its own field, as Apple asks."""
+        if self.number is None:
+            return self.script.title
+        return f"Episode {self.number}: {self.script.title}"

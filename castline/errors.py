@@ -6,7 +6,8 @@
     │   ├── SourceError          a source document cannot be read
     │   ├── ProviderNotFound     a "provider:model" names no registered provider
     │   ├── MissingCredentials   a provider needs an API key that is not set
-    │   └── UnpricedModel        a routed model has no known price
+    │   ├── UnpricedModel        a routed model has no known price
+    │   └── EpisodeNumberTaken   another live run of the show already has that episode number
     ├── BudgetRefused            (internal) a call the budget could not fit; never escapes a run
     ├── RunError                 a run failed or cannot be acted on (CLI exit 1)
     │   ├── RunNotFound          no run with that id
@@ -66,6 +67,20 @@ class MissingCredentials(ConfigError):
 
 class UnpricedModel(ConfigError):
     """A model has no price, so its spend could not be held to the budget."""
+
+
+class EpisodeNumberTaken(ConfigError):
+    """An explicit episode number another run of the show holds: two episodes with one number
+    would look like a duplicate in listeners' apps."""
+
+    def __init__(self, number: int, run_id: str, status: str) -> None:
+        self.number = number
+        self.run_id = run_id
+        self.status = status
+        super().__init__(
+            f"episode number {number} is already run {run_id}'s ({status}); pass another "
+            "--number, or leave it out for the show's next number"
+        )
 
 
 class BudgetRefused(CastlineError):

@@ -186,6 +186,7 @@ class Pipeline:
         self.steps.event("stage", "publishing", "publish")
         episode = Episode(
             run_id=ctx.run_id,
+            number=ctx.number,
             show_title=ctx.show.show.title,
             topic=ctx.topic,
             offline=ctx.routing.offline,

@@ -1,7 +1,8 @@
 """The public API: produce an episode, resume a run, and follow its progress.
 
-Everything that can be checked before money is spent is checked here, in this order: topic, show
-bible, sources, routing (keys and provider names), prices. Only then is a run created.
+Everything that can be checked before money is spent is checked here, in this order: episode
+number, topic, show bible, sources, routing (keys and provider names), prices. Only then is a run
+created, with its episode number.
 """
 
 from __future__ import annotations
@@ -20,12 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from castline import workflow
+from castline.audio import costs
+from castline.audio.tts import Voicing, plan_voicing
 from castline.budget.ledger import Ledger
 from castline.budget.prices import Pricer
 from castline.budget.report import CostReport, cost_report
 from castline.config import Show, load_show, show_key
 from castline.domain import Script, Source
-from castline.errors import ConfigError, ProviderError, RunError, RunNotResumable, StageFailed
+from castline.errors import (
+    ConfigError,
+    EpisodeNumberTaken,
+    ProviderError,
+    RunError,
+    RunNotResumable,
+    StageFailed,
+)
 from castline.llm.registry import Routing, plan_routing
 from castline.pipeline import ROLES_USED
 from castline.sources import read_sources
@@ -33,6 +43,7 @@ from castline.store import (
     ArtifactRecord,
     CallRecord,
     EventRecord,
+    NumberedRun,
     RunRecord,
     Store,
     to_nanos,
@@ -56,6 +67,7 @@ class Outcome:
     budget_mode: str
     halted_at: str | None = None
     skipped: list[str] = field(default_factory=list)
+    number: int | None = None
 
 
 def produce(
@@ -64,10 +76,11 @@ def produce(
     source_paths: Sequence[Path],
     *,
     provider: str | None = None,
+    number: int | None = None,
     on_event: EventCallback | None = None,
 ) -> Outcome:
     """Produce one episode end to end; see `create_run` for what is checked before spending."""
-    run_id = create_run(show_path, topic, source_paths, provider=provider)
+    run_id = create_run(show_path, topic, source_paths, provider=provider, number=number)
     workflow.launch()
     return follow(run_id, workflow.start(run_id), on_event)
 
@@ -83,13 +96,22 @@ class Prepared:
     routing: Routing
     provider: str | None
     read_ms: float
+    number: int | None = None  # the episode number asked for; None: the show's next
+    voicing: Voicing | None = None  # None when the show publishes the script only
 
 
 def prepare(
-    show_path: Path, topic: str, source_paths: Sequence[Path], *, provider: str | None = None
+    show_path: Path,
+    topic: str,
+    source_paths: Sequence[Path],
+    *,
+    provider: str | None = None,
+    number: int | None = None,
 ) -> Prepared:
-    """Check, in this order, the topic, the show bible, the sources, the routing (provider names
-    and keys) and the prices of every routed model."""
+    """Check, in this order, the episode number, the topic, the show bible, the sources, the
+    routing (provider names and keys) and the prices of every routed model."""
+    if number is not None and number < 1:
+        raise ConfigError(f"--number {number}: episode numbers start at 1")
     topic = " ".join(topic.split())
     if not topic:
         raise ConfigError("the topic is empty; pass --topic with what the episode is about")
@@ -105,13 +127,35 @@ def prepare(
     for chain in routing.routes.values():
         for route in chain:
             pricer.check(route.priced_as)
-    return Prepared(show_path, show, topic, sources, routing, provider, read_ms)
+    voicing = plan_voicing(show, offline=routing.offline) if show.audio.voice else None
+    if voicing is not None:
+        costs.check(pricer, voicing)
+    return Prepared(show_path, show, topic, sources, routing, provider, read_ms, number, voicing)
 
 
-def record_run(store: Store, prepared: Prepared, run_id: str, output_dir: Path) -> None:
-    """Record a run with a snapshot of its inputs, so that a resume sees exactly these."""
+# Runs that ended without publishing an episode to the feed: their number may be given again.
+NUMBER_RELEASED_BY = frozenset({"failed", "rejected", "halted"})
+
+
+def episode_number(numbered: list[NumberedRun], requested: int | None) -> int:
+    """The number a new episode of the show gets: `requested` unless a run that may still
+    publish holds it, else one more than the highest any of the show's runs holds (failed ones
+    too, so that resuming one never duplicates a number given out after it)."""
+    if requested is None:
+        return 1 + max((run.number for run in numbered), default=0)
+    for run in numbered:
+        if run.number == requested and run.status not in NUMBER_RELEASED_BY:
+            raise EpisodeNumberTaken(requested, run.id, run.status)
+    return requested
+
+
+def record_run(store: Store, prepared: Prepared, run_id: str, output_dir: Path) -> int:
+    """Record a run with a snapshot of its inputs, so that a resume sees exactly these, and its
+    episode number, fixed now; return the number."""
     show, routing = prepared.show, prepared.routing
-    store.create_run(
+    number = store.create_numbered_run(
+        show_key(show),
+        lambda numbered: episode_number(numbered, prepared.number),
         id=run_id,
         show_title=show.show.title,
         show_path=str(prepared.show_path.resolve()),
@@ -126,6 +170,7 @@ def record_run(store: Store, prepared: Prepared, run_id: str, output_dir: Path) 
                 role: [asdict(route) for route in chain] for role, chain in routing.routes.items()
             },
             "provider": prepared.provider,
+            "voicing": asdict(prepared.voicing) if prepared.voicing else None,
             # the show's earlier episodes, fixed now so that a resumed run checks the same ones
             "earlier": [row["run_id"] for row in store.earlier_scripts(show_key(show), run_id)],
         },
@@ -138,21 +183,29 @@ def record_run(store: Store, prepared: Prepared, run_id: str, output_dir: Path) 
     store.add_event(
         run_id,
         "created",
-        f"run created for {show.show.title!r}: {prepared.topic!r} from {len(sources)} "
-        f"source(s); {routing.reason}",
+        f"run created for {show.show.title!r}, episode {number}: {prepared.topic!r} from "
+        f"{len(sources)} source(s); {routing.reason}",
         data={
             "sources": [s.id for s in sources],
             "offline": routing.offline,
             "compute_ms": prepared.read_ms,
+            "number": number,
         },
     )
+    return number
 
 
 def create_run(
-    show_path: Path, topic: str, source_paths: Sequence[Path], *, provider: str | None = None
+    show_path: Path,
+    topic: str,
+    source_paths: Sequence[Path],
+    *,
+    provider: str | None = None,
+    number: int | None = None,
 ) -> str:
-    """Validate every input and record a new run; nothing is spent until the workflow starts."""
-    prepared = prepare(show_path, topic, source_paths, provider=provider)
+    """Validate every input and record a new run with its episode number (`number`, or the
+    show's next); nothing is spent until the workflow starts."""
+    prepared = prepare(show_path, topic, source_paths, provider=provider, number=number)
     run_id = uuid.uuid4().hex[:12]
     slug = re.sub(r"[^a-z0-9]+", "-", prepared.topic.lower()).strip("-")[:48].rstrip("-")
     folder = f"{slug or 'episode'}-{run_id[:6]}"
@@ -261,6 +314,7 @@ def follow(run_id: str, handle: Any, on_event: EventCallback | None = None) -> O
             budget=record.budget or Decimal(0),
             budget_mode=record.budget_mode,
             skipped=result["skipped"],
+            number=record.number,
         )
     if result["halted_at"]:
         status = "halted"
@@ -290,6 +344,7 @@ def follow(run_id: str, handle: Any, on_event: EventCallback | None = None) -> O
         budget_mode=record.budget_mode,
         halted_at=result["halted_at"],
         skipped=result["skipped"],
+        number=record.number,
     )
 
 
@@ -310,7 +365,11 @@ class RunDetail:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "run": {**asdict(self.record), "status": display_status(self.record)},
+            "run": {
+                **asdict(self.record),
+                "status": display_status(self.record),
+                "number": self.record.number,
+            },
             "cost": self.cost.as_json(),
             "calls": [
                 {k: v for k, v in asdict(call).items() if k not in {"prompt", "response"}}

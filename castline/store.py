@@ -26,6 +26,7 @@ from castline.errors import RunNotFound
 
 NANOS = Decimal(1_000_000_000)
 IMMEDIATE = "castline_immediate"
+NUMBERING_LOCK = 7_431_004  # Postgres advisory lock taken while a run's episode number is chosen
 
 metadata = sa.MetaData()
 
@@ -263,6 +264,22 @@ class RunRecord:
     budget_mode: str
     peak_reserved: Decimal
 
+    @property
+    def number(self) -> int | None:
+        """The episode number fixed when the run was created; None for a run made before
+        castline numbered episodes."""
+        value = self.spec.get("number")
+        return value if isinstance(value, int) else None
+
+
+@dataclass(frozen=True)
+class NumberedRun:
+    """One of a show's runs and the episode number it holds, as numbering sees it."""
+
+    id: str
+    status: str
+    number: int
+
 
 @dataclass(frozen=True)
 class CallRecord:
@@ -403,14 +420,33 @@ class Store:
     # runs
 
     def create_run(self, **values: Any) -> None:
-        now = time.time()
-        values["spec"] = json.dumps(values["spec"])
         with self._begin() as connection:
-            connection.execute(
-                runs.insert().values(
-                    **values, created_at=now, updated_at=now, pid=os.getpid(), host=_host()
+            _insert_run(connection, values)
+
+    def create_numbered_run(
+        self, show_key: str, choose: Callable[[list[NumberedRun]], int], **values: Any
+    ) -> int:
+        """Create a run whose spec holds the episode number `choose` picks from the numbers the
+        show's runs already have; return it.
+
+        Reading the numbers and inserting the run happen under the database's write lock, so two
+        runs of a show created at the same moment never both take the same next number.
+        """
+        with self.exclusive() as connection:
+            if connection.dialect.name == "postgresql":
+                # no row to lock before the run exists: serialise numbering itself
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": NUMBERING_LOCK}
                 )
-            )
+            query = sa.select(runs.c.id, runs.c.status, runs.c.show_title, runs.c.spec)
+            numbered = []
+            for row in connection.execute(query.order_by(runs.c.created_at)).mappings():
+                held = json.loads(row["spec"]).get("number")
+                if _title_key(row["show_title"]) == show_key and isinstance(held, int):
+                    numbered.append(NumberedRun(row["id"], row["status"], held))
+            number = choose(numbered)
+            _insert_run(connection, {**values, "spec": {**values["spec"], "number": number}})
+        return number
 
     def update_run(self, run_id: str, **values: Any) -> None:
         with self._begin() as connection:
@@ -726,6 +762,24 @@ class Store:
 
 def _host() -> str:
     return socket.gethostname()
+
+
+def _insert_run(connection: Connection, values: dict[str, Any]) -> None:
+    now = time.time()
+    connection.execute(
+        runs.insert().values(
+            **{**values, "spec": json.dumps(values["spec"])},
+            created_at=now,
+            updated_at=now,
+            pid=os.getpid(),
+            host=_host(),
+        )
+    )
+
+
+def _title_key(title: str) -> str:
+    # the same key as castline.config.show_key, from the title stored with the run
+    return " ".join(title.casefold().split())
 
 
 def _run_record(row: Any) -> RunRecord:

@@ -23,6 +23,7 @@ from dbos import DBOS, DBOSConfig, SetWorkflowID, WorkflowHandle
 
 from castline import __version__, batches, calls
 from castline.audio.timeline import Timeline
+from castline.audio.tts import Voicing
 from castline.budget.report import cost_report
 from castline.config import Show, database_url, show_key, state_dir
 from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Source, Verdict
@@ -189,6 +190,8 @@ def context(run_id: str) -> RunContext:
         routing=routing,
         output_dir=record.output_dir,
         show_dir=str(Path(record.show_path).parent),
+        number=record.number,
+        planned_voicing=Voicing(**spec["voicing"]) if spec.get("voicing") else None,
         earlier=[
             EarlierEpisode(
                 run_id=row["run_id"],
@@ -492,7 +495,9 @@ def revoice_workflow(run_id: str, episode: dict[str, Any]) -> dict[str, Any]:
     parsed = Episode.model_validate(episode)
     steps = DurableSteps(ctx)
     voiced = steps.voice(parsed.outline, parsed.script)
-    updated = parsed.model_copy(update={"audio": AudioInfo.model_validate(voiced["audio"])})
+    updated = parsed.model_copy(
+        update={"audio": AudioInfo.model_validate(voiced["audio"]), "number": ctx.number}
+    )
     published = steps.publish(updated)
     return {
         "accepted": True,

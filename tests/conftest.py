@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from castline import workflow
+from castline.audio.tts import registry as tts
 from castline.llm import registry, resilience
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "heat-island"
@@ -38,7 +39,7 @@ def isolated(
         monkeypatch.delenv(variable, raising=False)
     if request.node.get_closest_marker("live") is None:
         # Only live tests (opt-in, skipped without keys) may see keys or leave this machine.
-        for variables in registry.CREDENTIAL_ENV.values():
+        for variables in [*registry.CREDENTIAL_ENV.values(), tts.key_variables()]:
             for variable in variables:
                 monkeypatch.delenv(variable, raising=False)
         monkeypatch.setattr(socket.socket, "connect", _loopback_only)

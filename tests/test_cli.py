@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,8 +12,10 @@ from click.testing import CliRunner, Result
 from rich.console import Console
 
 from castline import cli as cli_module
+from castline import production
 from castline.cli import cli
 from castline.config import database_url
+from castline.errors import EpisodeNumberTaken
 from castline.store import Store
 from tests.conftest import EXAMPLE_SOURCES, EXAMPLE_TOPIC
 
@@ -193,3 +196,72 @@ def test_an_unpriced_model_stops_the_run_before_it_starts(show_copy: Path) -> No
     assert "no price is known for 'anthropic:claude-imaginary-9'" in message
     assert "prices:" in message  # says how to add an override
     assert "no runs yet" in _run("runs").output
+
+
+def _other_show(show_copy: Path) -> Path:
+    """A second show: the example under another title."""
+    other = show_copy.parent.parent / "other" / "show.yaml"
+    other.parent.mkdir()
+    other.write_text(show_copy.read_text().replace("title: Heat Check", "title: Cool Roofs", 1))
+    return other
+
+
+def test_episodes_are_numbered_per_show(show_copy: Path) -> None:
+    first = production.create_run(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    elsewhere = production.create_run(_other_show(show_copy), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+
+    produced = _produce(show_copy)
+
+    assert produced.exit_code == 0, produced.output
+    run_id = _run_id(produced)
+    store = Store(database_url())
+    assert [store.get_run(r).number for r in (first, elsewhere, run_id)] == [1, 1, 2]
+    assert "number   2" in produced.output
+    detail = json.loads(_run("runs", "show", run_id, "--json").output)
+    assert detail["run"]["number"] == 2
+    output = Path(detail["run"]["output_dir"])
+    assert json.loads((output / "episode.json").read_text())["number"] == 2
+    assert (output / "show-notes.md").read_text().startswith("# Episode 2: ")
+    [row] = [line for line in _run("runs").output.splitlines() if run_id in line]
+    assert re.search(r"│ Heat Check │ 2 │", row)
+    assert "episode 2: " in _run("runs", "show", run_id).output
+
+
+@pytest.mark.parametrize("number", ["0", "-3"])
+def test_an_episode_number_below_one_is_a_usage_error(show_copy: Path, number: str) -> None:
+    result = _run(
+        "produce", str(show_copy), "-t", "x", "-s", str(EXAMPLE_SOURCES[0]), "--number", number
+    )
+    assert result.exit_code == 2
+    assert f"--number {number}: episode numbers start at 1" in result.output
+    assert "no runs yet" in _run("runs").output
+
+
+def test_a_number_another_run_holds_is_refused_naming_it(show_copy: Path) -> None:
+    holder = production.create_run(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES, number=3)
+
+    refused = _run(
+        "produce", str(show_copy), "-t", "x", "-s", str(EXAMPLE_SOURCES[0]), "--number", "3"
+    )
+
+    assert refused.exit_code == 2
+    message = " ".join(refused.output.split())
+    assert f"episode number 3 is already run {holder}'s (running)" in message
+    assert len(Store(database_url()).list_runs()) == 1  # nothing recorded
+    with pytest.raises(EpisodeNumberTaken) as taken:  # another show's runs do not count
+        production.create_run(show_copy, "x", EXAMPLE_SOURCES[:1], number=3)
+    assert taken.value.run_id == holder
+    assert production.create_run(_other_show(show_copy), "x", EXAMPLE_SOURCES[:1], number=3)
+
+
+def test_the_number_of_a_failed_run_may_be_given_again(show_copy: Path) -> None:
+    holder = production.create_run(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES, number=3)
+    store = Store(database_url())
+    store.update_run(holder, status="failed")
+
+    produced = _produce(show_copy)  # the default still counts the failed run's number
+    again = production.create_run(show_copy, "x", EXAMPLE_SOURCES[:1], number=3)
+
+    assert produced.exit_code == 0, produced.output
+    assert store.get_run(_run_id(produced)).number == 4
+    assert store.get_run(again).number == 3

@@ -8,10 +8,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE
 
 from castline.config import DEFAULT_ROUTING, ROLES, Show, load_show, parse_show
 from castline.errors import ConfigError, ShowFileError
+from tests.conftest import EXAMPLE
 
 PATH = Path("/shows/heat/show.yaml")
 

@@ -6,10 +6,10 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, EXAMPLE_SOURCES
 
 from castline.errors import ConfigError, SourceError
 from castline.sources import read_source, read_sources
+from tests.conftest import EXAMPLE, EXAMPLE_SOURCES
 
 SENTENCE = "Cool roofs reflect more sunlight than dark roofs and stay cooler on hot afternoons. "
 PARAGRAPH = SENTENCE * 3

@@ -110,6 +110,8 @@ def test_failed_stage_resumes_without_repeating_finished_steps(show_copy: Path) 
         "anthropic:claude-haiku-4-5",
     ]
 
+    later = production.create_run(show_copy, "Cool roofs", EXAMPLE_SOURCES[:1])
+
     outcome = production.resume(run_id)
 
     assert outcome.status == "completed"
@@ -117,6 +119,10 @@ def test_failed_stage_resumes_without_repeating_finished_steps(show_copy: Path) 
     assert max(after.values()) == 1
     assert set(before) <= set(after) and "write.outro" in after
     assert [kind for kind, _ in scripted.calls].count("questions") == 1
+    # the resumed run keeps the number it was created with; the failed run still held it
+    assert outcome.number == 1 and store.get_run(later).number == 2
+    assert outcome.output_dir is not None
+    assert json.loads((outcome.output_dir / "episode.json").read_text())["number"] == 1
 
 
 def test_resume_rejects_finished_and_unknown_runs(show_copy: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class ClipSpec:
     speaker: str
     segment: str
     text: str
-    engine: str
+    engine: str  # "engine:model"
     voice: str
     words_per_minute: int
 
@@ -59,7 +60,7 @@ def specs(show: Show, turns: list[Turn], engine: Engine) -> list[ClipSpec]:
             speaker=turn.speaker,
             segment=turn.segment,
             text=turn.text,
-            engine=engine.name,
+            engine=f"{engine.name}:{engine.model}",
             voice=voice_for(show, turn.speaker, engine),
             words_per_minute=show.episode.words_per_minute,
         )
@@ -87,25 +88,28 @@ def problem(speech: Speech, spec: ClipSpec) -> str | None:
 class Rendered:
     path: Path
     duration: float
-    cached: bool
     attempts: int
 
 
-def render(spec: ClipSpec, engine: Engine, directory: Path, run_id: str) -> Rendered:
-    """The clip for `spec`, from the cache if it was made before, else synthesised and checked."""
+def cached(spec: ClipSpec, directory: Path) -> Path | None:
     path = directory / f"{spec.key}.wav"
-    if path.exists():
-        info = sf.info(str(path))
-        return Rendered(path, info.frames / info.samplerate, cached=True, attempts=0)
+    return path if path.exists() else None
+
+
+def render(
+    spec: ClipSpec, speak: Callable[[ClipSpec], Speech], directory: Path, run_id: str
+) -> Rendered:
+    """Synthesise the clip for `spec` with `speak` and check it; a bad take is made once more."""
+    path = directory / f"{spec.key}.wav"
     for attempt in (1, 2):
-        speech = engine.synthesize(spec.text, spec.voice, words_per_minute=spec.words_per_minute)
+        speech = speak(spec)
         wrong = problem(speech, spec)
         if wrong is None:
             directory.mkdir(parents=True, exist_ok=True)
             buffer = io.BytesIO()
             sf.write(buffer, speech.samples, speech.sample_rate, format="WAV", subtype="PCM_16")
             write_atomic(path, buffer.getvalue())
-            return Rendered(path, speech.duration, cached=False, attempts=attempt)
+            return Rendered(path, speech.duration, attempt)
     raise StageFailed(
         "voice",
         run_id,

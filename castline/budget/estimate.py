@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from castline import calls as calls_module
-from castline.audio.tts import get_engine
+from castline.audio import costs
 from castline.budget.ledger import Ledger, Reservation
 from castline.budget.policy import BATCH_ELIGIBLE, Candidate, fixed
 from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Verdict
@@ -108,12 +108,16 @@ class _DryRunSteps:
         return [self.call(key, "review", role, task) for key, role, task in tasks]
 
     def voice(self, outline: Outline, script: Script) -> dict[str, Any]:
-        """The speech's price per character, booked like the real clips; no audio is made."""
-        engine = get_engine(self.ctx.show.audio.engine)
-        route = Route(engine.name, engine.route.partition(":")[2], engine.route)
+        """The speech's price, booked like the real clips (one take each, lasting what the
+        words imply at the show's pace); no audio is made."""
+        voicing = self.ctx.voicing
+        route = Route(voicing.engine, voicing.model or "", voicing.priced_as)
+        pace = self.ctx.show.episode.words_per_minute
+        pricer = self.ctx.policy.pricer
         ledger = Ledger(self.store)
         for index, turn in enumerate(script.turns):
-            price = self.ctx.policy.pricer.characters_cost(engine.route, len(turn.text))
+            seconds = len(turn.text.split()) / pace * 60
+            price = costs.take_cost(pricer, voicing, turn.text, seconds, None)
             booked = ledger.reserve(
                 self.ctx.run_id,
                 self.ctx.policy,
@@ -128,7 +132,6 @@ class _DryRunSteps:
             if isinstance(booked, Reservation):
                 self.store.finish_call(booked.call_id, cost=price, response="")
         words = script.word_count
-        pace = self.ctx.show.episode.words_per_minute
         audio = self.ctx.show.audio
         forecast = AudioInfo(
             file="",

@@ -42,6 +42,11 @@ BATCH_DISCOUNT = {
 CASTLINE_PRICES: dict[str, ModelPrice] = {
     "openai:tts-1": ModelPrice(per_million_characters=Decimal("15")),
     "openai:tts-1-hd": ModelPrice(per_million_characters=Decimal("30")),
+    # ElevenLabs' API: $0.10 per 1,000 characters (Multilingual v2/v3), $0.05 (Flash/Turbo)
+    "elevenlabs:eleven_multilingual_v2": ModelPrice(per_million_characters=Decimal("100")),
+    "elevenlabs:eleven_v3": ModelPrice(per_million_characters=Decimal("100")),
+    "elevenlabs:eleven_flash_v2_5": ModelPrice(per_million_characters=Decimal("50")),
+    "elevenlabs:eleven_turbo_v2_5": ModelPrice(per_million_characters=Decimal("50")),
     "espeak:espeak-ng": ModelPrice(per_million_characters=Decimal("0")),
     "piper:piper": ModelPrice(per_million_characters=Decimal("0")),
 }
@@ -114,10 +119,9 @@ class Pricer:
         table = self._table_price(route)
         if table is None or table.per_million_characters is None:
             raise UnpricedModel(
-                f"no per-character price is known for {route!r}; "
-                + HOW_TO_OVERRIDE.format(route=route).replace(
-                    "{input: 3.00, output: 15.00}", "{per_million_characters: 15.00}"
-                )
+                f"no per-character price is known for {route!r}; add one to the show bible, "
+                f'e.g.\n  prices:\n    "{route}": {{per_million_characters: 15.00}}   '
+                "# USD per million characters (0 for a server of your own)"
             )
         return table.per_million_characters * characters / MILLION
 

@@ -33,13 +33,12 @@ class GeminiProvider(BatchProvider):
     def __init__(self, name: str, settings: ProviderSettings, api_key: str | None) -> None:
         try:
             from google import genai
-            from google.genai import errors, types
+            from google.genai import types
         except ImportError:  # pragma: no cover - depends on the installation
             raise missing_sdk("google-genai", "gemini") from None
         self.label = name
         self._key = api_key
         self._types = types
-        self._errors = errors
         # No retry_options: the SDK then makes one attempt, and castline's engine decides.
         options = types.HttpOptions(
             base_url=settings.base_url, timeout=int(settings.timeout_s * 1000)
@@ -95,22 +94,7 @@ class GeminiProvider(BatchProvider):
         return int(counted.total_tokens or 0) + estimate_tokens(system)
 
     def _failure(self, model: str, exc: Exception) -> ProviderError:
-        if isinstance(exc, self._errors.APIError):
-            headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-            return failure(
-                self.label,
-                model,
-                exc.code,
-                exc.message or str(exc),
-                error_type=exc.status,
-                retry_after=headers.get("retry-after") if hasattr(headers, "get") else None,
-                secret=self._key,
-            )
-        if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc).lower():
-            return ProviderError(
-                f"{self.label} {model}: timeout: {type(exc).__name__}", kind="timeout"
-            )
-        return failure(self.label, model, None, f"{type(exc).__name__}: {exc}", secret=self._key)
+        return failure_of(self.label, model, exc, self._key)
 
     # Batch mode
 
@@ -164,6 +148,26 @@ class GeminiProvider(BatchProvider):
             except ProviderError as exc:
                 results[custom_id] = exc
         return results
+
+
+def failure_of(label: str, model: str, exc: Exception, key: str | None) -> ProviderError:
+    """The engine's view of an exception the `google-genai` SDK raised."""
+    from google.genai import errors
+
+    if isinstance(exc, errors.APIError):
+        headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+        return failure(
+            label,
+            model,
+            exc.code,
+            exc.message or str(exc),
+            error_type=exc.status,
+            retry_after=headers.get("retry-after") if hasattr(headers, "get") else None,
+            secret=key,
+        )
+    if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc).lower():
+        return ProviderError(f"{label} {model}: timeout: {type(exc).__name__}", kind="timeout")
+    return failure(label, model, None, f"{type(exc).__name__}: {exc}", secret=key)
 
 
 def usage_of(metadata: Any) -> Usage:

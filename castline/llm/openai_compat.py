@@ -93,22 +93,28 @@ class OpenAICompatibleProvider(Provider):
         return parse_reply(task, text, usage_of(response.usage), model)
 
     def _failure(self, model: str, exc: Exception) -> ProviderError:
-        sdk = self._sdk
-        if isinstance(exc, sdk.APITimeoutError):
-            return ProviderError(f"{self.label} {model}: timeout: {exc}", kind="timeout")
-        if isinstance(exc, sdk.APIStatusError):
-            body = exc.body if isinstance(exc.body, dict) else {}
-            code = body.get("code") or body.get("type")
-            return failure(
-                self.label,
-                model,
-                exc.status_code,
-                str(body.get("message") or exc.message),
-                error_type=str(code) if code else None,
-                retry_after=exc.response.headers.get("retry-after"),
-                secret=self._key,
-            )
-        return failure(self.label, model, None, f"{type(exc).__name__}: {exc}", secret=self._key)
+        return failure_of(self.label, model, exc, self._key)
+
+
+def failure_of(label: str, model: str, exc: Exception, key: str | None) -> ProviderError:
+    """The engine's view of an exception the `openai` SDK raised."""
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderError(f"{label} {model}: timeout: {exc}", kind="timeout")
+    if isinstance(exc, openai.APIStatusError):
+        body = exc.body if isinstance(exc.body, dict) else {}
+        code = body.get("code") or body.get("type")
+        return failure(
+            label,
+            model,
+            exc.status_code,
+            str(body.get("message") or exc.message),
+            error_type=str(code) if code else None,
+            retry_after=exc.response.headers.get("retry-after"),
+            secret=key,
+        )
+    return failure(label, model, None, f"{type(exc).__name__}: {exc}", secret=key)
 
 
 def usage_of(usage: Any) -> Usage:

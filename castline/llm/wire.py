@@ -46,7 +46,10 @@ def parse_reply(task: Task[OutT], text: str, usage: Usage, model: str) -> Result
 def classify(status: int | None, message: str, error_type: str | None = None) -> FailureKind:
     """The engine's kind of failure for an HTTP status and the vendor's error text."""
     lowered = f"{message} {error_type or ''}".lower()
-    if any(hint in lowered for hint in ("spend limit", "insufficient_quota", "credit balance")):
+    if any(
+        hint in lowered
+        for hint in ("spend limit", "insufficient_quota", "quota_exceeded", "credit balance")
+    ):
         return "spend_limit"
     if "api key not valid" in lowered or "api_key_invalid" in lowered:
         return "auth"  # Gemini answers a bad key with 400 INVALID_ARGUMENT

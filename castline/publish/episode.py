@@ -63,6 +63,7 @@ def publish_audio(
             duration_s=episode.audio.duration_s,
             transcript_url=public_url(show, show_dir, directory / "episode.vtt"),
             chapters_url=public_url(show, show_dir, directory / "chapters.json"),
+            episode_number=episode.number,
             explicit=show.show.explicit,
         ),
     )
@@ -104,6 +105,8 @@ def rebuild_feed(show_path: Path) -> tuple[Path, int]:
                 duration_s=episode.audio.duration_s,
                 transcript_url=public_url(show, show_dir, directory / "episode.vtt"),
                 chapters_url=public_url(show, show_dir, directory / "chapters.json"),
+                # the store's number is the one fixed for the run; episode.json repeats it
+                episode_number=record.number if record.number is not None else episode.number,
                 explicit=show.show.explicit,
             )
         )

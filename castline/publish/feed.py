@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
+from typing import Literal, get_args
 from urllib.parse import quote, urljoin, urlsplit
 
 from castline.config import Show
@@ -45,6 +46,11 @@ AUDIO_TYPE = "audio/mpeg"
 TRANSCRIPT_TYPE = "text/vtt"
 CHAPTERS_TYPE = "application/json+chapters"
 GENERATOR = "castline"
+
+# Apple's `itunes:episodeType`: castline publishes full episodes; a trailer or bonus item edited
+# into the feed by hand is kept as it is when the feed is rewritten.
+EpisodeType = Literal["full", "trailer", "bonus"]
+EPISODE_TYPES: tuple[EpisodeType, ...] = get_args(EpisodeType)
 
 # The prefixes apps and validators expect to see (ElementTree would otherwise write ns0, ns1...).
 ET.register_namespace("itunes", ITUNES_NS)
@@ -86,6 +92,7 @@ class FeedEpisode:
     transcript_url: str | None = None
     chapters_url: str | None = None
     episode_number: int | None = None
+    episode_type: EpisodeType = "full"
     explicit: bool = False
 
     def __post_init__(self) -> None:
@@ -101,6 +108,8 @@ class FeedEpisode:
             raise ValueError(f"episode {self.guid!r}: audio_bytes must not be negative")
         if self.duration_s < 0:
             raise ValueError(f"episode {self.guid!r}: duration_s must not be negative")
+        if self.episode_number is not None and self.episode_number < 1:
+            raise ValueError(f"episode {self.guid!r}: episode_number must be 1 or more")
 
 
 def podcast_guid(feed_url: str) -> str:
@@ -207,6 +216,7 @@ def _item(channel: ET.Element, episode: FeedEpisode) -> None:
     _text(item, _itunes("duration"), str(round(episode.duration_s)))
     if episode.episode_number is not None:
         _text(item, _itunes("episode"), str(episode.episode_number))
+    _text(item, _itunes("episodeType"), episode.episode_type)
     _text(item, _itunes("explicit"), _flag(episode.explicit))
     if episode.transcript_url:
         ET.SubElement(
@@ -314,6 +324,7 @@ def _parse_item(path: Path, position: int, item: ET.Element) -> FeedEpisode:
             transcript_url=_podcast_url(item, "transcript"),
             chapters_url=_podcast_url(item, "chapters"),
             episode_number=episode_number,
+            episode_type=_episode_type(item.findtext(_itunes("episodeType"))),
             explicit=(item.findtext(_itunes("explicit")) or "").strip().lower()
             in {"true", "yes", "explicit"},
         )
@@ -327,6 +338,15 @@ def _podcast_url(item: ET.Element, name: str) -> str | None:
         if element is not None and element.get("url"):
             return element.get("url")
     return None
+
+
+def _episode_type(text: str | None) -> EpisodeType:
+    """`itunes:episodeType`, "full" when absent or not one Apple defines (as Apple reads it)."""
+    value = (text or "").strip().lower()
+    for known in EPISODE_TYPES:
+        if value == known:
+            return known
+    return "full"
 
 
 def _seconds(text: str) -> float:

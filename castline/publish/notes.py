@@ -85,7 +85,7 @@ def show_notes_markdown(episode: Episode, timeline: Timeline) -> str:
 
 def show_notes_html(episode: Episode, timeline: Timeline) -> str:
     lines = [
-        f"<h1>{escape(episode.script.title)}</h1>",
+        f"<h1>{escape(episode.heading)}</h1>",
         f"<p><em>{escape(episode.show_title)}</em></p>",
     ]
     if episode.offline:

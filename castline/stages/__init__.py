@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from castline.audio.tts import Voicing, plan_voicing
 from castline.budget.policy import BudgetPolicy
 from castline.budget.prices import Pricer
 from castline.config import Show
@@ -29,6 +30,13 @@ class RunContext:
     output_dir: str
     earlier: list[EarlierEpisode] = field(default_factory=list)
     show_dir: str = "."  # where the show bible is: relative paths in it are relative to this
+    number: int | None = None  # the episode number; None for a run made before numbering
+    planned_voicing: Voicing | None = None  # fixed when the run was created
+
+    @cached_property
+    def voicing(self) -> Voicing:
+        """Who voices the run (planned again for a run recorded before plans were kept)."""
+        return self.planned_voicing or plan_voicing(self.show, offline=self.routing.offline)
 
     @cached_property
     def covered(self) -> list[str]:

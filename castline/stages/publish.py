@@ -59,7 +59,7 @@ def _source_numbers(episode: Episode) -> dict[str, int]:
 
 
 def _header(episode: Episode) -> list[str]:
-    lines = [f"# {episode.script.title}", "", f"*{episode.show_title}*", ""]
+    lines = [f"# {episode.heading}", "", f"*{episode.show_title}*", ""]
     if episode.offline:
         lines += [f"> {OFFLINE_NOTICE}", ""]
     if not episode.accepted:

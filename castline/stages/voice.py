@@ -6,24 +6,29 @@ the show's `audio.concurrency`.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from castline.audio import clips, master, tags
-from castline.audio.tts import get_engine
+from castline.audio import clips, costs, master, tags
+from castline.audio.tts import Engine, Speech
 from castline.budget.ledger import Ledger, Refusal
 from castline.budget.policy import Candidate, fixed
 from castline.config import state_dir
 from castline.domain import AudioInfo, Outline, Script
-from castline.errors import BudgetRefused
+from castline.errors import BudgetRefused, ProviderError
 from castline.fileio import write_atomic
+from castline.llm.base import Usage
 from castline.llm.registry import Route
+from castline.llm.resilience import backoff
 from castline.stages import RunContext
 from castline.store import Store
 
 MP3 = "episode.mp3"
 TIMELINE = "timeline.json"
+TRANSIENT = frozenset({"rate_limit", "overloaded", "server_error", "timeout"})
 
 
 def clip_directory() -> Path:
@@ -33,48 +38,96 @@ def clip_directory() -> Path:
 
 
 def clip_specs(ctx: RunContext, script: Script) -> list[clips.ClipSpec]:
-    return clips.specs(ctx.show, script.turns, get_engine(ctx.show.audio.engine))
+    return clips.specs(ctx.show, script.turns, ctx.voicing.build(ctx.show))
 
 
 def voice_clip(
     store: Store, ctx: RunContext, spec: clips.ClipSpec, step_key: str
 ) -> dict[str, Any]:
-    """Render one clip (or find it in the cache), paid for through the ledger like any call."""
-    engine = get_engine(spec.engine)
-    price = ctx.policy.pricer.characters_cost(engine.route, len(spec.text))
-    route = Route(engine.name, engine.route.partition(":")[2], engine.route)
-    path = clip_directory() / f"{spec.key}.wav"
-    if path.exists():
+    """Render one clip (or find it in the cache), paid for through the ledger like any call:
+    the reservation holds two takes (a bad one is made again), the settlement what was made."""
+    path = clips.cached(spec, clip_directory())
+    if path is not None:
         store.add_event(ctx.run_id, "clip-cached", f"{step_key}: unchanged, reused", stage="voice")
         return {"path": str(path), "cached": True}
+    voicing, pricer = ctx.voicing, ctx.policy.pricer
+    engine = voicing.build(ctx.show)
+    most = 2 * costs.ceiling(pricer, voicing, spec.text, spec.words_per_minute)
+    route = Route(engine.name, engine.model, voicing.priced_as)
     reservation = Ledger(store).reserve(
         ctx.run_id,
         ctx.policy,
-        fixed([Candidate(route, 0, False, price)]),
+        fixed([Candidate(route, 0, False, most)]),
         step_key=step_key,
         stage="voice",
         role="voice",
         task_kind="tts",
         prompt=spec.text,
-        shadow=False,
+        shadow=voicing.shadow,
     )
     if isinstance(reservation, Refusal):
         raise BudgetRefused(f"{step_key}: {reservation.message}")
+    takes: list[Speech] = []
+
+    def speak(clip: clips.ClipSpec) -> Speech:
+        speech = _synthesize(store, ctx, engine, clip, step_key)
+        takes.append(speech)
+        return speech
+
+    def spent() -> tuple[Decimal, Usage]:
+        usage = sum((take.usage or Usage() for take in takes), Usage())
+        paid = sum(
+            (costs.take_cost(pricer, voicing, spec.text, t.duration, t.usage) for t in takes),
+            Decimal(0),
+        )
+        return paid, usage
+
     try:
-        rendered = clips.render(spec, engine, clip_directory(), ctx.run_id)
+        rendered = clips.render(spec, speak, clip_directory(), ctx.run_id)
     except Exception as exc:
-        store.fail_call(reservation.call_id, f"{type(exc).__name__}: {exc}")
+        store.fail_call(reservation.call_id, f"{type(exc).__name__}: {exc}", spent=spent()[0])
         raise
-    store.finish_call(reservation.call_id, cost=price, response=str(rendered.path))
+    paid, usage = spent()
+    store.finish_call(
+        reservation.call_id,
+        cost=paid,
+        response=str(rendered.path),
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+    )
     again = " after a second try" if rendered.attempts > 1 else ""
     store.add_event(
         ctx.run_id,
         "clip-synthesized",
         f"{step_key}: {rendered.duration:.1f} s with {spec.voice}{again}",
         stage="voice",
-        data={"attempts": rendered.attempts, "cost": str(price)},
+        data={"attempts": rendered.attempts, "cost": str(paid)},
     )
     return {"path": str(rendered.path), "cached": False}
+
+
+def _synthesize(
+    store: Store, ctx: RunContext, engine: Engine, spec: clips.ClipSpec, step_key: str
+) -> Speech:
+    """One take, retried with backoff on the failures that pass (rate limits, overload, server
+    errors, timeouts); the engines' SDKs retry nothing, so this is the only policy."""
+    retries = ctx.show.retries
+    for attempt in range(1, retries.max_attempts + 1):
+        try:
+            return engine.synthesize(spec.text, spec.voice, words_per_minute=spec.words_per_minute)
+        except ProviderError as exc:
+            if exc.kind not in TRANSIENT or attempt == retries.max_attempts:
+                raise
+            wait = backoff(attempt, retries, exc.retry_after)
+            store.add_event(
+                ctx.run_id,
+                "attempt-failed",
+                f"{step_key}: {exc} (attempt {attempt}; again in {wait:.1f} s)",
+                stage="voice",
+                data={"kind": exc.kind, "attempt": attempt},
+            )
+            time.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def master_episode(
@@ -100,6 +153,7 @@ def master_episode(
         published=datetime.now(UTC).date(),
         timeline=done.timeline,
         comment=f"Produced by castline (run {ctx.run_id})",
+        episode_number=ctx.number,
         artwork=(base / artwork) if artwork and "://" not in artwork else None,
     )
     write_atomic(directory / TIMELINE, done.timeline.model_dump_json(indent=2))

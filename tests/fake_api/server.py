@@ -24,11 +24,11 @@ from fnmatch import fnmatchcase
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType, TracebackType
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from castline.text import estimate_tokens
 
-from . import anthropic_api, gemini_api, openai_api
+from . import anthropic_api, gemini_api, openai_api, speech
 from .caching import ExplicitCache, PrefixCache, Segment, first_turn, join
 from .tasks import PromptError, Reply, parse_task, solve
 from .wire import (
@@ -43,19 +43,22 @@ from .wire import (
 )
 
 VENDORS = ("anthropic", "gemini", "openai")
-MODEL_CALLS = frozenset({"anthropic.messages", "gemini.generate", "openai.chat"})
+SPEECH_CALLS = frozenset({"openai.speech", "elevenlabs.speech", "gemini.speech"})
+MODEL_CALLS = frozenset({"anthropic.messages", "gemini.generate", "openai.chat"}) | SPEECH_CALLS
 DEFAULT_FAULT_KINDS = (Fault.RATE_LIMIT, Fault.OVERLOADED, Fault.SERVER_ERROR)
 BATCH_EXPIRY_S = 24 * 3600.0
 _VENDOR_MODULES: dict[str, ModuleType] = {
     "anthropic": anthropic_api,
     "gemini": gemini_api,
     "openai": openai_api,
+    "elevenlabs": speech,
 }
 _GEMINI_MODEL_PATH = re.compile(r"^/v1[a-z0-9]*/models/([^/:]+):([A-Za-z]+)$")
 _GEMINI_BATCH_PATH = re.compile(r"^/v1[a-z0-9]*/batches/([^/:]+)$")
 _ANTHROPIC_BATCH_PATH = re.compile(r"^/v1/messages/batches/([^/]+)$")
 _ANTHROPIC_RESULTS_PATH = re.compile(r"^/v1/messages/batches/([^/]+)/results$")
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_ELEVENLABS_PATH = re.compile(r"^/v1/text-to-speech/([^/]+)$")
 
 
 def _zero_tokens() -> dict[str, int]:
@@ -131,6 +134,7 @@ class _Request:
     method: str
     path: str
     body: bytes
+    query: str = ""
     endpoint: str = ""
     model: str = ""
     fault: Fault | None = None
@@ -155,6 +159,8 @@ class _Queued:
     def matches(self, request: _Request) -> bool:
         if self.fault is Fault.MALFORMED_JSON and request.endpoint not in MODEL_CALLS:
             return False  # only a model's reply can be malformed
+        if self.fault is Fault.SILENT_AUDIO and request.endpoint not in SPEECH_CALLS:
+            return False  # only speech can be silent
         if self.model is not None and request.model != self.model:
             return False
         if self.path is None:
@@ -388,10 +394,11 @@ class FakeAPI:
             self.internal_errors.append(text)
 
     def _serve(self, handler: _Handler) -> None:
-        path = unquote(urlsplit(handler.path).path)
+        parts = urlsplit(handler.path)
+        path = unquote(parts.path)
         length = int(handler.headers.get("content-length") or 0)
         body = handler.rfile.read(length) if length > 0 else b""
-        request = _Request(method=handler.command, path=path, body=body)
+        request = _Request(method=handler.command, path=path, body=body, query=parts.query)
         try:
             response = self._dispatch(request)
         except Exception:
@@ -442,9 +449,16 @@ class FakeAPI:
                 return "anthropic.batches.create", self._anthropic_batch_create, ""
             if path == "/v1/chat/completions":
                 return "openai.chat", self._openai_chat, ""
+            if path == "/v1/audio/speech":
+                return "openai.speech", self._openai_speech, ""
+            match = _ELEVENLABS_PATH.match(path)
+            if match:
+                return "elevenlabs.speech", self._elevenlabs_speech, match[1]
             match = _GEMINI_MODEL_PATH.match(path)
             if match:
                 model, action = match.groups()
+                if action == "generateContent" and speech.wants_audio(request.body):
+                    return "gemini.speech", self._gemini_speech, model
                 endpoints: dict[str, tuple[str, Callable[[_Request, str], Response]]] = {
                     "generateContent": ("gemini.generate", self._gemini_generate),
                     "streamGenerateContent": ("gemini.generate", self._gemini_stream),
@@ -528,6 +542,40 @@ class FakeAPI:
         if malformed:
             return Reply(text=reply.text[: max(1, len(reply.text) // 2)])
         return reply
+
+    # --- Speech ------------------------------------------------------------------------------
+
+    def _speech_fault(self, request: _Request) -> Response | Fault | None:
+        fault = self._fault(request)
+        if fault is not None and fault in ERROR_FAULTS:
+            return self._error(request.endpoint, fault, request.model)
+        self._model_latency()
+        return fault
+
+    def _openai_speech(self, request: _Request, _: str) -> Response:
+        body = request.json()
+        request.model = _model_field(body)
+        fault = self._speech_fault(request)
+        if isinstance(fault, Response):
+            return fault
+        return speech.openai_speech(body, fault)
+
+    def _elevenlabs_speech(self, request: _Request, voice: str) -> Response:
+        body = request.json()
+        request.model = str(body.get("model_id") or "eleven_multilingual_v2")
+        fault = self._speech_fault(request)
+        if isinstance(fault, Response):
+            return fault
+        output_format = dict(parse_qsl(request.query)).get("output_format", "mp3_44100_128")
+        return speech.elevenlabs_speech(body, voice, output_format, fault)
+
+    def _gemini_speech(self, request: _Request, model_name: str) -> Response:
+        request.model = gemini_api.model_id(model_name)
+        body = request.json()
+        fault = self._speech_fault(request)
+        if isinstance(fault, Response):
+            return fault
+        return speech.gemini_speech(body, request.model, fault)
 
     # --- Anthropic ---------------------------------------------------------------------------
 

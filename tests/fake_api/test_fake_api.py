@@ -14,7 +14,6 @@ import anthropic
 import httpx2
 import openai
 import pytest
-from conftest import EXAMPLE, EXAMPLE_SOURCES, EXAMPLE_TOPIC
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -40,6 +39,7 @@ from castline.llm.tasks import (
 )
 from castline.sources import read_sources
 from castline.text import estimate_tokens
+from tests.conftest import EXAMPLE, EXAMPLE_SOURCES, EXAMPLE_TOPIC
 from tests.fake_api import FakeAPI, Fault
 from tests.fake_api.tasks import PromptError, normalize_source, parse_task
 

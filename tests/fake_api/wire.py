@@ -23,6 +23,7 @@ class Fault(Enum):
     NOT_FOUND = "not_found"  # 404: unknown model
     SPEND_LIMIT = "spend_limit"  # 429 without retry-after: a spend limit was reached
     INVALID_REQUEST = "invalid_request"  # 400
+    SILENT_AUDIO = "silent_audio"  # a successful speech reply whose audio is silence
 
 
 # Faults that answer with an HTTP error status (the others shape a successful reply).

@@ -9,7 +9,6 @@ from itertools import groupby, pairwise
 from typing import Any
 
 import pytest
-from conftest import EXAMPLE, EXAMPLE_SOURCES, EXAMPLE_TOPIC
 from pydantic import ValidationError
 
 from castline.config import Rules, load_show
@@ -39,6 +38,7 @@ from castline.llm.tasks import (
 )
 from castline.sources import read_sources
 from castline.text import estimate_tokens, phrase_pattern, sentences, word_count
+from tests.conftest import EXAMPLE, EXAMPLE_SOURCES, EXAMPLE_TOPIC
 
 SOURCE_IDS = ["cities-and-heat", "health-and-equity", "cooling-strategies"]
 DISCLAIMER = (

@@ -90,6 +90,7 @@ def test_feedparser_reads_the_episode(feed_path: Path) -> None:
     assert entry.guidislink is False
     assert entry.itunes_duration == "1234"
     assert entry.itunes_episode == "7"
+    assert entry.itunes_episodetype == "full"
     [enclosure] = entry.enclosures
     assert enclosure.href == "https://example.org/pod/run-1/episode.mp3"
     assert enclosure.length == "12345678"
@@ -121,6 +122,7 @@ def test_podcastparser_reads_the_episode(feed_path: Path) -> None:
     assert episode["guid"] == "run-1"
     assert episode["total_time"] == 1234
     assert episode["number"] == 7
+    assert episode["type"] == "full"
     assert episode["explicit"] is True
     assert episode["published"] == int(datetime(2025, 6, 1, 9, 30, tzinfo=UTC).timestamp())
     assert episode["enclosures"] == [
@@ -155,6 +157,8 @@ def test_channel_and_item_elements(feed_path: Path) -> None:
     item = channel.find("item")
     assert item is not None
     assert item.findtext("pubDate") == "Sun, 01 Jun 2025 09:30:00 GMT"
+    assert item.findtext("itunes:episode", namespaces=NS) == "7"
+    assert item.findtext("itunes:episodeType", namespaces=NS) == "full"
     guid = item.find("guid")
     assert guid is not None
     assert guid.get("isPermaLink") == "false"
@@ -188,6 +192,7 @@ def test_optional_elements_are_left_out(feed_path: Path, tmp_path: Path) -> None
     assert item.find("podcast:transcript", NS) is None
     assert item.find("podcast:chapters", NS) is None
     assert item.find("itunes:episode", NS) is None
+    assert item.findtext("itunes:episodeType", namespaces=NS) == "full"  # numbered or not
     assert read_episodes(feed_path) == [replace(episode, duration_s=1234.0)]
 
 
@@ -270,6 +275,35 @@ def test_episode_number_and_explicit_round_trip(feed_path: Path) -> None:
     write_feed(feed_path, show, FEED_URL, [first, second])
 
     assert read_episodes(feed_path) == [second, first]
+
+
+def test_numbers_survive_adding_an_episode(feed_path: Path) -> None:
+    show = make_show()
+    add_episode(feed_path, show, FEED_URL, make_episode("run-1", episode_number=1))
+    add_episode(feed_path, show, FEED_URL, make_episode("run-2", days=1, episode_number=2))
+
+    with feed_path.open("rb") as stream:
+        parsed = podcastparser.parse(FEED_URL, stream)
+
+    assert [(e["guid"], e["number"]) for e in parsed["episodes"]] == [("run-2", 2), ("run-1", 1)]
+    assert [e.episode_number for e in read_episodes(feed_path)] == [2, 1]
+
+
+def test_a_hand_edited_episode_type_is_kept_and_an_unknown_one_reads_as_full(
+    feed_path: Path,
+) -> None:
+    show = make_show()
+    write_feed(feed_path, show, FEED_URL, [make_episode("run-1", episode_type="trailer")])
+    assert read_episodes(feed_path)[0].episode_type == "trailer"
+    text = feed_path.read_text().replace(">trailer<", ">teaser<")
+    feed_path.write_text(text)
+
+    assert read_episodes(feed_path)[0].episode_type == "full"
+
+
+def test_an_episode_number_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="episode_number must be 1 or more"):
+        make_episode(episode_number=0)
 
 
 def test_published_times_in_other_zones_read_back_as_the_same_instant(feed_path: Path) -> None:

@@ -184,6 +184,17 @@ def test_markdown_show_notes() -> None:
     assert "Cooling Strategies" not in notes  # never cited
 
 
+def test_a_numbered_episode_is_headed_with_its_number() -> None:
+    numbered = episode().model_copy(update={"number": 3})
+
+    markdown = show_notes_markdown(numbered, timeline())
+    html = show_notes_html(numbered, timeline())
+
+    assert markdown.startswith("# Episode 3: Why cities run hot\n\n*Heat Check*\n")
+    assert ("h1", "Episode 3: Why cities run hot") in check_html(html).texts
+    assert script_markdown(numbered).startswith("# Episode 3: Why cities run hot\n")
+
+
 def test_markdown_show_notes_carry_the_offline_notice_and_hours() -> None:
     notes = show_notes_markdown(episode(offline=True), timeline(scale=3.0))
     assert f"> {OFFLINE_NOTICE}" in notes

@@ -1,35 +1,74 @@
-"""The TTS engine interface and its registry."""
+"""The TTS engine interface.
+
+An engine turns one turn's text into mono speech. Engines are built from a setup (the name the
+show uses, the model, the endpoint settings and the key), so one engine class serves every
+server that speaks its wire format: `api: openai` also reaches a local OpenAI-compatible speech
+server.
+"""
 
 from __future__ import annotations
 
-import threading
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from castline.errors import ProviderNotFound
+from castline.config import ProviderSettings
+from castline.llm.base import Usage
+
+# How a vendor bills speech: per character of text, or per token (text in, audio out).
+Billing = Literal["characters", "tokens"]
+NORMAL_WORDS_PER_MINUTE = 150  # the pace cloud voices speak at with speed 1.0
 
 
 @dataclass(frozen=True)
 class Speech:
-    """Mono audio as float32 samples in [-1, 1]."""
+    """Mono audio as float32 samples in [-1, 1], and what the vendor billed for it (token-billed
+    engines only)."""
 
     samples: npt.NDArray[np.float32]
     sample_rate: int
+    usage: Usage | None = None
 
     @property
     def duration(self) -> float:
         return len(self.samples) / self.sample_rate
 
 
+def pcm16(data: bytes, sample_rate: int, usage: Usage | None = None) -> Speech:
+    """Speech from raw little-endian 16-bit PCM, the format every cloud engine can send."""
+    samples = np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2")
+    return Speech(samples.astype(np.float32) / 32768.0, sample_rate, usage)
+
+
+@dataclass(frozen=True)
+class EngineSetup:
+    name: str  # as the show names the engine (`audio.engine`)
+    model: str  # `audio.model`, or the engine's default
+    settings: ProviderSettings
+    api_key: str | None
+
+
 class Engine(ABC):
-    name: ClassVar[str]
-    # What the engine's use is priced as, per character, in the budget (castline's price table).
-    route: ClassVar[str]
+    """One way to speak. Class attributes describe the engine before it is built (so a run can
+    be planned and priced without a key); instances speak."""
+
+    default_model: ClassVar[str]
+    billing: ClassVar[Billing] = "characters"
+    key_variables: ClassVar[tuple[str, ...]] = ()  # where its key is looked for; () needs none
+    max_characters: ClassVar[int] = 4000  # the longest text one request may carry
+
+    def __init__(self, setup: EngineSetup) -> None:
+        self.name = setup.name
+        self.model = setup.model
+
+    @property
+    def route(self) -> str:
+        """What its speech is priced as ("provider:model")."""
+        return f"{self.name}:{self.model}"
 
     @abstractmethod
     def synthesize(self, text: str, voice: str, *, words_per_minute: int) -> Speech:
@@ -40,25 +79,44 @@ class Engine(ABC):
         """A distinct voice for the n-th host when the show names none."""
 
 
-_engines: dict[str, Callable[[], Engine]] = {}
-_instances: dict[str, Engine] = {}
-_lock = threading.Lock()
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
 
 
-def register_engine(name: str, factory: Callable[[], Engine]) -> None:
-    with _lock:
-        _engines[name] = factory
-        _instances.pop(name, None)
+def pieces(text: str, limit: int) -> list[str]:
+    """`text` cut at sentence ends (or, for a run-on sentence, at spaces) into pieces of at most
+    `limit` characters, so a long turn fits an engine's request limit without cutting a word."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return [text]
+    result: list[str] = []
+    current = ""
+    for sentence in _SENTENCE_END.split(text):
+        words = sentence.split(" ") if len(sentence) > limit else [sentence]
+        for word in words:
+            joined = f"{current} {word}" if current else word
+            if len(joined) <= limit:
+                current = joined
+                continue
+            if current:
+                result.append(current)
+            current = word[:limit]
+    if current:
+        result.append(current)
+    return result
 
 
-def get_engine(name: str) -> Engine:
-    with _lock:
-        if name not in _instances:
-            factory = _engines.get(name)
-            if factory is None:
-                known = ", ".join(sorted(_engines))
-                raise ProviderNotFound(
-                    f"no TTS engine named {name!r} (available: {known}); set `audio.engine`"
-                )
-            _instances[name] = factory()
-        return _instances[name]
+def speed_for(words_per_minute: int, low: float, high: float) -> float:
+    """The speed factor that makes a voice speaking at the normal pace reach the show's."""
+    return round(min(high, max(low, words_per_minute / NORMAL_WORDS_PER_MINUTE)), 2)
+
+
+def joined(parts: list[Speech]) -> Speech:
+    """Pieces of one turn, back to back, with their usage added up."""
+    if len(parts) == 1:
+        return parts[0]
+    usage = None
+    for part in parts:
+        if part.usage is not None:
+            usage = part.usage if usage is None else usage + part.usage
+    samples = np.concatenate([part.samples for part in parts]).astype(np.float32)
+    return Speech(samples, parts[0].sample_rate, usage)

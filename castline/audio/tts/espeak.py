@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from castline.audio.tts.base import Engine, Speech
+from castline.audio.tts.base import Engine, EngineSetup, Speech
 from castline.errors import ConfigError, ProviderError
 
 _SYNCHRONOUS = 2  # AUDIO_OUTPUT_SYNCHRONOUS
@@ -98,10 +98,10 @@ def _shared() -> _Library:
 
 
 class EspeakEngine(Engine):
-    name: ClassVar[str] = "espeak"
-    route: ClassVar[str] = "espeak:espeak-ng"
+    default_model: ClassVar[str] = "espeak-ng"
 
-    def __init__(self) -> None:
+    def __init__(self, setup: EngineSetup) -> None:
+        super().__init__(setup)
         self._library = _shared()
 
     def default_voice(self, host_index: int) -> str:

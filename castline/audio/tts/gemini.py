@@ -1,0 +1,80 @@
+"""Gemini's speech models through `google-genai`: `generate_content` asking for audio, one
+prebuilt voice per host. Billed per token (text in, audio out), so every clip is settled from
+the usage the reply reports.
+
+Each turn is its own request even though Gemini can voice two speakers at once: one clip per
+turn is what lets an edited turn be re-voiced alone and the transcript carry exact times.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, ClassVar
+
+from castline.audio.tts.base import Engine, EngineSetup, Speech, joined, pcm16, pieces
+from castline.errors import ProviderError
+from castline.llm.gemini import failure_of, usage_of
+from castline.llm.wire import missing_sdk
+
+SAMPLE_RATE = 24_000  # Gemini speaks 16-bit PCM at 24 kHz
+DEFAULT_VOICES = ("Kore", "Puck", "Aoede", "Charon")
+
+
+class GeminiSpeechEngine(Engine):
+    default_model: ClassVar[str] = "gemini-3.8-flash-tts"
+    billing = "tokens"
+    key_variables: ClassVar[tuple[str, ...]] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    max_characters: ClassVar[int] = 4000
+
+    def __init__(self, setup: EngineSetup) -> None:
+        super().__init__(setup)
+        try:
+            from google import genai
+            from google.genai import types
+        except ImportError:  # pragma: no cover - a core dependency
+            raise missing_sdk("google-genai", "gemini") from None
+        self._key = setup.api_key
+        self._types = types
+        options = types.HttpOptions(
+            base_url=setup.settings.base_url, timeout=int(setup.settings.timeout_s * 1000)
+        )
+        self.client = genai.Client(api_key=setup.api_key, http_options=options)
+
+    def default_voice(self, host_index: int) -> str:
+        return DEFAULT_VOICES[host_index % len(DEFAULT_VOICES)]
+
+    def synthesize(self, text: str, voice: str, *, words_per_minute: int) -> Speech:
+        return joined([self._speak(piece, voice) for piece in pieces(text, self.max_characters)])
+
+    def _speak(self, text: str, voice: str) -> Speech:
+        types = self._types
+        config = types.GenerateContentConfig(
+            response_modalities=["AUDIO"],
+            speech_config=types.SpeechConfig(
+                voice_config=types.VoiceConfig(
+                    prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=voice)
+                )
+            ),
+        )
+        try:
+            reply = self.client.models.generate_content(
+                model=self.model, contents=text, config=config
+            )
+        except Exception as exc:
+            raise failure_of(self.name, self.model, exc, self._key) from None
+        data = _audio(reply)
+        if not data:
+            raise ProviderError(
+                f"{self.name} {self.model}: the reply carries no audio", kind="server_error"
+            )
+        return pcm16(data, SAMPLE_RATE, usage_of(reply.usage_metadata))
+
+
+def _audio(reply: Any) -> bytes:
+    for candidate in reply.candidates or []:
+        for part in getattr(candidate.content, "parts", None) or []:
+            inline = getattr(part, "inline_data", None)
+            if inline is not None and inline.data:
+                data = inline.data
+                return data if isinstance(data, bytes) else base64.b64decode(data)
+    return b""

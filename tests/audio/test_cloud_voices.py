@@ -1,0 +1,184 @@
+"""Episodes voiced by cloud engines through the fake API: every clip billed exactly (per
+character, or per token from the usage the reply reports), transient failures retried, a
+silent clip made again and billed twice or failing the run with the turn named, and a show
+whose engine has no key voiced offline or refused before anything is spent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from castline import production
+from castline.config import database_url
+from castline.errors import MissingCredentials, StageFailed, UnpricedModel
+from castline.store import CallRecord, Store
+from tests.fake_api import FakeAPI, Fault
+
+TOPIC = "How castline turns sources into an episode"
+MILLION = Decimal(1_000_000)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAPI]:
+    with FakeAPI() as api:
+        api.retry_after_s = 0.05
+        yield api
+        assert api.internal_errors == []
+
+
+def voiced_by(show: Path, yaml: str) -> None:
+    show.write_text(show.read_text() + "\n" + yaml)
+
+
+def voice_calls(run_id: str) -> list[CallRecord]:
+    return [c for c in Store(database_url()).calls(run_id) if c.stage == "voice"]
+
+
+def test_openai_voices_the_episode_and_each_clip_costs_its_characters(
+    short_show: tuple[Path, Path], fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    show, source = short_show
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-fake-voices-1234")
+    voiced_by(
+        show, f'providers:\n  openai: {{base_url: "{fake.url}/v1"}}\naudio: {{engine: openai}}\n'
+    )
+
+    outcome = production.produce(show, TOPIC, [source])
+
+    assert outcome.status == "completed"
+    calls = voice_calls(outcome.run_id)
+    assert len(calls) == fake.stats.requests["openai.speech"] > 10
+    for call in calls:
+        assert call.priced_as == "openai:tts-1-hd" and not call.shadow
+        assert call.cost == Decimal(len(call.prompt)) * 30 / MILLION  # $30 per million characters
+    voices = {entry.json()["voice"] for entry in fake.log if entry.endpoint == "openai.speech"}
+    assert voices == {"nova", "onyx"}  # the scaffolded show's two hosts
+
+
+def test_gemini_clips_are_settled_from_the_tokens_the_reply_reports(
+    short_show: tuple[Path, Path], fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    show, source = short_show
+    monkeypatch.setenv("GEMINI_API_KEY", "AIzaFakeVoicesKey00771")
+    voiced_by(
+        show,
+        f'providers:\n  gemini: {{base_url: "{fake.url}"}}\n'
+        "audio: {engine: gemini, model: gemini-2.5-flash-preview-tts}\n",
+    )
+    # the text is written offline (the key would also reach Gemini's language models)
+    outcome = production.produce(show, TOPIC, [source], provider="offline")
+
+    assert outcome.status == "completed"
+    calls = voice_calls(outcome.run_id)
+    assert len(calls) == fake.stats.requests["gemini.speech"]
+    for call in calls:
+        assert call.input_tokens > 0 and call.output_tokens > 0
+        # published: $0.50 per million text tokens in, $10 per million audio tokens out
+        expected = (Decimal(call.input_tokens) * Decimal("0.5") + call.output_tokens * 10) / MILLION
+        assert call.cost == expected
+
+
+def test_rate_limits_are_waited_out_and_every_attempt_recorded(
+    short_show: tuple[Path, Path], fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    show, source = short_show
+    monkeypatch.setenv("ELEVENLABS_API_KEY", "el-fake-voices-key-5566")
+    voiced_by(
+        show,
+        f'providers:\n  elevenlabs: {{base_url: "{fake.url}"}}\naudio: {{engine: elevenlabs}}\n',
+    )
+    fake.queue(Fault.RATE_LIMIT, times=2, path="elevenlabs.speech")
+
+    outcome = production.produce(show, TOPIC, [source])
+
+    assert outcome.status == "completed"
+    store = Store(database_url())
+    failed = [e for e in store.events(outcome.run_id) if e.kind == "attempt-failed"]
+    assert len(failed) == 2 and all(e.stage == "voice" for e in failed)
+    calls = voice_calls(outcome.run_id)
+    assert fake.stats.requests["elevenlabs.speech"] == len(calls) + 2
+    assert all(c.cost == Decimal(len(c.prompt)) * 100 / MILLION for c in calls)
+
+
+@pytest.mark.parametrize(("silences", "recovers"), [(1, True), (2, False)])
+def test_a_silent_clip_is_made_again_and_billed_or_the_run_fails_naming_the_turn(
+    short_show: tuple[Path, Path],
+    fake: FakeAPI,
+    monkeypatch: pytest.MonkeyPatch,
+    silences: int,
+    recovers: bool,
+) -> None:
+    show, source = short_show
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-fake-voices-1234")
+    voiced_by(
+        show,
+        f'providers:\n  openai: {{base_url: "{fake.url}/v1"}}\n'
+        "audio: {engine: openai, concurrency: 1}\n",
+    )
+    fake.queue(Fault.SILENT_AUDIO, times=silences, path="openai.speech")
+
+    if recovers:
+        outcome = production.produce(show, TOPIC, [source])
+        assert outcome.status == "completed"
+        store = Store(database_url())
+        retried = [e for e in store.events(outcome.run_id) if "second try" in e.message]
+        assert len(retried) == 1
+        first = next(c for c in voice_calls(outcome.run_id) if c.step_key == "voice.turn.0")
+        assert first.cost == 2 * Decimal(len(first.prompt)) * 30 / MILLION  # both takes billed
+        return
+    with pytest.raises(StageFailed, match=r"turn 0 \(Alex, segment intro\) could not be voiced"):
+        production.produce(show, TOPIC, [source])
+    [run] = Store(database_url()).list_runs()
+    assert run.status == "failed" and not (Path(run.output_dir) / "episode.mp3").exists()
+    [failed] = [c for c in voice_calls(run.id) if c.status == "failed"]
+    assert failed.step_key == "voice.turn.0" and failed.reserved == 0
+    assert failed.cost == 2 * Decimal(len(failed.prompt)) * 30 / MILLION
+
+
+def test_an_offline_run_voices_with_espeak_priced_as_the_configured_engine(
+    short_show: tuple[Path, Path],
+) -> None:
+    show, source = short_show
+    voiced_by(show, "audio: {engine: openai, model: tts-1}\n")
+
+    outcome = production.produce(show, TOPIC, [source])
+
+    assert outcome.status == "completed"
+    calls = voice_calls(outcome.run_id)
+    assert calls and all(c.shadow and c.priced_as == "openai:tts-1" for c in calls)
+    assert all(c.provider == "espeak" for c in calls)
+    assert all(c.cost == Decimal(len(c.prompt)) * 15 / MILLION for c in calls)
+
+
+def test_a_live_run_whose_engine_has_no_key_is_refused_before_spending(
+    short_show: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    show, source = short_show
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-fake-voices-0000")
+    monkeypatch.setenv("GEMINI_API_KEY", "AIzaFakeVoicesKey00771")
+    voiced_by(show, "audio: {engine: elevenlabs}\n")
+    with pytest.raises(MissingCredentials, match="ELEVENLABS_API_KEY"):
+        production.produce(show, TOPIC, [source])
+    assert Store(database_url()).list_runs() == []
+
+
+def test_a_local_openai_compatible_speech_server_is_free_only_by_an_explicit_price(
+    short_show: tuple[Path, Path], fake: FakeAPI
+) -> None:
+    show, source = short_show
+    voiced_by(
+        show,
+        f'providers:\n  kokoro: {{api: openai, base_url: "{fake.url}/v1", api_key_env: ""}}\n'
+        "audio: {engine: kokoro, model: kokoro-v1}\n",
+    )
+    with pytest.raises(UnpricedModel, match="kokoro:kokoro-v1"):
+        production.produce(show, TOPIC, [source])
+
+    voiced_by(show, 'prices:\n  "kokoro:kokoro-v1": {per_million_characters: 0}\n')
+    outcome = production.produce(show, TOPIC, [source])
+    assert outcome.status == "completed"
+    assert all(c.cost == 0 and not c.shadow for c in voice_calls(outcome.run_id))
+    assert fake.stats.requests["openai.speech"] == len(voice_calls(outcome.run_id))

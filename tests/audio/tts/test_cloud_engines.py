@@ -1,0 +1,137 @@
+"""The cloud speech engines through their real SDKs against the local fake API: the audio they
+return, the pace they ask for, long turns split, usage where it is billed, failures classified
+and keys kept out of every message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from castline.audio.tts import Engine, build
+from castline.audio.tts.base import pieces
+from castline.config import ProviderSettings, Show, load_show
+from castline.errors import MissingCredentials, ProviderError
+from tests.conftest import EXAMPLE
+from tests.fake_api import FakeAPI, Fault
+
+KEYS = {
+    "openai": ("OPENAI_API_KEY", "sk-proj-fake-speech-5521aa"),
+    "elevenlabs": ("ELEVENLABS_API_KEY", "el-fake-speech-key-90c1d2"),
+    "gemini": ("GEMINI_API_KEY", "AIzaFakeSpeechKey0099zz"),
+}
+ENDPOINT = {"openai": "openai.speech", "elevenlabs": "elevenlabs.speech", "gemini": "gemini.speech"}
+SENTENCE = "Cities run hot because asphalt and roofs store the sun's heat all day long."
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAPI]:
+    with FakeAPI() as api:
+        api.retry_after_s = 0.5
+        yield api
+        assert api.internal_errors == []
+
+
+def engine(name: str, fake: FakeAPI, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    variable, key = KEYS[name]
+    monkeypatch.setenv(variable, key)
+    base = f"{fake.url}/v1" if name == "openai" else fake.url
+    show = load_show(EXAMPLE / "show.yaml")
+    wired = show.model_copy(update={"providers": {name: ProviderSettings(base_url=base)}})
+    return build(name, None, wired)
+
+
+@pytest.mark.parametrize("name", sorted(KEYS))
+def test_an_engine_speaks_the_text_at_the_pace_asked(
+    name: str, fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    speaker = engine(name, fake, monkeypatch)
+    speech = speaker.synthesize(SENTENCE, speaker.default_voice(0), words_per_minute=150)
+
+    words = len(SENTENCE.split())
+    assert speech.sample_rate == 24_000
+    assert speech.duration == pytest.approx(words / 150 * 60, rel=0.02)
+    assert float(np.sqrt(np.mean(speech.samples**2))) > 0.05
+    assert fake.stats.requests[ENDPOINT[name]] == 1
+    if name == "openai":  # OpenAI is the one with a speed setting
+        faster = speaker.synthesize(SENTENCE, "nova", words_per_minute=180)
+        assert faster.duration == pytest.approx(speech.duration * 150 / 180, rel=0.02)
+        assert fake.log[-1].json()["speed"] == 1.2
+
+
+@pytest.mark.parametrize("name", sorted(KEYS))
+def test_hosts_get_distinct_voices(
+    name: str, fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    speaker = engine(name, fake, monkeypatch)
+    first, second = speaker.default_voice(0), speaker.default_voice(1)
+    assert first != second
+    a = speaker.synthesize(SENTENCE, first, words_per_minute=150)
+    b = speaker.synthesize(SENTENCE, second, words_per_minute=150)
+    assert not np.array_equal(a.samples, b.samples)
+
+
+def test_gemini_reports_the_tokens_it_bills_and_the_others_none(
+    fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    speech = engine("gemini", fake, monkeypatch).synthesize(SENTENCE, "Kore", words_per_minute=150)
+    assert speech.usage is not None
+    assert speech.usage.output_tokens == int(np.ceil(speech.duration * 25))
+    assert speech.usage.input_tokens > 0
+    other = engine("openai", fake, monkeypatch).synthesize(SENTENCE, "nova", words_per_minute=150)
+    assert other.usage is None
+
+
+def test_a_turn_longer_than_a_request_is_spoken_in_pieces(
+    fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_turn = " ".join([SENTENCE] * 80)  # about 6,000 characters; OpenAI takes 4,096
+    speech = engine("openai", fake, monkeypatch).synthesize(long_turn, "nova", words_per_minute=150)
+    sent = [entry.json()["input"] for entry in fake.log if entry.endpoint == "openai.speech"]
+    assert len(sent) == 2 and all(len(text) <= 4096 for text in sent)
+    assert " ".join(sent) == long_turn
+    assert speech.duration == pytest.approx(len(long_turn.split()) / 150 * 60, rel=0.02)
+
+
+def test_pieces_cut_at_sentence_ends_then_at_spaces() -> None:
+    sentences = "One two three. Four five six! Seven eight nine?"
+    assert pieces(sentences, 30) == ["One two three. Four five six!", "Seven eight nine?"]
+    run_on = "word " * 30
+    cut = pieces(run_on, 40)
+    assert all(len(piece) <= 40 for piece in cut) and len(cut) == 4
+    assert " ".join(cut) == " ".join(run_on.split())
+    assert pieces("short", 40) == ["short"]
+
+
+@pytest.mark.parametrize(
+    ("name", "fault", "kind"),
+    [
+        ("openai", Fault.RATE_LIMIT, "rate_limit"),
+        ("openai", Fault.SPEND_LIMIT, "spend_limit"),
+        ("elevenlabs", Fault.RATE_LIMIT, "rate_limit"),
+        ("elevenlabs", Fault.SPEND_LIMIT, "spend_limit"),
+        ("elevenlabs", Fault.OVERLOADED, "overloaded"),
+        ("gemini", Fault.RATE_LIMIT, "rate_limit"),
+        ("gemini", Fault.SERVER_ERROR, "server_error"),
+        ("gemini", Fault.NOT_FOUND, "not_found"),
+    ],
+)
+def test_failures_are_classified_for_the_retry_policy_and_never_show_the_key(
+    name: str, fault: Fault, kind: str, fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    speaker = engine(name, fake, monkeypatch)
+    fake.queue(fault, path=ENDPOINT[name])
+    with pytest.raises(ProviderError) as raised:
+        speaker.synthesize(SENTENCE, speaker.default_voice(0), words_per_minute=150)
+    assert raised.value.kind == kind
+    assert KEYS[name][1] not in str(raised.value)
+    assert fake.stats.requests[ENDPOINT[name]] == 1  # the SDK did not retry on its own
+    if kind == "rate_limit" and name != "gemini":
+        assert raised.value.retry_after == 0.5
+
+
+def test_an_engine_without_its_key_says_which_variable_to_set() -> None:
+    show: Show = load_show(EXAMPLE / "show.yaml")
+    with pytest.raises(MissingCredentials, match="ELEVENLABS_API_KEY"):
+        build("elevenlabs", None, show)
