@@ -276,6 +276,7 @@ def keys(show_path: Path | None) -> None:
       castline keys
       castline keys --show my-show/show.yaml
     """
+    from castline.audio.tts.registry import engine_keys
     from castline.config import load_show
     from castline.llm.registry import key_status
 
@@ -283,7 +284,7 @@ def keys(show_path: Path | None) -> None:
     table = Table(title="provider keys")
     for column in ("provider", "environment variable", "status"):
         table.add_column(column)
-    for status in key_status(show):
+    for status in key_status(show, also=engine_keys()):
         if not status.variables:
             state = "no key needed"
         elif status.found_in:

@@ -214,8 +214,9 @@ class Audio(_Strict):
     voice: bool = Field(default=True, description="false: publish the script only, no audio")
     engine: str = Field(
         default="espeak",
-        description="espeak (offline), openai, elevenlabs, gemini, or a provider named under "
-        "`providers:` with `api: openai` (an OpenAI-compatible speech server)",
+        description="espeak (offline), piper (offline, a voice model file per host), openai, "
+        "elevenlabs, gemini, or a provider named under `providers:` with `api: openai` (an "
+        "OpenAI-compatible speech server)",
     )
     model: str | None = Field(
         default=None,

@@ -230,6 +230,20 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
             f"{record.output_dir}",
             run_id=record.id,
         )
+    if record.number is not None and record.status in NUMBER_RELEASED_BY:
+        show = Show.model_validate(record.spec["show"])
+        for other in store.numbered_runs(show_key(show)):
+            if (
+                other.id != record.id
+                and other.number == record.number
+                and (other.status not in NUMBER_RELEASED_BY)
+            ):
+                raise RunNotResumable(
+                    f"run {record.id}'s episode number {record.number} was given to run "
+                    f"{other.id} ({other.status}) after this one {record.status}; resuming would "
+                    "publish two episodes with one number. Produce this topic again instead.",
+                    run_id=record.id,
+                )
     if not force and _alive_elsewhere(record):
         raise RunNotResumable(
             f"run {record.id} is still running in process {record.pid} on {record.host}; wait for "

@@ -281,6 +281,16 @@ class NumberedRun:
     number: int
 
 
+def _numbered(connection: sa.Connection, show_key: str) -> list[NumberedRun]:
+    query = sa.select(runs.c.id, runs.c.status, runs.c.show_title, runs.c.spec)
+    numbered = []
+    for row in connection.execute(query.order_by(runs.c.created_at)).mappings():
+        held = json.loads(row["spec"]).get("number")
+        if _title_key(row["show_title"]) == show_key and isinstance(held, int):
+            numbered.append(NumberedRun(row["id"], row["status"], held))
+    return numbered
+
+
 @dataclass(frozen=True)
 class CallRecord:
     id: int
@@ -438,15 +448,14 @@ class Store:
                 connection.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": NUMBERING_LOCK}
                 )
-            query = sa.select(runs.c.id, runs.c.status, runs.c.show_title, runs.c.spec)
-            numbered = []
-            for row in connection.execute(query.order_by(runs.c.created_at)).mappings():
-                held = json.loads(row["spec"]).get("number")
-                if _title_key(row["show_title"]) == show_key and isinstance(held, int):
-                    numbered.append(NumberedRun(row["id"], row["status"], held))
-            number = choose(numbered)
+            number = choose(_numbered(connection, show_key))
             _insert_run(connection, {**values, "spec": {**values["spec"], "number": number}})
         return number
+
+    def numbered_runs(self, show_key: str) -> list[NumberedRun]:
+        """The show's runs that hold an episode number, oldest first."""
+        with self._begin() as connection:
+            return _numbered(connection, show_key)
 
     def update_run(self, run_id: str, **values: Any) -> None:
         with self._begin() as connection:

@@ -265,3 +265,17 @@ def test_the_number_of_a_failed_run_may_be_given_again(show_copy: Path) -> None:
     assert produced.exit_code == 0, produced.output
     assert store.get_run(_run_id(produced)).number == 4
     assert store.get_run(again).number == 3
+
+
+def test_keys_lists_model_and_speech_keys_without_revealing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = "sk-proj-visible-only-as-9f3e"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    result = CliRunner().invoke(cli, ["keys"], catch_exceptions=False, terminal_width=200)
+    assert result.exit_code == 0
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if "│" in line}
+    assert set(rows) == {"anthropic", "gemini", "openai", "elevenlabs"}
+    assert "set in OPENAI_API_KEY …9f3e" in rows["openai"]
+    assert "ELEVENLABS_API_KEY" in rows["elevenlabs"] and "not set" in rows["elevenlabs"]
+    assert secret not in result.output

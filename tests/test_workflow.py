@@ -125,6 +125,21 @@ def test_failed_stage_resumes_without_repeating_finished_steps(show_copy: Path) 
     assert json.loads((outcome.output_dir / "episode.json").read_text())["number"] == 1
 
 
+def test_a_failed_run_whose_number_was_given_again_is_not_resumed(show_copy: Path) -> None:
+    scripted = ScriptedProvider()
+    registry.use(scripted)
+    scripted.fail("write", "overloaded", times=3)  # the writer chain and the fallback
+    with pytest.raises(StageFailed) as failure:
+        production.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES, provider="scripted")
+    failed = failure.value.run_id
+    assert failed is not None
+    taker = production.create_run(show_copy, "Cool roofs", EXAMPLE_SOURCES[:1], number=1)
+
+    with pytest.raises(RunNotResumable, match=f"number 1 was given to run {taker}"):
+        production.resume(failed)
+    assert Store(database_url()).get_run(failed).status == "failed"
+
+
 def test_resume_rejects_finished_and_unknown_runs(show_copy: Path) -> None:
     outcome = production.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
     with pytest.raises(RunNotResumable, match="already finished"):

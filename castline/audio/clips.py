@@ -46,14 +46,15 @@ class ClipSpec:
         return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def voice_for(show: Show, speaker: str, engine: Engine) -> str:
+def voice_for(show: Show, speaker: str, engine: Engine, show_dir: Path) -> str:
     for index, host in enumerate(show.hosts):
         if host.name == speaker:
-            return host.voices.get(engine.name) or engine.default_voice(index)
+            return engine.voice_of(host, index, show_dir)
     raise StageFailed("voice", "-", f"{speaker!r} is not a host of the show")
 
 
-def specs(show: Show, turns: list[Turn], engine: Engine) -> list[ClipSpec]:
+def specs(show: Show, turns: list[Turn], engine: Engine, show_dir: Path) -> list[ClipSpec]:
+    """One clip per turn; voices that are files are found relative to `show_dir`."""
     return [
         ClipSpec(
             index=index,
@@ -61,7 +62,7 @@ def specs(show: Show, turns: list[Turn], engine: Engine) -> list[ClipSpec]:
             segment=turn.segment,
             text=turn.text,
             engine=f"{engine.name}:{engine.model}",
-            voice=voice_for(show, turn.speaker, engine),
+            voice=voice_for(show, turn.speaker, engine, show_dir),
             words_per_minute=show.episode.words_per_minute,
         )
         for index, turn in enumerate(turns)

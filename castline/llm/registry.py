@@ -126,13 +126,16 @@ class KeyStatus:
         return not self.variables or self.found_in is not None
 
 
-def key_status(show: Show | None = None) -> list[KeyStatus]:
-    """Which providers have a key in the environment, without revealing the keys."""
+def key_status(
+    show: Show | None = None, *, also: Mapping[str, tuple[str, ...]] | None = None
+) -> list[KeyStatus]:
+    """Which providers have a key in the environment, without revealing the keys. `also` adds
+    other services' key variables by name (the speech engines), where not already listed."""
     names = sorted({*CREDENTIAL_ENV, *(show.providers if show is not None else {})})
+    entries = [(name, key_variables(name, settings_for(name, show))) for name in names]
+    entries += [(name, v) for name, v in sorted((also or {}).items()) if name not in names]
     statuses = []
-    for name in names:
-        settings = settings_for(name, show)
-        variables = key_variables(name, settings)
+    for name, variables in entries:
         found = next((v for v in variables if os.environ.get(v)), None)
         hint = f"…{os.environ[found][-4:]}" if found and len(os.environ[found]) > 12 else None
         statuses.append(KeyStatus(name, variables, found, hint))

@@ -38,7 +38,7 @@ def clip_directory() -> Path:
 
 
 def clip_specs(ctx: RunContext, script: Script) -> list[clips.ClipSpec]:
-    return clips.specs(ctx.show, script.turns, ctx.voicing.build(ctx.show))
+    return clips.specs(ctx.show, script.turns, ctx.voicing.build(ctx.show), Path(ctx.show_dir))
 
 
 def voice_clip(

@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from castline.config import ProviderSettings
+from castline.config import Host, ProviderSettings
 from castline.llm.base import Usage
 
 # How a vendor bills speech: per character of text, or per token (text in, audio out).
@@ -77,6 +78,17 @@ class Engine(ABC):
     @abstractmethod
     def default_voice(self, host_index: int) -> str:
         """A distinct voice for the n-th host when the show names none."""
+
+    @classmethod
+    def check_voices(cls, name: str, hosts: list[Host]) -> None:
+        """Raise `ConfigError` when these hosts cannot be voiced as `audio.engine: NAME`; called
+        when a run is planned, so a show that cannot be voiced fails before anything is spent."""
+        return  # by default every host has a voice: the show's, or a distinct default
+
+    def voice_of(self, host: Host, host_index: int, show_dir: Path) -> str:
+        """The voice `host` speaks with: the show's choice for this engine, or a default.
+        `show_dir` (the show bible's directory) is for engines whose voices are files."""
+        return host.voices.get(self.name) or self.default_voice(host_index)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")

@@ -32,10 +32,15 @@ def register_engine(kind: str, engine: type[Engine]) -> None:
             del _instances[key]
 
 
+def engine_keys() -> dict[str, tuple[str, ...]]:
+    """Where each registered engine that needs a key reads it from."""
+    with _lock:
+        return {kind: cls.key_variables for kind, cls in _kinds.items() if cls.key_variables}
+
+
 def key_variables() -> set[str]:
     """Every environment variable a registered engine reads its key from."""
-    with _lock:
-        return {variable for cls in _kinds.values() for variable in cls.key_variables}
+    return {variable for variables in engine_keys().values() for variable in variables}
 
 
 def _settings(name: str, show: Show) -> ProviderSettings:
@@ -98,6 +103,7 @@ def plan_voicing(show: Show, *, offline: bool) -> Voicing:
     """Decide, before anything is spent, which engine voices the run."""
     name = show.audio.engine
     cls = engine_class(name, show)
+    cls.check_voices(name, show.hosts)
     route = f"{name}:{show.audio.model or cls.default_model}"
     variables, key = _key(name, show, cls)
     if not variables or key is not None:

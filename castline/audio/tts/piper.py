@@ -1,0 +1,111 @@
+"""Piper: neural voices that run offline on the CPU (onnxruntime), free, through the optional
+`piper-tts` package. There is no built-in voice: each host names a Piper voice model, a
+`NAME.onnx` file with its `NAME.onnx.json` beside it, as the rhasspy/piper-voices collection
+ships them. Models are loaded once per path (loading takes seconds) and shared by every clip."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from castline.audio.tts.base import NORMAL_WORDS_PER_MINUTE, Engine, EngineSetup, Speech
+from castline.config import Host
+from castline.errors import ConfigError, ProviderError
+from castline.llm.wire import missing_sdk
+
+if TYPE_CHECKING:
+    from piper import PiperVoice
+
+# Piper's pace is the phoneme length scale: 1.0 is the voice's own pace (about 150 words a
+# minute), 2.0 twice as slow. Beyond these bounds the voices stop sounding like speech.
+SLOWEST, FASTEST = 2.0, 0.5
+WHERE_VOICES_ARE = (
+    "Piper voices (a .onnx model with its .onnx.json) come from the rhasspy/piper-voices "
+    "collection, e.g. en_US-lessac-medium.onnx"
+)
+
+
+def length_scale(words_per_minute: int) -> float:
+    """The length scale that makes a voice speaking at the normal pace reach the show's."""
+    return round(min(SLOWEST, max(FASTEST, NORMAL_WORDS_PER_MINUTE / words_per_minute)), 3)
+
+
+def _field(name: str, host: Host, host_index: int) -> str:
+    return f"hosts[{host_index}].voices.{name} (host {host.name!r})"
+
+
+class PiperEngine(Engine):
+    default_model: ClassVar[str] = "piper"
+
+    def __init__(self, setup: EngineSetup) -> None:
+        super().__init__(setup)
+        try:
+            from piper import PiperVoice, SynthesisConfig
+        except ImportError:
+            raise missing_sdk("piper-tts", "piper") from None
+        self._load_voice = PiperVoice.load
+        self._config = SynthesisConfig
+        self._voices: dict[str, PiperVoice] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def check_voices(cls, name: str, hosts: list[Host]) -> None:
+        missing = [(i, host) for i, host in enumerate(hosts) if not host.voices.get(name)]
+        if missing:
+            fields = ", ".join(_field(name, host, i) for i, host in missing)
+            raise ConfigError(
+                f"`audio.engine: {name}` has no built-in voice: set {fields} to the path of a "
+                f"Piper voice model (relative to the show bible), e.g. `voices: {{{name}: "
+                f"voices/en_US-lessac-medium.onnx}}`. {WHERE_VOICES_ARE}"
+            )
+
+    def voice_of(self, host: Host, host_index: int, show_dir: Path) -> str:
+        """The absolute path of the host's voice model, checked to exist with its config."""
+        type(self).check_voices(self.name, [host])
+        where = _field(self.name, host, host_index)
+        path = (show_dir / Path(host.voices[self.name]).expanduser()).resolve()
+        for needed in (path, Path(f"{path}.json")):
+            if not needed.is_file():
+                raise ConfigError(
+                    f"{where}: the Piper voice file {needed} does not exist (a model "
+                    f"NAME.onnx needs its NAME.onnx.json beside it). {WHERE_VOICES_ARE}"
+                )
+        return str(path)
+
+    def default_voice(self, host_index: int) -> str:
+        raise ConfigError(
+            f"`audio.engine: {self.name}` has no built-in voice: set hosts[{host_index}].voices."
+            f"{self.name} to the path of a Piper voice model. {WHERE_VOICES_ARE}"
+        )
+
+    def synthesize(self, text: str, voice: str, *, words_per_minute: int) -> Speech:
+        model = self._voice(voice)
+        settings = self._config(length_scale=length_scale(words_per_minute))
+        try:
+            chunks = [chunk.audio_float_array for chunk in model.synthesize(text, settings)]
+        except Exception as exc:
+            raise ProviderError(f"piper could not speak {text[:60]!r} with {voice}: {exc}") from exc
+        samples = np.concatenate(chunks) if chunks else np.zeros(0)
+        return Speech(samples.astype(np.float32), model.config.sample_rate)
+
+    def _voice(self, path: str) -> PiperVoice:
+        """The model at `path`, loaded on first use; one lock, so a model is never loaded twice."""
+        with self._lock:
+            if path not in self._voices:
+                self._voices[path] = self._open(Path(path))
+            return self._voices[path]
+
+    def _open(self, path: Path) -> PiperVoice:
+        for needed in (path, Path(f"{path}.json")):
+            if not needed.is_file():
+                raise ConfigError(f"the Piper voice file {needed} does not exist")
+        try:
+            return self._load_voice(path)
+        except Exception as exc:
+            raise ConfigError(
+                f"the Piper voice model {path} cannot be loaded ({type(exc).__name__}: {exc}); "
+                f"is it a Piper voice with a matching .onnx.json? {WHERE_VOICES_ARE}"
+            ) from None
