@@ -6,11 +6,12 @@ Mastering: those clips assembled into the ~20-minute episode, loudness-normalise
 MP3-encoded and verified by decoding. A real-time factor is processing time / audio duration
 (below 1 is faster than real time). Medians of several runs.
 
-Peak memory: one more mastering in a fresh process that does nothing else (so earlier work
-cannot hold the high-water mark), measured two ways: the peak of memory traced by tracemalloc
-during the call (numpy arrays and Python objects; not the buffers of LAME or libsndfile), and
-the process's peak resident set size (`ru_maxrss`), with what it was before the call (the
-interpreter and the imported libraries).
+Peak memory: one more mastering, in a fresh process that does nothing else (so that nothing
+done before holds the high-water mark), measured two ways: the peak of what tracemalloc traces
+during the call (numpy arrays and Python objects, not LAME's or libsndfile's own buffers), and
+the process's peak resident set size (everything: `VmHWM` in /proc/self/status, Linux only;
+`ru_maxrss` would not do, as Linux carries it over from the parent through exec), with what it
+was just before the call (the interpreter and the libraries).
 
     python bench/bench_audio.py [--runs 3]
 """
@@ -18,15 +19,16 @@ interpreter and the imported libraries).
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import json
 import os
-import resource
+import pickle
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "heat-island"
@@ -38,26 +40,39 @@ SOURCES = [
 ]
 
 
-def _peak_memory(inputs: list[Any], outline: Any, audio: Any, base: Path) -> tuple[int, int, int]:
-    """Run in a fresh process: (traced peak, ru_maxrss before, ru_maxrss after), in bytes."""
+def _peak_rss() -> int:
+    """The process's peak resident set size, in bytes."""
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) * 1024  # reported in kB
+
+
+def peak_memory(arguments: Path) -> None:
+    """Master once (the pickled `arguments`) and print the peak memory, in bytes, as JSON. Meant
+    to run in a process of its own."""
     from castline.audio import master
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    inputs, outline, audio, base = pickle.loads(arguments.read_bytes())
+    before = _peak_rss()
     tracemalloc.start()
     master.master(inputs, outline, audio, base)
     traced = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return traced, before, after
+    after = _peak_rss()
+    print(json.dumps({"traced": traced, "rss_before": before, "rss_peak": after}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    runs = parser.parse_args().runs
+    parser.add_argument("--peak-memory", type=Path, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.peak_memory:
+        peak_memory(options.peak_memory)
+        return
+    runs = options.runs
     from castline import production, workflow
     from castline.audio import clips, master
-    from castline.audio.tts import get_engine
+    from castline.audio.tts import Speech, build
     from castline.config import load_show
     from castline.domain import Episode
 
@@ -71,13 +86,17 @@ def main() -> None:
         assert outcome.output_dir is not None
         episode = Episode.model_validate_json((outcome.output_dir / "episode.json").read_text())
         show = load_show(show_path)
-        engine = get_engine("espeak")
-        specs = clips.specs(show, episode.script.turns, engine)
+        engine = build("espeak", None, show)
+        specs = clips.specs(show, episode.script.turns, engine, show_path.parent)
+
+        def speak(spec: clips.ClipSpec) -> Speech:
+            return engine.synthesize(spec.text, spec.voice, words_per_minute=spec.words_per_minute)
+
         synthesis, mastering = [], []
         for run in range(runs):
             directory = Path(home) / f"clips-{run}"
             started = time.perf_counter()
-            rendered = [clips.render(s, engine, directory, "bench") for s in specs]
+            rendered = [clips.render(s, speak, directory, "bench") for s in specs]
             elapsed = time.perf_counter() - started
             speech = sum(r.duration for r in rendered)
             synthesis.append(elapsed / speech)
@@ -88,10 +107,10 @@ def main() -> None:
             started = time.perf_counter()
             done = master.master(inputs, episode.outline, show.audio, show_path.parent)
             mastering.append((time.perf_counter() - started) / done.timeline.duration)
-        with multiprocessing.get_context("spawn").Pool(1) as pool:
-            traced, rss_before, rss_after = pool.apply(
-                _peak_memory, (inputs, episode.outline, show.audio, show_path.parent)
-            )
+        arguments = Path(home) / "master-arguments.pickle"
+        arguments.write_bytes(pickle.dumps((inputs, episode.outline, show.audio, show_path.parent)))
+        child = [sys.executable, __file__, "--peak-memory", str(arguments)]
+        memory = json.loads(subprocess.run(child, capture_output=True, check=True).stdout)
     minutes = done.timeline.duration / 60
     print(
         f"espeak-ng synthesis: real-time factor {statistics.median(synthesis):.4f} "
@@ -104,9 +123,9 @@ def main() -> None:
     )
     mib = 1024 * 1024
     print(
-        f"mastering peak memory: {traced / mib:.0f} MiB traced (tracemalloc), "
-        f"peak RSS {rss_after / mib:.0f} MiB in a process that only masters "
-        f"({rss_before / mib:.0f} MiB before the call)"
+        f"mastering peak memory: {memory['traced'] / mib:.0f} MiB traced by tracemalloc; "
+        f"peak RSS {memory['rss_peak'] / mib:.0f} MiB in a process that only masters "
+        f"({memory['rss_before'] / mib:.0f} MiB before the call)"
     )
 
 

@@ -4,6 +4,7 @@
     ├── ConfigError              you misconfigured something; nothing was spent (CLI exit 2)
     │   ├── ShowFileError        the show bible is malformed or invalid (names file, field, line)
     │   ├── SourceError          a source document cannot be read
+    │   ├── MusicFileError       the intro or outro music the show bible names cannot be read
     │   ├── ProviderNotFound     a "provider:model" names no registered provider
     │   ├── MissingCredentials   a provider needs an API key that is not set
     │   ├── UnpricedModel        a routed model has no known price
@@ -55,6 +56,21 @@ class SourceError(ConfigError):
         self.path = path
         self.reason = reason
         super().__init__(f"source {path}: {reason}")
+
+
+class MusicFileError(ConfigError):
+    """A music file the show bible names (`audio.intro_music` or `audio.outro_music`) is missing
+    or is not audio. Found only when mastering, after the clips were made; they are kept, so a
+    resume after fixing the path voices nothing again."""
+
+    def __init__(self, field: str, path: Path, reason: str) -> None:
+        self.field = field
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"{field}: {path}: {reason}; correct `{field}` in the show bible (a path relative "
+            "to the show bible's directory) or remove it"
+        )
 
 
 class ProviderNotFound(ConfigError):

@@ -476,6 +476,34 @@ def apply_review_timeouts(now: float | None = None) -> list[tuple[str, str]]:
     return decided
 
 
+def _current_voices(record: RunRecord) -> tuple[Show, Voicing]:
+    """The run's show with the voices, audio settings, endpoints and prices the show bible has
+    now (a changed voice or engine is why one voices again); the rest stays as the episode was
+    written under. The voicing is planned again, and checked, before anything is spent."""
+    show = Show.model_validate(record.spec["show"])
+    path = Path(record.show_path)
+    if path.exists():
+        now = load_show(path)
+        voices = {host.name: host.voices for host in now.hosts}
+        hosts = [h.model_copy(update={"voices": voices.get(h.name, h.voices)}) for h in show.hosts]
+        show = show.model_copy(
+            update={
+                "hosts": hosts,
+                "audio": now.audio,
+                "providers": now.providers,
+                "prices": now.prices,
+                "retries": now.retries,
+            }
+        )
+    if not show.audio.voice:
+        raise ConfigError(
+            f"{path} has `audio: {{voice: false}}`; set it to true to voice run {record.id}"
+        )
+    voicing = plan_voicing(show, offline=record.offline)
+    costs.check(Pricer(show.prices), voicing)
+    return show, voicing
+
+
 def revoice(
     run_id: str, *, script: Script | None = None, on_event: EventCallback | None = None
 ) -> Outcome:
@@ -491,9 +519,17 @@ def revoice(
     episode = json.loads((Path(record.output_dir) / "episode.json").read_text())
     if script is not None:
         episode["script"] = script.model_dump(mode="json")
+    show, voicing = _current_voices(record)
     attempt = 1 + sum(1 for e in store.events(record.id) if e.kind == "revoice")
-    store.add_event(record.id, "revoice", f"voicing the episode again (attempt {attempt})")
+    store.update_run(
+        record.id,
+        spec={**record.spec, "show": show.model_dump(mode="json"), "voicing": asdict(voicing)},
+    )
+    store.add_event(
+        record.id, "revoice", f"voicing the episode again (attempt {attempt}); {voicing.reason}"
+    )
     workflow.launch()
+    workflow.forget(record.id)
     store.update_run(record.id, status="running", stage="voice")
     store.claim_run(record.id)
     handle = workflow.start_revoice(record.id, episode, attempt)

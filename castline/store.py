@@ -458,6 +458,8 @@ class Store:
             return _numbered(connection, show_key)
 
     def update_run(self, run_id: str, **values: Any) -> None:
+        if "spec" in values:
+            values["spec"] = json.dumps(values["spec"])
         with self._begin() as connection:
             connection.execute(
                 runs.update().where(runs.c.id == run_id).values(**values, updated_at=time.time())

@@ -166,6 +166,12 @@ def continue_after_review(workflow_id: str) -> WorkflowHandle[dict[str, Any]]:
     return DBOS.fork_workflow(workflow_id, max(gates), application_version=__version__)
 
 
+def forget(run_id: str) -> None:
+    """Drop the run's cached context, after its inputs were changed (a re-voicing)."""
+    with _lock:
+        _contexts.pop(run_id, None)
+
+
 def context(run_id: str) -> RunContext:
     """The run's fixed inputs, read from the store (once per process)."""
     with _lock:

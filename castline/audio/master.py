@@ -1,6 +1,11 @@
 """Mastering: clips joined with natural pauses, optional intro and outro music ducked under
 speech, loudness normalised to the show's target, peaks limited, MP3 encoded, and the result
 verified by decoding the encoded file and measuring it (not by trusting the filter's report).
+
+A 20-minute episode is 53 million samples, so memory is spent with care: samples are float32
+(ample for 16-bit output), the episode is changed in place, and whatever is made per sample on
+the way (gain envelopes, loudness filtering, PCM for the encoder) is made a chunk at a time. No
+more than two whole-episode arrays exist at once: the episode and its decoded MP3.
 """
 
 from __future__ import annotations
@@ -15,15 +20,18 @@ import numpy as np
 import numpy.typing as npt
 import pyloudnorm
 import soundfile as sf
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
-from scipy.signal import resample_poly
+from scipy.signal import lfilter, resample_poly
 
 from castline.audio.timeline import Chapter, TimedTurn, Timeline
 from castline.config import Audio
 from castline.domain import Outline
+from castline.errors import MusicFileError
 
-Samples = npt.NDArray[np.float64]
+Samples = npt.NDArray[np.float32]
 MUSIC_LEAD_S = 3.0  # music alone before speech starts, and after it ends
+_CHUNK = 1 << 18  # samples per step of the per-sample work (about 6 s at 44.1 kHz)
 
 
 @dataclass(frozen=True)
@@ -44,12 +52,21 @@ class Mastered:
 
 
 def _read(path: Path, rate: int) -> Samples:
-    data, source_rate = sf.read(str(path), dtype="float64", always_2d=True)
-    mono: Samples = data.mean(axis=1)
+    data, source_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    mono: Samples = data.mean(axis=1, dtype=np.float32)
     if source_rate != rate:
         common = gcd(rate, source_rate)
         mono = resample_poly(mono, rate // common, source_rate // common)
     return mono
+
+
+def _music(base: Path, name: str, field: str, rate: int) -> Samples:
+    path = base / name
+    try:
+        return _read(path, rate)
+    except sf.LibsndfileError as exc:  # libsndfile says "System error." for a missing file
+        reason = "no such file" if not path.is_file() else f"not readable audio ({exc})"
+        raise MusicFileError(field, path, reason) from None
 
 
 def assemble(clips: list[ClipIn], outline: Outline, audio: Audio) -> tuple[Samples, Timeline]:
@@ -62,7 +79,7 @@ def assemble(clips: list[ClipIn], outline: Outline, audio: Audio) -> tuple[Sampl
     for clip in clips:
         if previous is not None:
             pause = audio.segment_pause_s if clip.segment != previous else audio.turn_pause_s
-            pieces.append(np.zeros(int(pause * rate)))
+            pieces.append(np.zeros(int(pause * rate), dtype=np.float32))
             position += int(pause * rate)
         samples = _read(clip.path, rate)
         pieces.append(samples)
@@ -78,7 +95,7 @@ def assemble(clips: list[ClipIn], outline: Outline, audio: Audio) -> tuple[Sampl
         )
         position += len(samples)
         previous = clip.segment
-    speech: Samples = np.concatenate(pieces) if pieces else np.zeros(0)
+    speech: Samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
     titles = {s.id: s.title for s in outline.segments}
     chapters = []
     for segment in dict.fromkeys(t.segment for t in turns):
@@ -114,8 +131,8 @@ def _ducked_bed(
     """Music looped or cut to `length`, at the music gain, lowered by the ducking amount while
     speech plays, with half-second ramps."""
     repeats = int(np.ceil(length / max(len(music), 1)))
-    bed = np.tile(music, repeats)[:length] * 10 ** (audio.music_gain_db / 20)
-    gain = np.ones(length)
+    bed = np.tile(music, repeats)[:length] * np.float32(10 ** (audio.music_gain_db / 20))
+    gain = np.ones(length, dtype=np.float32)
     duck = 10 ** (audio.ducking_db / 20)
     ramp = int(0.5 * rate)
     gain[speech_start:speech_end] = duck
@@ -128,8 +145,8 @@ def _ducked_bed(
             curve = np.linspace(duck, 1.0, hi - lo) if upward else np.linspace(1.0, duck, hi - lo)
             gain[lo:hi] = curve
     fade = min(ramp, length)
-    gain[-fade:] *= np.linspace(1.0, 0.0, fade)
-    return np.asarray(bed * gain)
+    gain[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    return bed * gain
 
 
 def with_music(
@@ -140,14 +157,14 @@ def with_music(
     tail = int(MUSIC_LEAD_S * rate) if audio.outro_music else 0
     if not lead and not tail:
         return speech, timeline
-    total = np.zeros(lead + len(speech) + tail)
-    total[lead : lead + len(speech)] += speech
+    total = np.zeros(lead + len(speech) + tail, dtype=np.float32)
+    total[lead : lead + len(speech)] = speech
     if audio.intro_music:
-        music = _read(base / audio.intro_music, rate)
+        music = _music(base, audio.intro_music, "audio.intro_music", rate)
         span = min(len(total), lead + min(len(speech), 10 * rate))
         total[:span] += _ducked_bed(music, span, lead, span, audio, rate)
     if audio.outro_music:
-        music = _read(base / audio.outro_music, rate)
+        music = _music(base, audio.outro_music, "audio.outro_music", rate)
         start = max(0, lead + len(speech) - 10 * rate)
         total[start:] += _ducked_bed(
             music, len(total) - start, 0, lead + len(speech) - start, audio, rate
@@ -155,12 +172,51 @@ def with_music(
     return total, _shift(timeline, lead / rate, len(total) / rate)
 
 
+def integrated_loudness(samples: Samples, rate: int) -> float:
+    """Integrated loudness in LUFS, as pyloudnorm measures it (ITU-R BS.1770-4: K-weighting,
+    400 ms blocks every 100 ms, absolute and relative gates), but filtered a chunk at a time:
+    pyloudnorm holds several float64 copies of the whole signal, gigabytes for an episode."""
+    quarter = round(0.1 * rate)  # blocks start every 100 ms and span four of these
+    blocks = round((len(samples) / rate - 0.4) / 0.1) + 1
+    if blocks < 1:
+        return float("-inf")  # shorter than one block
+    stages = [(f.b, f.a, f.passband_gain) for f in pyloudnorm.Meter(rate)._filters.values()]
+    states = [np.zeros(len(a) - 1) for _, a, _ in stages]
+    energies: list[npt.NDArray[np.float64]] = []  # of the weighted signal, per 100 ms
+    step = quarter * max(1, _CHUNK // quarter)
+    for start in range(0, len(samples), step):
+        chunk = samples[start : start + step].astype(np.float64)
+        for i, (b, a, gain) in enumerate(stages):
+            chunk, states[i] = lfilter(b, a, chunk, zi=states[i])
+            chunk *= gain
+        chunk = np.pad(chunk, (0, -len(chunk) % quarter))
+        energies.append(np.square(chunk).reshape(-1, quarter).sum(axis=1))
+    energy = np.concatenate([*energies, np.zeros(3)])
+    power = sliding_window_view(energy, 4)[:blocks].sum(axis=1) / (0.4 * rate)
+    with np.errstate(divide="ignore"):
+        loudness = -0.691 + 10 * np.log10(power)
+    audible = power[loudness >= -70]  # the absolute gate
+    if len(audible) == 0:
+        return float("-inf")
+    relative = -0.691 + 10 * np.log10(audible.mean()) - 10
+    gated = power[(loudness > relative) & (loudness > -70)]
+    if len(gated) == 0:
+        return float("-inf")
+    return float(-0.691 + 10 * np.log10(gated.mean()))
+
+
 _BLOCK_S = 0.01  # limiter and peak search work on 10 ms blocks
 
 
-def _block_peaks(samples: Samples, size: int) -> Samples:
-    padded = np.pad(np.abs(samples), (0, (-len(samples)) % size))
-    return np.asarray(padded.reshape(-1, size).max(axis=1))
+def _block_peaks(samples: Samples, size: int) -> npt.NDArray[np.float64]:
+    """The largest magnitude in each block (the last one may be short), without an abs() copy
+    of the whole signal."""
+    whole = len(samples) // size * size
+    blocks = samples[:whole].reshape(-1, size)
+    peaks = np.maximum(blocks.max(axis=1), -blocks.min(axis=1))
+    if whole < len(samples):
+        peaks = np.append(peaks, np.abs(samples[whole:]).max())
+    return np.asarray(peaks, dtype=np.float64)
 
 
 def true_peak_db(samples: Samples, rate: int) -> float:
@@ -183,42 +239,57 @@ def true_peak_db(samples: Samples, rate: int) -> float:
     return 20 * float(np.log10(peak))
 
 
-def limit(samples: Samples, rate: int, ceiling_db: float) -> Samples:
-    """Bring peaks under the ceiling with a smooth gain envelope: each block's reduction is held
-    over its neighbours (look-ahead), smoothed over 50 ms, and interpolated between blocks."""
+def limit(samples: Samples, rate: int, ceiling_db: float) -> None:
+    """Bring peaks under the ceiling, in place, with a smooth gain envelope: each block's
+    reduction is held over its neighbours (look-ahead), smoothed over 50 ms, and interpolated
+    between blocks. The envelope is made a chunk at a time; whole, it would be several times
+    the size of the episode."""
     size = max(1, int(_BLOCK_S * rate))
     peaks = _block_peaks(samples, size) * 1.12  # room for inter-sample peaks (about 1 dB)
     wanted = np.minimum(1.0, 10 ** (ceiling_db / 20) / np.maximum(peaks, 1e-9))
     held = minimum_filter1d(wanted, size=3)
     smooth = np.minimum(held, uniform_filter1d(held, size=5))
     centres = (np.arange(len(smooth)) + 0.5) * size
-    gain = np.interp(np.arange(len(samples)), centres, smooth)
-    return np.asarray(samples * np.minimum(gain, np.repeat(held, size)[: len(samples)]))
+    step = size * max(1, _CHUNK // size)  # whole blocks per chunk
+    for start in range(0, len(samples), step):
+        stop = min(start + step, len(samples))
+        gain = np.interp(np.arange(start, stop), centres, smooth)
+        own = held[start // size : -(-stop // size)]
+        samples[start:stop] *= np.minimum(gain, np.repeat(own, size)[: stop - start])
 
 
-def normalise(samples: Samples, audio: Audio) -> Samples:
-    """Gain to the loudness target, then limit peaks with room for the encoder's overshoot, then
-    make up the little loudness the limiter took (limiting again if that raised a peak)."""
-    meter = pyloudnorm.Meter(audio.sample_rate)
+def normalise(samples: Samples, audio: Audio) -> None:
+    """In place: gain to the loudness target, then limit peaks with room for the encoder's
+    overshoot, then make up the little loudness the limiter took (limiting again if that raised
+    a peak). Silence stays silence."""
+    rate = audio.sample_rate
     ceiling = audio.true_peak_db - 1.5
-    gained = samples * 10 ** ((audio.loudness_lufs - meter.integrated_loudness(samples)) / 20)
-    limited = limit(gained, audio.sample_rate, ceiling)
-    makeup = audio.loudness_lufs - meter.integrated_loudness(limited)
+    loudness = integrated_loudness(samples, rate)
+    if not np.isfinite(loudness):
+        return
+    samples *= np.float32(10 ** ((audio.loudness_lufs - loudness) / 20))
+    limit(samples, rate, ceiling)
+    makeup = audio.loudness_lufs - integrated_loudness(samples, rate)
     if makeup > 0.1:
-        limited = limit(limited * 10 ** (makeup / 20), audio.sample_rate, ceiling)
-    return np.asarray(limited)
+        samples *= np.float32(10 ** (makeup / 20))
+        limit(samples, rate, ceiling)
 
 
 def encode(samples: Samples, audio: Audio) -> bytes:
+    """MP3, fed to LAME a chunk at a time (its output does not depend on how it is fed)."""
     encoder = lameenc.Encoder()
     encoder.set_bit_rate(audio.bitrate_kbps)
     encoder.set_in_sample_rate(audio.sample_rate)
     encoder.set_channels(audio.channels)
     encoder.set_quality(5)  # LAME's standard speed/quality point; speech needs no more
-    pcm = np.clip(samples, -1.0, 1.0)
-    if audio.channels == 2:
-        pcm = np.repeat(pcm[:, None], 2, axis=1).reshape(-1)
-    return bytes(encoder.encode((pcm * 32767).astype(np.int16).tobytes()) + encoder.flush())
+    frames: list[bytes] = []
+    for start in range(0, len(samples), _CHUNK):
+        pcm = (np.clip(samples[start : start + _CHUNK], -1.0, 1.0) * 32767).astype(np.int16)
+        if audio.channels == 2:
+            pcm = np.repeat(pcm, 2)  # interleaved: the same signal left and right
+        frames.append(bytes(encoder.encode(pcm.tobytes())))
+    frames.append(bytes(encoder.flush()))
+    return b"".join(frames)
 
 
 @dataclass(frozen=True)
@@ -228,30 +299,43 @@ class Measurement:
     duration_s: float
 
 
+def _decode(mp3: bytes) -> tuple[Samples, int]:
+    """The encoded file as a player decodes it, folded to mono; stereo a block at a time, so
+    that both channels are never held whole."""
+    with sf.SoundFile(io.BytesIO(mp3)) as decoded:
+        rate = int(decoded.samplerate)
+        if decoded.channels == 1:
+            return decoded.read(dtype="float32"), rate
+        blocks = []
+        while len(block := decoded.read(_CHUNK, dtype="float32", always_2d=True)):
+            blocks.append(block.mean(axis=1, dtype=np.float32))
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32), rate
+
+
 def measure(mp3: bytes) -> Measurement:
     """Loudness, true peak and duration of the encoded file as a player decodes it (the
     encoder's padding makes it a little longer than the samples that went in)."""
-    decoded, rate = sf.read(io.BytesIO(mp3), dtype="float64", always_2d=True)
-    mono = decoded.mean(axis=1)
+    mono, rate = _decode(mp3)
     return Measurement(
-        loudness_lufs=pyloudnorm.Meter(rate).integrated_loudness(mono),
+        loudness_lufs=integrated_loudness(mono, rate),
         true_peak_db=true_peak_db(mono, rate),
         duration_s=len(mono) / rate,
     )
 
 
 def master(clips: list[ClipIn], outline: Outline, audio: Audio, base: Path) -> Mastered:
-    speech, timeline = assemble(clips, outline, audio)
-    mixed, timeline = with_music(speech, timeline, audio, base)
-    finished = normalise(mixed, audio)
-    mp3 = encode(finished, audio)
+    episode, timeline = assemble(clips, outline, audio)
+    episode, timeline = with_music(episode, timeline, audio, base)  # frees the speech alone
+    normalise(episode, audio)
+    mp3 = encode(episode, audio)
     measured = measure(mp3)
     over = measured.true_peak_db - audio.true_peak_db
-    if over > 0 or abs(measured.loudness_lufs - audio.loudness_lufs) > 0.5:
+    missed = abs(measured.loudness_lufs - audio.loudness_lufs) > 0.5
+    if np.isfinite(measured.loudness_lufs) and (over > 0 or missed):
         # verified on the encoded file, which is what listeners get; correct once from it
-        finished = finished * 10 ** ((audio.loudness_lufs - measured.loudness_lufs) / 20)
-        finished = limit(finished, audio.sample_rate, audio.true_peak_db - 1.5 - max(over, 0))
-        mp3 = encode(finished, audio)
+        episode *= np.float32(10 ** ((audio.loudness_lufs - measured.loudness_lufs) / 20))
+        limit(episode, audio.sample_rate, audio.true_peak_db - 1.5 - max(over, 0))
+        mp3 = encode(episode, audio)
         measured = measure(mp3)
     return Mastered(
         mp3=mp3,

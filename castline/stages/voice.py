@@ -16,13 +16,13 @@ from castline.audio import clips, costs, master, tags
 from castline.audio.tts import Engine, Speech
 from castline.budget.ledger import Ledger, Refusal
 from castline.budget.policy import Candidate, fixed
-from castline.config import state_dir
+from castline.config import ProviderSettings, state_dir
 from castline.domain import AudioInfo, Outline, Script
 from castline.errors import BudgetRefused, ProviderError
 from castline.fileio import write_atomic
 from castline.llm.base import Usage
 from castline.llm.registry import Route
-from castline.llm.resilience import backoff
+from castline.llm.resilience import backoff, limiter
 from castline.stages import RunContext
 from castline.store import Store
 
@@ -109,12 +109,17 @@ def voice_clip(
 def _synthesize(
     store: Store, ctx: RunContext, engine: Engine, spec: clips.ClipSpec, step_key: str
 ) -> Speech:
-    """One take, retried with backoff on the failures that pass (rate limits, overload, server
-    errors, timeouts); the engines' SDKs retry nothing, so this is the only policy."""
+    """One take, within the provider's concurrency and rate limits (`providers.NAME`), retried
+    with backoff on the failures that pass (rate limits, overload, server errors, timeouts);
+    the engines' SDKs retry nothing, so this is the only policy."""
     retries = ctx.show.retries
+    settings = ctx.show.providers.get(engine.name) or ProviderSettings()
     for attempt in range(1, retries.max_attempts + 1):
         try:
-            return engine.synthesize(spec.text, spec.voice, words_per_minute=spec.words_per_minute)
+            with limiter(engine.name, settings).slot():
+                return engine.synthesize(
+                    spec.text, spec.voice, words_per_minute=spec.words_per_minute
+                )
         except ProviderError as exc:
             if exc.kind not in TRANSIENT or attempt == retries.max_attempts:
                 raise

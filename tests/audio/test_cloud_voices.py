@@ -58,6 +58,23 @@ def test_openai_voices_the_episode_and_each_clip_costs_its_characters(
     assert voices == {"nova", "onyx"}  # the scaffolded show's two hosts
 
 
+def test_the_providers_concurrency_caps_its_speech_requests(
+    short_show: tuple[Path, Path], fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    show, source = short_show
+    fake.latency_ms = 20  # requests overlap unless something holds them apart
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-fake-voices-1234")
+    voiced_by(
+        show,
+        f'providers:\n  openai: {{base_url: "{fake.url}/v1", concurrency: 1}}\n'
+        "audio: {engine: openai, concurrency: 4}\n",
+    )
+    outcome = production.produce(show, TOPIC, [source])
+    assert outcome.status == "completed"
+    assert fake.stats.requests["openai.speech"] > 10
+    assert fake.stats.peak_in_flight["openai.speech"] == 1
+
+
 def test_gemini_clips_are_settled_from_the_tokens_the_reply_reports(
     short_show: tuple[Path, Path], fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,12 +5,15 @@ tested against the fake API in `test_cloud_voices`.)"""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import numpy as np
 import podcastparser
 import pyloudnorm
+import pytest
 import soundfile as sf
 from click.testing import CliRunner
 from mutagen.id3 import ID3
@@ -18,6 +21,7 @@ from mutagen.id3 import ID3
 from castline import production
 from castline.cli import cli, script_text
 from castline.config import database_url
+from castline.errors import UnpricedModel
 from castline.publish.feed import read_episodes
 from castline.quality.editing import parse_script
 from castline.store import Store
@@ -103,6 +107,46 @@ def test_editing_one_turn_re_renders_exactly_one_clip(short_show: tuple[Path, Pa
     assert ID3(str(first.output_dir / "episode.mp3"))["TRCK"].text == ["1"]
     [entry] = feedparser.parse((first.output_dir.parent / "feed.xml").read_bytes()).entries
     assert entry.itunes_episode == "1"
+
+
+def test_a_changed_voice_re_voices_only_that_hosts_turns(short_show: tuple[Path, Path]) -> None:
+    show, source = short_show
+    first = production.produce(show, TOPIC, [source])
+    store = Store(database_url())
+    speakers = [t["speaker"] for t in _episode_json(first)["script"]["turns"]]
+    before = len(_clips(store, first.run_id))
+    show.write_text(show.read_text().replace("espeak: en-us+m3", "espeak: en-gb-x-rp"))
+
+    again = production.revoice(first.run_id)
+
+    assert again.status == "completed"
+    after = _clips(store, first.run_id)[before:]
+    assert after.count("clip-synthesized") == speakers.count("Sam") > 0
+    assert after.count("clip-cached") == speakers.count("Alex") > 0
+    spec = store.get_run(first.run_id).spec
+    assert spec["show"]["hosts"][1]["voices"] == {"espeak": "en-gb-x-rp"}
+
+
+def test_voicing_again_with_an_unpriced_voice_is_refused_before_anything_changes(
+    short_show: tuple[Path, Path],
+) -> None:
+    show, source = short_show
+    first = production.produce(show, TOPIC, [source])
+    store = Store(database_url())
+    spec = store.get_run(first.run_id).spec
+    show.write_text(show.read_text() + "\naudio: {engine: openai, model: gpt-9-tts}\n")
+
+    with pytest.raises(UnpricedModel, match="openai:gpt-9-tts"):
+        production.revoice(first.run_id)
+
+    record = store.get_run(first.run_id)
+    assert record.status == "completed" and record.spec == spec
+
+
+def _episode_json(outcome: production.Outcome) -> dict[str, Any]:
+    assert outcome.output_dir is not None
+    episode: dict[str, Any] = json.loads((outcome.output_dir / "episode.json").read_text())
+    return episode
 
 
 def test_the_feed_is_rebuilt_from_the_store(short_show: tuple[Path, Path]) -> None:

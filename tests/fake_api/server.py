@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -76,6 +76,8 @@ class Stats:
         self.faults: Counter[str] = Counter()
         self.batch_creations = 0
         self.tokens: dict[str, dict[str, int]] = {vendor: _zero_tokens() for vendor in VENDORS}
+        self.in_flight: Counter[str] = Counter()
+        self.peak_in_flight: Counter[str] = Counter()  # most requests of an endpoint at once
 
     def cache_hit_share(self, vendor: str) -> float:
         with self._lock:
@@ -93,6 +95,18 @@ class Stats:
     def _request(self, endpoint: str) -> None:
         with self._lock:
             self.requests[endpoint] += 1
+
+    @contextlib.contextmanager
+    def _serving(self, endpoint: str) -> Iterator[None]:
+        with self._lock:
+            self.in_flight[endpoint] += 1
+            peak = max(self.peak_in_flight[endpoint], self.in_flight[endpoint])
+            self.peak_in_flight[endpoint] = peak
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight[endpoint] -= 1
 
     def _fault(self, fault: Fault) -> None:
         with self._lock:
@@ -432,7 +446,8 @@ class FakeAPI:
         request.endpoint = endpoint
         self.stats._request(endpoint)
         try:
-            return answer(request, argument)
+            with self.stats._serving(endpoint):
+                return answer(request, argument)
         except RequestError as exc:
             return self._error(endpoint, exc.fault, request.model, exc.message)
 

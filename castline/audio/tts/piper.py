@@ -37,6 +37,14 @@ def _field(name: str, host: Host, host_index: int) -> str:
     return f"hosts[{host_index}].voices.{name} (host {host.name!r})"
 
 
+def _no_voice(name: str, fields: list[str]) -> ConfigError:
+    return ConfigError(
+        f"`audio.engine: {name}` has no built-in voice: set {', '.join(fields)} to the path of "
+        f"a Piper voice model (relative to the show bible), e.g. `voices: {{{name}: "
+        f"voices/en_US-lessac-medium.onnx}}`. {WHERE_VOICES_ARE}"
+    )
+
+
 class PiperEngine(Engine):
     default_model: ClassVar[str] = "piper"
 
@@ -53,19 +61,15 @@ class PiperEngine(Engine):
 
     @classmethod
     def check_voices(cls, name: str, hosts: list[Host]) -> None:
-        missing = [(i, host) for i, host in enumerate(hosts) if not host.voices.get(name)]
+        missing = [_field(name, h, i) for i, h in enumerate(hosts) if not h.voices.get(name)]
         if missing:
-            fields = ", ".join(_field(name, host, i) for i, host in missing)
-            raise ConfigError(
-                f"`audio.engine: {name}` has no built-in voice: set {fields} to the path of a "
-                f"Piper voice model (relative to the show bible), e.g. `voices: {{{name}: "
-                f"voices/en_US-lessac-medium.onnx}}`. {WHERE_VOICES_ARE}"
-            )
+            raise _no_voice(name, missing)
 
     def voice_of(self, host: Host, host_index: int, show_dir: Path) -> str:
         """The absolute path of the host's voice model, checked to exist with its config."""
-        type(self).check_voices(self.name, [host])
         where = _field(self.name, host, host_index)
+        if not host.voices.get(self.name):
+            raise _no_voice(self.name, [where])
         path = (show_dir / Path(host.voices[self.name]).expanduser()).resolve()
         for needed in (path, Path(f"{path}.json")):
             if not needed.is_file():
@@ -76,10 +80,7 @@ class PiperEngine(Engine):
         return str(path)
 
     def default_voice(self, host_index: int) -> str:
-        raise ConfigError(
-            f"`audio.engine: {self.name}` has no built-in voice: set hosts[{host_index}].voices."
-            f"{self.name} to the path of a Piper voice model. {WHERE_VOICES_ARE}"
-        )
+        raise _no_voice(self.name, [f"hosts[{host_index}].voices.{self.name}"])
 
     def synthesize(self, text: str, voice: str, *, words_per_minute: int) -> Speech:
         model = self._voice(voice)

@@ -273,6 +273,10 @@ def test_without_piper_tts_the_error_says_which_extra_to_install(
         PiperEngine(EngineSetup("piper", "piper", ProviderSettings(), None))
 
 
-def test_the_default_voice_is_an_error_not_a_guess(engine: Engine) -> None:
-    with pytest.raises(ConfigError, match=r"hosts\[2\]\.voices\.piper"):
+def test_a_host_without_a_voice_is_an_error_not_a_guess(engine: Engine, tmp_path: Path) -> None:
+    host = Host(name="Robin", persona="skeptical", voices={"espeak": "en+m3"})
+
+    with pytest.raises(ConfigError, match=r"set hosts\[2\]\.voices\.piper \(host 'Robin'\) to"):
+        engine.voice_of(host, 2, tmp_path)
+    with pytest.raises(ConfigError, match=r"set hosts\[2\]\.voices\.piper to"):
         engine.default_voice(2)
