@@ -127,7 +127,9 @@ def prepare(
     for chain in routing.routes.values():
         for route in chain:
             pricer.check(route.priced_as)
-    voicing = plan_voicing(show, offline=routing.offline) if show.audio.voice else None
+    voicing = (
+        plan_voicing(show, show_path.parent, offline=routing.offline) if show.audio.voice else None
+    )
     if voicing is not None:
         costs.check(pricer, voicing)
     return Prepared(show_path, show, topic, sources, routing, provider, read_ms, number, voicing)
@@ -499,7 +501,7 @@ def _current_voices(record: RunRecord) -> tuple[Show, Voicing]:
         raise ConfigError(
             f"{path} has `audio: {{voice: false}}`; set it to true to voice run {record.id}"
         )
-    voicing = plan_voicing(show, offline=record.offline)
+    voicing = plan_voicing(show, path.parent, offline=record.offline)
     costs.check(Pricer(show.prices), voicing)
     return show, voicing
 

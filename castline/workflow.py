@@ -145,7 +145,14 @@ def resume(workflow_id: str) -> WorkflowHandle[dict[str, Any]]:
     current = status(workflow_id)
     if current == "ERROR":
         steps = DBOS.list_workflow_steps(workflow_id)
-        failed = [step["function_id"] for step in steps if step["error"] is not None]
+        # a failed child workflow (a share of the clips, say) is started again, not only
+        # waited for: waiting on the old one would only repeat its error
+        failed = [
+            step["function_id"]
+            for step in steps
+            if step["error"] is not None
+            or (step["child_workflow_id"] and status(step["child_workflow_id"]) == "ERROR")
+        ]
         start_step = (
             min(failed) if failed else (max((s["function_id"] for s in steps), default=0) + 1)
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from castline.audio.tts import Voicing, plan_voicing
 from castline.budget.policy import BudgetPolicy
@@ -36,7 +37,9 @@ class RunContext:
     @cached_property
     def voicing(self) -> Voicing:
         """Who voices the run (planned again for a run recorded before plans were kept)."""
-        return self.planned_voicing or plan_voicing(self.show, offline=self.routing.offline)
+        return self.planned_voicing or plan_voicing(
+            self.show, Path(self.show_dir), offline=self.routing.offline
+        )
 
     @cached_property
     def covered(self) -> list[str]:

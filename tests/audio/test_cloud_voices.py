@@ -1,6 +1,7 @@
 """Episodes voiced by cloud engines through the fake API: every clip billed exactly (per
 character, or per token from the usage the reply reports), transient failures retried, a
-silent clip made again and billed twice or failing the run with the turn named, and a show
+silent clip made again and billed twice or failing the run with the turn named (and resumed
+from there once the engine speaks again), and a show
 whose engine has no key voiced offline or refused before anything is spent."""
 
 from __future__ import annotations
@@ -153,6 +154,18 @@ def test_a_silent_clip_is_made_again_and_billed_or_the_run_fails_naming_the_turn
     [failed] = [c for c in voice_calls(run.id) if c.status == "failed"]
     assert failed.step_key == "voice.turn.0" and failed.reserved == 0
     assert failed.cost == 2 * Decimal(len(failed.prompt)) * 30 / MILLION
+    made = fake.stats.requests["openai.speech"]
+
+    # the engine speaks again: the run resumes at its voice stage, each turn voiced once more
+    resumed = production.resume(run.id)
+
+    assert resumed.status == "completed"
+    ok = [c.step_key for c in voice_calls(run.id) if c.status == "ok"]
+    assert fake.stats.requests["openai.speech"] == made + len(ok)
+    assert "voice.turn.0" in ok and len(ok) == len(set(ok))
+    assert not [
+        c for c in Store(database_url()).calls(run.id) if c.stage != "voice" and c.id > failed.id
+    ]
 
 
 def test_an_offline_run_voices_with_espeak_priced_as_the_configured_engine(

@@ -80,9 +80,10 @@ class Engine(ABC):
         """A distinct voice for the n-th host when the show names none."""
 
     @classmethod
-    def check_voices(cls, name: str, hosts: list[Host]) -> None:
-        """Raise `ConfigError` when these hosts cannot be voiced as `audio.engine: NAME`; called
-        when a run is planned, so a show that cannot be voiced fails before anything is spent."""
+    def check_voices(cls, name: str, hosts: list[Host], show_dir: Path) -> None:
+        """Raise `ConfigError` when these hosts cannot be voiced as `audio.engine: NAME` (voice
+        files are relative to `show_dir`); called when a run is planned, so a show that cannot
+        be voiced fails before anything is spent."""
         return  # by default every host has a voice: the show's, or a distinct default
 
     def voice_of(self, host: Host, host_index: int, show_dir: Path) -> str:

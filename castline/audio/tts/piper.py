@@ -45,6 +45,20 @@ def _no_voice(name: str, fields: list[str]) -> ConfigError:
     )
 
 
+def _model_path(name: str, host: Host, host_index: int, show_dir: Path) -> Path:
+    where = _field(name, host, host_index)
+    if not host.voices.get(name):
+        raise _no_voice(name, [where])
+    path = (show_dir / Path(host.voices[name]).expanduser()).resolve()
+    for needed in (path, Path(f"{path}.json")):
+        if not needed.is_file():
+            raise ConfigError(
+                f"{where}: the Piper voice file {needed} does not exist (a model "
+                f"NAME.onnx needs its NAME.onnx.json beside it). {WHERE_VOICES_ARE}"
+            )
+    return path
+
+
 class PiperEngine(Engine):
     default_model: ClassVar[str] = "piper"
 
@@ -60,24 +74,16 @@ class PiperEngine(Engine):
         self._lock = threading.Lock()
 
     @classmethod
-    def check_voices(cls, name: str, hosts: list[Host]) -> None:
+    def check_voices(cls, name: str, hosts: list[Host], show_dir: Path) -> None:
         missing = [_field(name, h, i) for i, h in enumerate(hosts) if not h.voices.get(name)]
         if missing:
             raise _no_voice(name, missing)
+        for index, host in enumerate(hosts):
+            _model_path(name, host, index, show_dir)
 
     def voice_of(self, host: Host, host_index: int, show_dir: Path) -> str:
         """The absolute path of the host's voice model, checked to exist with its config."""
-        where = _field(self.name, host, host_index)
-        if not host.voices.get(self.name):
-            raise _no_voice(self.name, [where])
-        path = (show_dir / Path(host.voices[self.name]).expanduser()).resolve()
-        for needed in (path, Path(f"{path}.json")):
-            if not needed.is_file():
-                raise ConfigError(
-                    f"{where}: the Piper voice file {needed} does not exist (a model "
-                    f"NAME.onnx needs its NAME.onnx.json beside it). {WHERE_VOICES_ARE}"
-                )
-        return str(path)
+        return str(_model_path(self.name, host, host_index, show_dir))
 
     def default_voice(self, host_index: int) -> str:
         raise _no_voice(self.name, [f"hosts[{host_index}].voices.{self.name}"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from castline.audio.tts.base import Billing, Engine, EngineSetup
 from castline.config import ProviderSettings, Show
@@ -99,11 +100,11 @@ class Voicing:
         return build(self.engine, self.model, show)
 
 
-def plan_voicing(show: Show, *, offline: bool) -> Voicing:
+def plan_voicing(show: Show, show_dir: Path, *, offline: bool) -> Voicing:
     """Decide, before anything is spent, which engine voices the run."""
     name = show.audio.engine
     cls = engine_class(name, show)
-    cls.check_voices(name, show.hosts)
+    cls.check_voices(name, show.hosts, show_dir)
     route = f"{name}:{show.audio.model or cls.default_model}"
     variables, key = _key(name, show, cls)
     if not variables or key is not None:

@@ -21,7 +21,7 @@ from castline import production
 from castline.audio.tts import Engine, EngineSetup, build
 from castline.audio.tts.piper import PiperEngine, length_scale
 from castline.config import Host, ProviderSettings, database_url, load_show
-from castline.errors import ConfigError, StageFailed
+from castline.errors import ConfigError
 from castline.store import Store
 from tests.conftest import EXAMPLE
 
@@ -226,20 +226,20 @@ def test_a_show_without_piper_voices_is_refused_before_a_run_starts(
     assert Store(database_url()).list_runs() == []
 
 
-def test_a_missing_model_file_fails_the_voice_stage_naming_the_file_and_host(
+def test_a_missing_model_file_stops_the_run_before_it_starts_naming_the_file_and_host(
     short_show: tuple[Path, Path], voice: Path
 ) -> None:
     show, source = short_show
     with_piper_voices(show, str(voice), "voices/sam.onnx")
 
-    with pytest.raises(StageFailed) as failed:
+    with pytest.raises(ConfigError) as failed:
         production.produce(show, TOPIC, [source])
 
     missing = (show.parent / "voices" / "sam.onnx").resolve()
-    assert failed.value.stage == "voice"
     assert f"hosts[1].voices.piper (host 'Sam'): the Piper voice file {missing} does not " in (
-        failed.value.cause
+        str(failed.value)
     )
+    assert Store(database_url()).list_runs() == []
 
 
 def test_a_model_needs_its_config_beside_it(engine: Engine, voice: Path, tmp_path: Path) -> None:
