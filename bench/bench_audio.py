@@ -6,12 +6,13 @@ Mastering: those clips assembled into the ~20-minute episode, loudness-normalise
 MP3-encoded and verified by decoding. A real-time factor is processing time / audio duration
 (below 1 is faster than real time). Medians of several runs.
 
-Peak memory: one more mastering, in a fresh process that does nothing else (so that nothing
-done before holds the high-water mark), measured two ways: the peak of what tracemalloc traces
-during the call (numpy arrays and Python objects, not LAME's or libsndfile's own buffers), and
-the process's peak resident set size (everything: `VmHWM` in /proc/self/status, Linux only;
-`ru_maxrss` would not do, as Linux carries it over from the parent through exec), with what it
-was just before the call (the interpreter and the libraries).
+Peak memory: mastering in a fresh process that does nothing else (so that nothing done before
+holds the high-water mark), measured two ways: the process's peak resident set size (everything:
+`VmHWM` in /proc/self/status, Linux only; `ru_maxrss` would not do, as Linux carries it over
+from the parent through exec), with what it was just before the call (the interpreter and the
+libraries); then, mastering again, the peak of what tracemalloc traces (numpy arrays and Python
+objects, not LAME's or libsndfile's own buffers; tracing costs memory of its own, hence the
+second call).
 
     python bench/bench_audio.py [--runs 3]
 """
@@ -47,17 +48,18 @@ def _peak_rss() -> int:
 
 
 def peak_memory(arguments: Path) -> None:
-    """Master once (the pickled `arguments`) and print the peak memory, in bytes, as JSON. Meant
-    to run in a process of its own."""
+    """Master the pickled `arguments` and print the peak memory, in bytes, as JSON. Meant to run
+    in a process of its own."""
     from castline.audio import master
 
     inputs, outline, audio, base = pickle.loads(arguments.read_bytes())
     before = _peak_rss()
+    master.master(inputs, outline, audio, base)
+    after = _peak_rss()
     tracemalloc.start()
     master.master(inputs, outline, audio, base)
     traced = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    after = _peak_rss()
     print(json.dumps({"traced": traced, "rss_before": before, "rss_peak": after}))
 
 

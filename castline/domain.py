@@ -220,6 +220,9 @@ class AudioInfo(_Model):
     true_peak_db: float
     clips: int
     synthesized: int = Field(description="clips rendered for this run (the rest were cached)")
+    length_note: str | None = Field(
+        default=None, description="how far the length misses the target, when beyond tolerance"
+    )
 
 
 class Episode(_Model):

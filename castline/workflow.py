@@ -367,6 +367,8 @@ def master_step(
         ctx, Outline.model_validate(outline), Script.model_validate(script), rendered
     )
     compute_ms = (time.perf_counter() - started) * 1000
+    if info.length_note is not None:
+        store().add_event(run_id, "audio-length", info.length_note, stage="voice")
     store().add_event(
         run_id,
         "mastered",

@@ -170,6 +170,18 @@ def report_markdown(episode: Episode) -> str:
             for a in quality.agreement
         ]
         lines.append("")
+    if episode.audio is not None:
+        audio = episode.audio
+        lines += [
+            "## Audio",
+            "",
+            f"- {audio.file}: {audio.duration_s / 60:.1f} min, {audio.loudness_lufs:.1f} LUFS "
+            f"integrated, true peak {audio.true_peak_db:.1f} dBTP (measured on the encoded file)",
+            f"- {audio.clips} clips, {audio.synthesized} rendered for this run",
+        ]
+        if audio.length_note:
+            lines.append(f"- length: {audio.length_note}")
+        lines.append("")
     given_up = [*episode.budget.skipped]
     if given_up or episode.budget.halted_at:
         lines += ["## Budget", "", f"Mode reached: {episode.budget.mode}.", ""]

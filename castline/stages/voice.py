@@ -18,7 +18,7 @@ from castline.budget.ledger import Ledger, Refusal
 from castline.budget.policy import Candidate, fixed
 from castline.config import ProviderSettings, state_dir
 from castline.domain import AudioInfo, Outline, Script
-from castline.errors import BudgetRefused, ProviderError
+from castline.errors import BudgetRefused, ProviderError, StageFailed
 from castline.fileio import write_atomic
 from castline.llm.base import Usage
 from castline.llm.registry import Route
@@ -135,6 +135,32 @@ def _synthesize(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+SHORTEST_EPISODE_SHARE = 0.6  # of the time the script's words need at the show's pace
+
+
+def length_verdict(ctx: RunContext, script: Script, duration_s: float) -> str | None:
+    """How the mastered length compares with the target, when it is worth saying; raises
+    `StageFailed` when the audio is far shorter than its words (speech went missing)."""
+    pace = ctx.show.episode.words_per_minute
+    needed = script.word_count / pace * 60
+    if duration_s < needed * SHORTEST_EPISODE_SHARE:
+        raise StageFailed(
+            "voice",
+            ctx.run_id,
+            f"the episode lasts {duration_s / 60:.1f} min but its {script.word_count} words need "
+            f"about {needed / 60:.1f} min at {pace} words a minute: speech is missing",
+        )
+    target = ctx.show.episode.target_minutes * 60
+    off = (duration_s - target) / target
+    if abs(off) <= ctx.show.episode.length_tolerance:
+        return None
+    return (
+        f"{duration_s / 60:.1f} min against a {target / 60:g}-min target ({off:+.0%}); the "
+        f"voice speaks {script.word_count / (duration_s / 60):.0f} words a minute, the show "
+        f"plans {pace}"
+    )
+
+
 def master_episode(
     ctx: RunContext, outline: Outline, script: Script, rendered: list[dict[str, Any]]
 ) -> tuple[AudioInfo, dict[str, Any]]:
@@ -146,6 +172,7 @@ def master_episode(
     ]
     base = Path(ctx.show_dir)
     done = master.master(inputs, outline, audio, base)
+    length_note = length_verdict(ctx, script, done.timeline.duration)  # before anything is written
     directory = Path(ctx.output_dir)
     path = directory / MP3
     write_atomic(path, done.mp3)
@@ -170,5 +197,6 @@ def master_episode(
         true_peak_db=round(done.true_peak_db, 2),
         clips=len(rendered),
         synthesized=sum(1 for r in rendered if not r["cached"]),
+        length_note=length_note,
     )
     return info, done.timeline.model_dump(mode="json")

@@ -60,6 +60,10 @@ def test_the_episode_is_a_podcast(short_show: tuple[Path, Path]) -> None:
     vtt = (outcome.output_dir / "episode.vtt").read_text()
     assert vtt.startswith("WEBVTT") and "<v Alex>" in vtt
     assert (outcome.output_dir / "chapters.json").exists()
+    report = (outcome.output_dir / "report.md").read_text()
+    audio = json.loads((outcome.output_dir / "episode.json").read_text())["audio"]
+    assert abs(audio["loudness_lufs"] - loudness) < 0.05
+    assert f"episode.mp3: {audio['duration_s'] / 60:.1f} min, " in report and "LUFS" in report
     assert "audio" in episode.record.spec["show"]
     feed_file = outcome.output_dir.parent / "feed.xml"
     parsed = feedparser.parse(feed_file.read_bytes())

@@ -1,0 +1,254 @@
+"""Commands that make episodes: scaffold a show, forecast, produce, resume, voice again, publish
+the feed, and check which provider keys are set."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+# The package itself: `app.console` is looked up when a command runs, so tests can swap it.
+from castline import cli as app
+from castline import production, scaffold
+from castline.cli import cli, guarded
+from castline.cli.render import print_cost, progress, render_outcome
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Scaffold a show: a commented show.yaml and an example source.
+
+    \b
+    Examples:
+      castline init my-show
+    """
+    created = guarded(lambda: scaffold.create(directory))
+    for path in created:
+        app.console.print(f"created {path}")
+    app.console.print(
+        f"\nNext: edit {directory / 'show.yaml'}, then\n"
+        f'  castline produce {directory / "show.yaml"} --topic "..." '
+        f"--source {directory / 'sources' / 'example.md'}"
+    )
+
+
+@cli.command()
+@click.argument("show", type=click.Path(path_type=Path))
+@click.option("--topic", "-t", required=True, help="What the episode is about.")
+@click.option(
+    "--source",
+    "-s",
+    "sources",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A source document (txt, md, html, pdf). Repeat for several.",
+)
+@click.option(
+    "--provider",
+    help="Answer every role with this provider (e.g. 'offline'), whatever the routing says.",
+)
+@click.option(
+    "--number",
+    "-n",
+    type=int,
+    help="The episode number (1 or more). Default: one more than the show's highest so far.",
+)
+def produce(
+    show: Path, topic: str, sources: Sequence[Path], provider: str | None, number: int | None
+) -> None:
+    """Produce an episode: research, plan, write, review, polish, publish.
+
+    \b
+    Examples:
+      castline produce show.yaml --topic "Cool roofs" --source notes.md --source paper.pdf
+      castline produce show.yaml -t "Cool roofs" -s notes.md --provider offline
+      castline produce show.yaml -t "Cool roofs" -s notes.md --number 12
+    """
+    run_id = guarded(
+        lambda: production.create_run(show, topic, list(sources), provider=provider, number=number)
+    )
+    app.console.print(f"run [bold]{run_id}[/]")
+
+    def start() -> production.Outcome:
+        from castline import workflow
+
+        workflow.launch()
+        return production.follow(run_id, workflow.start(run_id), on_event)
+
+    with progress() as on_event:
+        outcome = guarded(start)
+    print_cost(production.describe(outcome.run_id).cost, brief=True)
+    render_outcome(outcome)
+
+
+@cli.command()
+@click.argument("show", type=click.Path(path_type=Path))
+@click.option("--topic", "-t", required=True, help="What the episode is about.")
+@click.option(
+    "--source", "-s", "sources", multiple=True, type=click.Path(path_type=Path),
+    help="A source document (txt, md, html, pdf). Repeat for several.",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the forecast as JSON.")
+def estimate(show: Path, topic: str, sources: Sequence[Path], as_json: bool) -> None:
+    """Forecast an episode's cost per stage and model (low / expected / high), spending nothing.
+
+    The pipeline runs once offline in a scratch store to see the calls the episode will make;
+    expected is their usage at the routed models' prices, low assumes ideal prompt caching and
+    batching, high is every call at its worst case plus the revision rounds left.
+
+    \b
+    Examples:
+      castline estimate show.yaml --topic "Cool roofs" --source notes.md --source paper.pdf
+    """
+    from castline.budget.estimate import estimate as forecast_episode
+
+    forecast = guarded(lambda: forecast_episode(show, topic, list(sources)))
+    if as_json:
+        rows = [
+            {**asdict(row), "low": str(row.low), "expected": str(row.expected),
+             "high": str(row.high)}
+            for row in forecast.rows
+        ]  # fmt: skip
+        totals = {"low": str(forecast.low), "expected": str(forecast.expected)}
+        totals["high"] = str(forecast.high)
+        click.echo(json.dumps({"budget": str(forecast.budget), "rows": rows, "total": totals}))
+        return
+    table = Table(title=f"forecast: {forecast.show_title}: {forecast.topic}")
+    table.add_column("stage")
+    table.add_column("model")
+    for column in ("calls", "low", "expected", "high"):
+        table.add_column(column, justify="right")
+    for row in forecast.rows:
+        table.add_row(
+            row.stage,
+            row.model,
+            str(row.calls),
+            f"${row.low:,.4f}",
+            f"${row.expected:,.4f}",
+            f"${row.high:,.4f}",
+        )
+    table.add_row(
+        "total",
+        "",
+        "",
+        f"${forecast.low:,.4f}",
+        f"${forecast.expected:,.4f}",
+        f"${forecast.high:,.4f}",
+        style="bold",
+    )
+    app.console.print(table)
+    share = forecast.expected / forecast.budget
+    app.console.print(
+        f"budget ${forecast.budget:,.2f}: expected {share:.1%} of it, high "
+        f"{forecast.high / forecast.budget:.1%} (~{forecast.words:,} words offline)",
+        highlight=False,
+    )
+    if forecast.high > forecast.budget:
+        app.console.print(
+            "[yellow]the worst case exceeds the budget: the run would degrade or halt as the "
+            "budget policy says rather than overspend[/]"
+        )
+
+
+@cli.command()
+@click.argument("show", type=click.Path(path_type=Path))
+def feed(show: Path) -> None:
+    """Rebuild the show's RSS feed from the store: every completed, voiced episode.
+
+    \b
+    Examples:
+      castline feed my-show/show.yaml
+    """
+    from castline.publish.episode import rebuild_feed
+
+    path, count = guarded(lambda: rebuild_feed(show))
+    app.console.print(f"{path}: {count} episode(s)")
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option(
+    "--script",
+    "script_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="An edited script in `castline review edit`'s text format.",
+)
+def voice(run_id: str, script_file: Path | None) -> None:
+    """Voice a finished episode again: after editing its script or changing a voice.
+
+    Only the turns whose text, voice or settings changed are rendered again; research, writing
+    and review are not redone or paid for.
+
+    \b
+    Examples:
+      castline voice 3f2a9c1b7d4e
+      castline voice 3f2a9c1b7d4e --script edited.txt
+    """
+    from castline.quality.editing import parse_script
+
+    script = None
+    if script_file is not None:
+        text = script_file.read_text(encoding="utf-8")
+        script = guarded(lambda: parse_script(text, _title_of(run_id)))
+    with progress() as on_event:
+        outcome = guarded(lambda: production.revoice(run_id, script=script, on_event=on_event))
+    render_outcome(outcome)
+
+
+def _title_of(run_id: str) -> str:
+    record = production.describe(run_id).record
+    return record.episode_title or record.topic
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--force", is_flag=True, help="Resume even if the recorded process looks alive.")
+def resume(run_id: str, force: bool) -> None:
+    """Finish a run that crashed, was interrupted or failed, without repeating finished steps.
+
+    \b
+    Examples:
+      castline resume 3f2a9c1b7d4e
+    """
+    with progress() as on_event:
+        outcome = guarded(lambda: production.resume(run_id, on_event=on_event, force=force))
+    render_outcome(outcome)
+
+
+@cli.command()
+@click.option(
+    "--show", "show_path", type=click.Path(path_type=Path), help="Also list the show's providers."
+)
+def keys(show_path: Path | None) -> None:
+    """Show which providers have an API key in the environment (keys are never printed).
+
+    castline reads keys from environment variables only and never stores them; without any,
+    every role runs offline.
+
+    \b
+    Examples:
+      castline keys
+      castline keys --show my-show/show.yaml
+    """
+    from castline.audio.tts.registry import engine_keys
+    from castline.config import load_show
+    from castline.llm.registry import key_status
+
+    show = guarded(lambda: load_show(show_path)) if show_path else None
+    table = Table(title="provider keys")
+    for column in ("provider", "environment variable", "status"):
+        table.add_column(column)
+    for status in key_status(show, also=engine_keys()):
+        if not status.variables:
+            state = "no key needed"
+        elif status.found_in:
+            state = f"[green]set[/] in {status.found_in} {status.hint or ''}"
+        else:
+            state = "[yellow]not set[/]"
+        table.add_row(status.provider, " or ".join(status.variables) or "-", state)
+    app.console.print(table)

@@ -1,0 +1,129 @@
+"""What the store hands out: frozen records of its rows, with money as `Decimal`.
+
+Money is stored as integer nano-dollars so that sums in SQL are exact; the converters here turn
+stored rows (nanos, JSON text) into the records the rest of castline reads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+NANOS = Decimal(1_000_000_000)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    show_title: str
+    show_path: str
+    topic: str
+    episode_title: str | None
+    status: str
+    stage: str | None
+    offline: bool
+    routing_reason: str
+    spec: dict[str, Any]
+    workflow_id: str | None
+    output_dir: str
+    pid: int | None
+    host: str | None
+    error: str | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    budget: Decimal | None
+    budget_mode: str
+    peak_reserved: Decimal
+
+    @property
+    def number(self) -> int | None:
+        """The episode number fixed when the run was created; None for a run made before
+        castline numbered episodes."""
+        value = self.spec.get("number")
+        return value if isinstance(value, int) else None
+
+
+@dataclass(frozen=True)
+class NumberedRun:
+    """One of a show's runs and the episode number it holds, as numbering sees it."""
+
+    id: str
+    status: str
+    number: int
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    id: int
+    run_id: str
+    step_key: str
+    stage: str
+    role: str
+    task_kind: str
+    provider: str
+    model: str
+    priced_as: str
+    status: str
+    prompt: str
+    response: str | None
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost: Decimal
+    shadow: bool
+    compute_ms: float | None
+    error: str | None
+    started_at: float
+    finished_at: float | None
+    reserved: Decimal
+    cache_write_1h_tokens: int
+    batch: bool
+    max_tokens: int | None
+    budget_note: str | None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    run_id: str
+    ts: float
+    kind: str
+    stage: str | None
+    message: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    name: str
+    path: str
+    sha256: str
+    bytes: int
+
+
+def to_nanos(amount: Decimal) -> int:
+    return int((amount * NANOS).to_integral_value())
+
+
+def from_nanos(nanos: int) -> Decimal:
+    return Decimal(nanos) / NANOS
+
+
+def run_record(row: Any) -> RunRecord:
+    values = dict(row)
+    values["spec"] = json.loads(values["spec"])
+    budget = values.pop("budget_nanos")
+    values["budget"] = from_nanos(budget) if budget is not None else None
+    values["peak_reserved"] = from_nanos(values.pop("peak_reserved_nanos"))
+    return RunRecord(**values)
+
+
+def call_record(row: Any) -> CallRecord:
+    values = dict(row)
+    values["cost"] = from_nanos(values.pop("cost_nanos"))
+    values["reserved"] = from_nanos(values.pop("reserved_nanos"))
+    return CallRecord(**values)
