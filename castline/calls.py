@@ -258,7 +258,7 @@ class _Call:
                 raise
             except ProviderError as exc:
                 breaker.record(exc)
-                retryable = exc.kind == "rate_limit" or exc.kind in resilience.TRIPPING
+                retryable = exc.kind in resilience.RETRYABLE
                 wait = resilience.backoff(attempt, self.retries, exc.retry_after)
                 too_long = exc.retry_after is not None and exc.retry_after > self.retries.max_wait_s
                 if retryable and attempt < self.retries.max_attempts and not too_long:

@@ -19,6 +19,8 @@ from castline.errors import ProviderError
 
 # Failures that say the provider itself is unwell; they trip the breaker.
 TRIPPING = frozenset({"overloaded", "server_error", "timeout"})
+# Failures worth another attempt: the provider's trouble, or a rate limit that passes.
+RETRYABLE = TRIPPING | {"rate_limit"}
 # Failures after which no model of the provider can be used in this process.
 FATAL_FOR_PROVIDER = frozenset({"spend_limit", "auth"})
 

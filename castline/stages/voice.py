@@ -22,13 +22,12 @@ from castline.errors import BudgetRefused, ProviderError, StageFailed
 from castline.fileio import write_atomic
 from castline.llm.base import Usage
 from castline.llm.registry import Route
-from castline.llm.resilience import backoff, limiter
+from castline.llm.resilience import RETRYABLE, backoff, limiter
 from castline.stages import RunContext
 from castline.store import Store
 
 MP3 = "episode.mp3"
 TIMELINE = "timeline.json"
-TRANSIENT = frozenset({"rate_limit", "overloaded", "server_error", "timeout"})
 
 
 def clip_directory() -> Path:
@@ -121,7 +120,7 @@ def _synthesize(
                     spec.text, spec.voice, words_per_minute=spec.words_per_minute
                 )
         except ProviderError as exc:
-            if exc.kind not in TRANSIENT or attempt == retries.max_attempts:
+            if exc.kind not in RETRYABLE or attempt == retries.max_attempts:
                 raise
             wait = backoff(attempt, retries, exc.retry_after)
             store.add_event(
