@@ -60,16 +60,16 @@ class SourceError(ConfigError):
 
 class MusicFileError(ConfigError):
     """A music file the show bible names (`audio.intro_music` or `audio.outro_music`) is missing
-    or is not audio. Found only when mastering, after the clips were made; they are kept, so a
-    resume after fixing the path voices nothing again."""
+    or is not audio. Found only when mastering, after the clips were made; they are kept, so
+    voicing again after the fix renders none of them."""
 
     def __init__(self, field: str, path: Path, reason: str) -> None:
         self.field = field
         self.path = path
         self.reason = reason
         super().__init__(
-            f"{field}: {path}: {reason}; correct `{field}` in the show bible (a path relative "
-            "to the show bible's directory) or remove it"
+            f"{field}: {path}: {reason}; put the file there, or correct `{field}` in the show "
+            "bible (a path relative to its directory) or remove it"
         )
 
 

@@ -4,8 +4,9 @@ verified by decoding the encoded file and measuring it (not by trusting the filt
 
 A 20-minute episode is 53 million samples, so memory is spent with care: samples are float32
 (ample for 16-bit output), the episode is changed in place, and whatever is made per sample on
-the way (gain envelopes, loudness filtering, PCM for the encoder) is made a chunk at a time. No
-more than two whole-episode arrays exist at once: the episode and its decoded MP3.
+the way (gain envelopes, loudness filtering, PCM for the encoder) is made a chunk at a time. At
+most two whole-episode arrays exist at once, such as the episode and its decoded MP3 (three for
+a moment while a stereo MP3 is decoded).
 """
 
 from __future__ import annotations
