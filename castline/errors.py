@@ -60,8 +60,7 @@ class SourceError(ConfigError):
 
 class MusicFileError(ConfigError):
     """A music file the show bible names (`audio.intro_music` or `audio.outro_music`) is missing
-    or is not audio. Found only when mastering, after the clips were made; they are kept, so
-    voicing again after the fix renders none of them."""
+    or is not audio: checked before a run starts, and again when mastering."""
 
     def __init__(self, field: str, path: Path, reason: str) -> None:
         self.field = field

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from castline import workflow
-from castline.audio import costs
+from castline.audio import costs, master
 from castline.audio.tts import Voicing, plan_voicing
 from castline.budget.ledger import Ledger
 from castline.budget.prices import Pricer
@@ -132,6 +132,7 @@ def prepare(
     )
     if voicing is not None:
         costs.check(pricer, voicing)
+        master.check_music(show.audio, show_path.parent)
     return Prepared(show_path, show, topic, sources, routing, provider, read_ms, number, voicing)
 
 
@@ -503,6 +504,7 @@ def _current_voices(record: RunRecord) -> tuple[Show, Voicing]:
         )
     voicing = plan_voicing(show, path.parent, offline=record.offline)
     costs.check(Pricer(show.prices), voicing)
+    master.check_music(show.audio, path.parent)
     return show, voicing
 
 

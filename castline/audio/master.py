@@ -66,8 +66,25 @@ def _music(base: Path, name: str, field: str, rate: int) -> Samples:
     try:
         return _read(path, rate)
     except sf.LibsndfileError as exc:  # libsndfile says "System error." for a missing file
-        reason = "no such file" if not path.is_file() else f"not readable audio ({exc})"
-        raise MusicFileError(field, path, reason) from None
+        raise _unreadable(field, path, exc) from None
+
+
+def _unreadable(field: str, path: Path, exc: Exception) -> MusicFileError:
+    reason = "no such file" if not path.is_file() else f"not readable audio ({exc})"
+    return MusicFileError(field, path, reason)
+
+
+def check_music(audio: Audio, base: Path) -> None:
+    """Raise `MusicFileError` now, before anything is spent, if a music file cannot be read."""
+    for field, name in (
+        ("audio.intro_music", audio.intro_music),
+        ("audio.outro_music", audio.outro_music),
+    ):
+        if name:
+            try:
+                sf.info(str(base / name))
+            except sf.LibsndfileError as exc:
+                raise _unreadable(field, base / name, exc) from None
 
 
 def assemble(clips: list[ClipIn], outline: Outline, audio: Audio) -> tuple[Samples, Timeline]:

@@ -15,12 +15,14 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from castline import production
 from castline.audio import master
 from castline.audio.master import MUSIC_LEAD_S, ClipIn
 from castline.audio.timeline import Chapter, TimedTurn, Timeline
-from castline.config import Audio
+from castline.config import Audio, database_url
 from castline.domain import Outline, Segment
 from castline.errors import ConfigError, MusicFileError
+from castline.store import Store
 
 RATE = 44100
 Signal = npt.NDArray[np.float64]
@@ -274,6 +276,18 @@ def test_music_that_is_not_audio_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(MusicFileError, match=r"audio\.intro_music: .*intro\.wav: not readable"):
         master.with_music(np.zeros(RATE, dtype=np.float32), _speech_timeline(RATE), audio, base)
+
+
+def test_a_show_with_a_missing_music_file_is_refused_before_anything_is_spent(
+    short_show: tuple[Path, Path],
+) -> None:
+    show, source = short_show
+    show.write_text(show.read_text() + "\naudio: {outro_music: music/outro.wav}\n")
+
+    with pytest.raises(MusicFileError, match=r"audio\.outro_music: .*outro\.wav: no such file"):
+        production.produce(show, "A topic", [source])
+
+    assert Store(database_url()).list_runs() == []
 
 
 # --- loudness and peaks ---------------------------------------------------------------------
