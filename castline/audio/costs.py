@@ -7,13 +7,16 @@ from __future__ import annotations
 from decimal import Decimal
 from math import ceil
 
+from castline.audio.tts.base import (
+    AUDIO_TOKENS_PER_SECOND,
+    TOKEN_BILLED_PIECE,
+    most_audio_tokens,
+    pieces,
+)
 from castline.audio.tts.registry import Voicing
 from castline.budget.prices import Pricer
 from castline.llm.base import Usage
 from castline.text import estimate_tokens
-
-AUDIO_TOKENS_PER_SECOND = 32  # how token-billed engines count speech (Gemini's published rate)
-SLOWEST_SHARE = 3.0  # a clip may last this many times what its words imply, and no more
 
 
 def estimated_usage(text: str, seconds: float) -> Usage:
@@ -36,9 +39,9 @@ def ceiling(pricer: Pricer, voicing: Voicing, text: str, words_per_minute: int) 
     """The most one synthesis of `text` can cost: what the reservation holds per attempt."""
     if voicing.billing == "characters":
         return pricer.characters_cost(voicing.priced_as, len(text))
-    longest = (len(text.split()) / words_per_minute * 60 + 2) * SLOWEST_SHARE
-    worst = estimated_usage(text, longest)
-    return pricer.worst_case(voicing.priced_as, worst.input_tokens * 2, worst.output_tokens)
+    parts = pieces(text, TOKEN_BILLED_PIECE)  # each request is bounded on its own
+    audio = sum(most_audio_tokens(part, words_per_minute) for part in parts)
+    return pricer.worst_case(voicing.priced_as, estimate_tokens(text) * 2, audio)
 
 
 def check(pricer: Pricer, voicing: Voicing) -> None:

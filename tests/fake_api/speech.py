@@ -156,6 +156,11 @@ def gemini_speech(body: dict[str, Any], model: str, fault: Fault | None) -> Resp
     pcm = voice_pcm(text, voice, silent=fault is Fault.SILENT_AUDIO)
     prompt = estimate_tokens(text)
     audio = ceil(_seconds(pcm) * GEMINI_AUDIO_TOKENS_PER_SECOND)
+    finish = "STOP"
+    limit = config.get("maxOutputTokens") or config.get("max_output_tokens")
+    if isinstance(limit, int) and audio > limit:  # the speech stops where the tokens run out
+        samples = int(limit / GEMINI_AUDIO_TOKENS_PER_SECOND * SAMPLE_RATE)
+        pcm, audio, finish = pcm[: samples * 2], limit, "MAX_TOKENS"
     payload = {
         "candidates": [
             {
@@ -170,7 +175,7 @@ def gemini_speech(body: dict[str, Any], model: str, fault: Fault | None) -> Resp
                         }
                     ],
                 },
-                "finishReason": "STOP",
+                "finishReason": finish,
                 "index": 0,
             }
         ],

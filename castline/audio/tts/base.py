@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from math import ceil
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -23,6 +24,16 @@ from castline.llm.base import Usage
 # How a vendor bills speech: per character of text, or per token (text in, audio out).
 Billing = Literal["characters", "tokens"]
 NORMAL_WORDS_PER_MINUTE = 150  # the pace cloud voices speak at with speed 1.0
+AUDIO_TOKENS_PER_SECOND = 32  # how token-billed engines count speech (Gemini's published rate)
+SLOWEST_SHARE = 3.0  # a clip may last this many times what its words imply, and no more
+TOKEN_BILLED_PIECE = 4000  # characters per request of a token-billed engine
+
+
+def most_audio_tokens(text: str, words_per_minute: int) -> int:
+    """The audio tokens a token-billed engine may return for `text`: what bounds its output
+    (so a clip can never cost more than its reservation holds)."""
+    seconds = (len(text.split()) / words_per_minute * 60 + 2) * SLOWEST_SHARE
+    return ceil(seconds * AUDIO_TOKENS_PER_SECOND)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,16 @@ from __future__ import annotations
 import base64
 from typing import Any, ClassVar
 
-from castline.audio.tts.base import Engine, EngineSetup, Speech, joined, pcm16, pieces
+from castline.audio.tts.base import (
+    TOKEN_BILLED_PIECE,
+    Engine,
+    EngineSetup,
+    Speech,
+    joined,
+    most_audio_tokens,
+    pcm16,
+    pieces,
+)
 from castline.errors import ProviderError
 from castline.llm.gemini import failure_of, usage_of
 from castline.llm.wire import missing_sdk
@@ -24,7 +33,7 @@ class GeminiSpeechEngine(Engine):
     default_model: ClassVar[str] = "gemini-3.8-flash-tts"
     billing = "tokens"
     key_variables: ClassVar[tuple[str, ...]] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
-    max_characters: ClassVar[int] = 4000
+    max_characters: ClassVar[int] = TOKEN_BILLED_PIECE
 
     def __init__(self, setup: EngineSetup) -> None:
         super().__init__(setup)
@@ -44,12 +53,15 @@ class GeminiSpeechEngine(Engine):
         return DEFAULT_VOICES[host_index % len(DEFAULT_VOICES)]
 
     def synthesize(self, text: str, voice: str, *, words_per_minute: int) -> Speech:
-        return joined([self._speak(piece, voice) for piece in pieces(text, self.max_characters)])
+        parts = pieces(text, self.max_characters)
+        return joined([self._speak(part, voice, words_per_minute) for part in parts])
 
-    def _speak(self, text: str, voice: str) -> Speech:
+    def _speak(self, text: str, voice: str, words_per_minute: int) -> Speech:
         types = self._types
         config = types.GenerateContentConfig(
             response_modalities=["AUDIO"],
+            # the bound the clip's reservation was made for
+            max_output_tokens=most_audio_tokens(text, words_per_minute),
             speech_config=types.SpeechConfig(
                 voice_config=types.VoiceConfig(
                     prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=voice)

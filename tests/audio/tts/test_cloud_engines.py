@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from castline.audio.tts import Engine, build
-from castline.audio.tts.base import pieces
+from castline.audio.tts.base import most_audio_tokens, pieces
 from castline.config import ProviderSettings, Show, load_show
 from castline.errors import MissingCredentials, ProviderError
 from tests.conftest import EXAMPLE
@@ -81,6 +81,35 @@ def test_gemini_reports_the_tokens_it_bills_and_the_others_none(
     assert speech.usage.input_tokens > 0
     other = engine("openai", fake, monkeypatch).synthesize(SENTENCE, "nova", words_per_minute=150)
     assert other.usage is None
+
+
+def test_gemini_output_is_bounded_by_what_the_reservation_assumed(
+    fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    speech = engine("gemini", fake, monkeypatch).synthesize(SENTENCE, "Kore", words_per_minute=150)
+    sent = fake.log[-1].json()["generationConfig"]
+    assert sent["maxOutputTokens"] == most_audio_tokens(SENTENCE, 150)
+    assert speech.usage is not None and speech.usage.output_tokens < sent["maxOutputTokens"]
+
+
+def test_the_fake_cuts_gemini_speech_at_max_output_tokens(fake: FakeAPI) -> None:
+    from google import genai
+    from google.genai import types
+
+    client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=fake.url))
+    config = types.GenerateContentConfig(
+        response_modalities=["AUDIO"],
+        max_output_tokens=50,
+        speech_config=types.SpeechConfig(
+            voice_config=types.VoiceConfig(
+                prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name="Kore")
+            )
+        ),
+    )
+    reply = client.models.generate_content(model="m", contents=SENTENCE, config=config)
+    assert reply.usage_metadata is not None
+    assert reply.usage_metadata.candidates_token_count == 50
+    assert reply.candidates and reply.candidates[0].finish_reason == "MAX_TOKENS"
 
 
 def test_a_turn_longer_than_a_request_is_spoken_in_pieces(
