@@ -431,7 +431,11 @@ def _line_index(
 
 def show_key(show: Show) -> str:
     """What identifies a show across its episodes (its title, case-insensitively)."""
-    return " ".join(show.show.title.casefold().split())
+    return title_key(show.show.title)
+
+
+def title_key(title: str) -> str:
+    return " ".join(title.casefold().split())
 
 
 def state_dir() -> Path:

@@ -128,7 +128,9 @@ def prepare(
         for route in chain:
             pricer.check(route.priced_as)
     voicing = (
-        plan_voicing(show, show_path.parent, offline=routing.offline) if show.audio.voice else None
+        plan_voicing(show, show_path.parent, offline=routing.offline, paid=provider != "offline")
+        if show.audio.voice
+        else None
     )
     if voicing is not None:
         costs.check(pricer, voicing)
@@ -233,7 +235,7 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
             f"{record.output_dir}",
             run_id=record.id,
         )
-    if record.number is not None and record.status in NUMBER_RELEASED_BY:
+    if record.number is not None and record.status == "failed":
         show = Show.model_validate(record.spec["show"])
         for other in store.numbered_runs(show_key(show)):
             if (
@@ -502,7 +504,8 @@ def _current_voices(record: RunRecord) -> tuple[Show, Voicing]:
         raise ConfigError(
             f"{path} has `audio: {{voice: false}}`; set it to true to voice run {record.id}"
         )
-    voicing = plan_voicing(show, path.parent, offline=record.offline)
+    paid = record.spec.get("provider") != "offline"
+    voicing = plan_voicing(show, path.parent, offline=record.offline, paid=paid)
     costs.check(Pricer(show.prices), voicing)
     master.check_music(show.audio, path.parent)
     return show, voicing
@@ -537,4 +540,5 @@ def revoice(
     store.update_run(record.id, status="running", stage="voice")
     store.claim_run(record.id)
     handle = workflow.start_revoice(record.id, episode, attempt)
+    store.update_run(record.id, workflow_id=handle.workflow_id)  # what `resume` continues
     return follow(record.id, handle, on_event)

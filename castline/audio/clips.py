@@ -1,9 +1,9 @@
 """One clip per turn, content-addressed: the same engine, voice, settings and text give the same
 file, so a re-run, a resume or an edited script re-renders only what changed.
 
-Every clip is checked after synthesis: not empty, not silent, not far shorter than its words
-imply. A bad clip is rendered once more; a second failure names the turn, so an episode is never
-published with a silent gap.
+Every clip is checked after synthesis: not empty, not cut off, not silent, neither far shorter
+nor far longer than its words imply at the pace the engine speaks. A bad clip is rendered once
+more; a second failure names the turn, so an episode is never published with a silent gap.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ import numpy as np
 import soundfile as sf
 
 from castline.audio.tts import Engine, Speech
+from castline.audio.tts.base import SLOWEST_SHARE
 from castline.config import Show
 from castline.domain import Turn
 from castline.errors import StageFailed
 from castline.fileio import write_atomic
 
 SILENCE_RMS = 0.003  # below this the clip carries no speech
-SHORTEST_SHARE = 0.35  # of the duration its words imply at the show's pace
+SHORTEST_SHARE = 0.35  # of the duration its words imply at the engine's pace
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,9 @@ def specs(show: Show, turns: list[Turn], engine: Engine, show_dir: Path) -> list
             speaker=turn.speaker,
             segment=turn.segment,
             text=turn.text,
-            engine=f"{engine.name}:{engine.model}",
+            engine=engine.route,
             voice=voice_for(show, turn.speaker, engine, show_dir),
-            words_per_minute=show.episode.words_per_minute,
+            words_per_minute=engine.pace(show.episode.words_per_minute),
         )
         for index, turn in enumerate(turns)
     ]
@@ -73,15 +74,18 @@ def problem(speech: Speech, spec: ClipSpec) -> str | None:
     """Why a clip cannot go into the episode, or None."""
     if len(speech.samples) == 0:
         return "the clip is empty"
+    if not speech.complete:
+        return "the engine stopped before the end of the text"
     rms = float(np.sqrt(np.mean(np.square(speech.samples, dtype=np.float64))))
     if rms < SILENCE_RMS:
         return f"the clip is silent (RMS {rms:.4f})"
-    expected = len(spec.text.split()) / spec.words_per_minute * 60
+    words = len(spec.text.split())
+    expected = words / spec.words_per_minute * 60
+    lasts = f"the clip lasts {speech.duration:.1f} s but its {words} words need about"
     if speech.duration < expected * SHORTEST_SHARE:
-        return (
-            f"the clip lasts {speech.duration:.1f} s but its {len(spec.text.split())} words "
-            f"need about {expected:.1f} s"
-        )
+        return f"{lasts} {expected:.1f} s"
+    if speech.duration > (expected + 2) * SLOWEST_SHARE:
+        return f"{lasts} {expected:.1f} s (the engine ran on)"
     return None
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from castline.audio import clips, costs, master, tags
 from castline.audio.tts import Engine, Speech
+from castline.audio.tts.base import joined, pieces
 from castline.budget.ledger import Ledger, Refusal
 from castline.budget.policy import Candidate, fixed
 from castline.config import ProviderSettings, state_dir
@@ -66,17 +67,21 @@ def voice_clip(
     )
     if isinstance(reservation, Refusal):
         raise BudgetRefused(f"{step_key}: {reservation.message}")
-    takes: list[Speech] = []
+    takes: list[tuple[str, Speech]] = []  # every request answered (each one billed)
 
     def speak(clip: clips.ClipSpec) -> Speech:
-        speech = _synthesize(store, ctx, engine, clip, step_key)
-        takes.append(speech)
-        return speech
+        # one request per piece, each retried alone: a piece already spoken is not paid twice
+        made = []
+        for part in pieces(clip.text, engine.max_characters):
+            speech = _synthesize(store, ctx, engine, clip, part, step_key)
+            takes.append((part, speech))
+            made.append(speech)
+        return joined(made)
 
     def spent() -> tuple[Decimal, Usage]:
-        usage = sum((take.usage or Usage() for take in takes), Usage())
+        usage = sum((take.usage or Usage() for _, take in takes), Usage())
         paid = sum(
-            (costs.take_cost(pricer, voicing, spec.text, t.duration, t.usage) for t in takes),
+            (costs.take_cost(pricer, voicing, t, s.duration, s.usage) for t, s in takes),
             Decimal(0),
         )
         return paid, usage
@@ -106,7 +111,7 @@ def voice_clip(
 
 
 def _synthesize(
-    store: Store, ctx: RunContext, engine: Engine, spec: clips.ClipSpec, step_key: str
+    store: Store, ctx: RunContext, engine: Engine, spec: clips.ClipSpec, text: str, step_key: str
 ) -> Speech:
     """One take, within the provider's concurrency and rate limits (`providers.NAME`), retried
     with backoff on the failures that pass (rate limits, overload, server errors, timeouts);
@@ -116,9 +121,7 @@ def _synthesize(
     for attempt in range(1, retries.max_attempts + 1):
         try:
             with limiter(engine.name, settings).slot():
-                return engine.synthesize(
-                    spec.text, spec.voice, words_per_minute=spec.words_per_minute
-                )
+                return engine.synthesize(text, spec.voice, words_per_minute=spec.words_per_minute)
         except ProviderError as exc:
             if exc.kind not in RETRYABLE or attempt == retries.max_attempts:
                 raise
@@ -140,7 +143,7 @@ SHORTEST_EPISODE_SHARE = 0.6  # of the time the script's words need at the show'
 def length_verdict(ctx: RunContext, script: Script, duration_s: float) -> str | None:
     """How the mastered length compares with the target, when it is worth saying; raises
     `StageFailed` when the audio is far shorter than its words (speech went missing)."""
-    pace = ctx.show.episode.words_per_minute
+    pace = ctx.voicing.build(ctx.show).pace(ctx.show.episode.words_per_minute)
     needed = script.word_count / pace * 60
     if duration_s < needed * SHORTEST_EPISODE_SHARE:
         raise StageFailed(
@@ -156,7 +159,7 @@ def length_verdict(ctx: RunContext, script: Script, duration_s: float) -> str | 
     return (
         f"{duration_s / 60:.1f} min against a {target / 60:g}-min target ({off:+.0%}); the "
         f"voice speaks {script.word_count / (duration_s / 60):.0f} words a minute, the show "
-        f"plans {pace}"
+        f"plans {ctx.show.episode.words_per_minute}"
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from castline.config import title_key
 from castline.errors import RunNotFound
 from castline.store.engine import IMMEDIATE, shared_engine
 from castline.store.records import (
@@ -420,7 +421,7 @@ def _numbered(connection: sa.Connection, show_key: str) -> list[NumberedRun]:
     numbered = []
     for row in connection.execute(query.order_by(runs.c.created_at)).mappings():
         held = json.loads(row["spec"]).get("number")
-        if _title_key(row["show_title"]) == show_key and isinstance(held, int):
+        if title_key(row["show_title"]) == show_key and isinstance(held, int):
             numbered.append(NumberedRun(row["id"], row["status"], held))
     return numbered
 
@@ -440,8 +441,3 @@ def _insert_run(connection: Connection, values: dict[str, Any]) -> None:
             host=_host(),
         )
     )
-
-
-def _title_key(title: str) -> str:
-    # the same key as castline.config.show_key, from the title stored with the run
-    return " ".join(title.casefold().split())

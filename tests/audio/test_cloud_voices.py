@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from castline import production
+from castline.audio.tts.elevenlabs import ElevenLabsEngine
 from castline.config import database_url
-from castline.errors import MissingCredentials, StageFailed, UnpricedModel
+from castline.errors import ConfigError, MissingCredentials, StageFailed, UnpricedModel
 from castline.store import CallRecord, Store
 from tests.fake_api import FakeAPI, Fault
 
@@ -84,10 +85,11 @@ def test_gemini_clips_are_settled_from_the_tokens_the_reply_reports(
     voiced_by(
         show,
         f'providers:\n  gemini: {{base_url: "{fake.url}"}}\n'
-        "audio: {engine: gemini, model: gemini-2.5-flash-preview-tts}\n",
+        "audio: {engine: gemini, model: gemini-2.5-flash-preview-tts}\n"
+        # no role on Gemini's language models: the text is written offline, the voice is paid
+        "routing: {evaluator_secondary: [anthropic:claude-haiku-4-5]}\n",
     )
-    # the text is written offline (the key would also reach Gemini's language models)
-    outcome = production.produce(show, TOPIC, [source], provider="offline")
+    outcome = production.produce(show, TOPIC, [source])
 
     assert outcome.status == "completed"
     calls = voice_calls(outcome.run_id)
@@ -181,6 +183,36 @@ def test_an_offline_run_voices_with_espeak_priced_as_the_configured_engine(
     assert calls and all(c.shadow and c.priced_as == "openai:tts-1" for c in calls)
     assert all(c.provider == "espeak" for c in calls)
     assert all(c.cost == Decimal(len(c.prompt)) * 15 / MILLION for c in calls)
+
+
+def test_a_run_forced_offline_never_pays_for_speech_even_with_a_key(
+    short_show: tuple[Path, Path], fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    show, source = short_show
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-fake-voices-1234")
+    voiced_by(
+        show, f'providers:\n  openai: {{base_url: "{fake.url}/v1"}}\naudio: {{engine: openai}}\n'
+    )
+
+    outcome = production.produce(show, TOPIC, [source], provider="offline")
+
+    assert outcome.status == "completed"
+    assert fake.stats.requests["openai.speech"] == 0
+    calls = voice_calls(outcome.run_id)
+    assert calls and all(c.shadow and c.provider == "espeak" for c in calls)
+
+
+def test_an_engine_whose_sdk_is_missing_is_refused_before_spending(
+    short_show: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    show, source = short_show
+    monkeypatch.setenv("ELEVENLABS_API_KEY", "el-fake-voices-key-5566")
+    monkeypatch.setattr(ElevenLabsEngine, "sdk", ("not_installed_sdk", "elevenlabs", "elevenlabs"))
+    voiced_by(show, "audio: {engine: elevenlabs}\n")
+
+    with pytest.raises(ConfigError, match=r"pip install 'castline\[elevenlabs\]'"):
+        production.produce(show, TOPIC, [source])
+    assert Store(database_url()).list_runs() == []
 
 
 def test_a_live_run_whose_engine_has_no_key_is_refused_before_spending(

@@ -117,7 +117,10 @@ def elevenlabs_speech(
         raise RequestError(f"'text' is longer than {ELEVENLABS_MAX_INPUT} characters")
     if output_format != f"pcm_{SAMPLE_RATE}":
         raise RequestError(f"fake_api serves output_format pcm_{SAMPLE_RATE}, not {output_format}")
-    pcm = voice_pcm(text, voice, silent=fault is Fault.SILENT_AUDIO)
+    speed = float((body.get("voice_settings") or {}).get("speed") or 1.0)
+    if not 0.7 <= speed <= 1.2:
+        raise RequestError("voice_settings.speed must be between 0.7 and 1.2")
+    pcm = voice_pcm(text, voice, speed=speed, silent=fault is Fault.SILENT_AUDIO)
     return Response(200, pcm, content_type="audio/pcm", headers={"request-id": new_id("", 20)})
 
 

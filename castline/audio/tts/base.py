@@ -8,9 +8,10 @@ server.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import ceil
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -20,6 +21,7 @@ import numpy.typing as npt
 
 from castline.config import Host, ProviderSettings
 from castline.llm.base import Usage
+from castline.llm.wire import missing_sdk
 
 # How a vendor bills speech: per character of text, or per token (text in, audio out).
 Billing = Literal["characters", "tokens"]
@@ -38,12 +40,13 @@ def most_audio_tokens(text: str, words_per_minute: int) -> int:
 
 @dataclass(frozen=True)
 class Speech:
-    """Mono audio as float32 samples in [-1, 1], and what the vendor billed for it (token-billed
-    engines only)."""
+    """Mono audio as float32 samples in [-1, 1], what the vendor billed for it (token-billed
+    engines only), and whether the engine said all of the text."""
 
     samples: npt.NDArray[np.float32]
     sample_rate: int
     usage: Usage | None = None
+    complete: bool = True  # False: the engine stopped before the end of the text
 
     @property
     def duration(self) -> float:
@@ -61,7 +64,7 @@ class EngineSetup:
     name: str  # as the show names the engine (`audio.engine`)
     model: str  # `audio.model`, or the engine's default
     settings: ProviderSettings
-    api_key: str | None
+    api_key: str | None = field(repr=False)  # never in a message or a log
 
 
 class Engine(ABC):
@@ -71,11 +74,38 @@ class Engine(ABC):
     default_model: ClassVar[str]
     billing: ClassVar[Billing] = "characters"
     key_variables: ClassVar[tuple[str, ...]] = ()  # where its key is looked for; () needs none
+    sdk: ClassVar[tuple[str, str, str] | None] = None  # (module, package, castline extra)
     max_characters: ClassVar[int] = 4000  # the longest text one request may carry
+    # The speed factors (of the normal 150 words a minute) the engine can be asked for; an
+    # engine with no speed setting speaks at its own pace: (1.0, 1.0).
+    speed_range: ClassVar[tuple[float, float]] = (0.0, float("inf"))
 
     def __init__(self, setup: EngineSetup) -> None:
         self.name = setup.name
         self.model = setup.model
+
+    @classmethod
+    def pace(cls, words_per_minute: int) -> int:
+        """The pace the engine speaks at when asked for `words_per_minute`: what a clip's
+        length is judged against."""
+        low, high = cls.speed_range
+        return round(
+            min(
+                max(words_per_minute, NORMAL_WORDS_PER_MINUTE * low), NORMAL_WORDS_PER_MINUTE * high
+            )
+        )
+
+    @classmethod
+    def check_available(cls) -> None:
+        """Raise `ConfigError` now if the engine's SDK is not installed, before a run spends."""
+        if cls.sdk is None:
+            return
+        try:
+            found = importlib.util.find_spec(cls.sdk[0]) is not None
+        except ModuleNotFoundError:  # the parent package of a dotted name is missing
+            found = False
+        if not found:
+            raise missing_sdk(cls.sdk[1], cls.sdk[2])
 
     @property
     def route(self) -> str:
@@ -143,4 +173,5 @@ def joined(parts: list[Speech]) -> Speech:
         if part.usage is not None:
             usage = part.usage if usage is None else usage + part.usage
     samples = np.concatenate([part.samples for part in parts]).astype(np.float32)
-    return Speech(samples, parts[0].sample_rate, usage)
+    complete = all(part.complete and len(part.samples) for part in parts)
+    return Speech(samples, parts[0].sample_rate, usage, complete)

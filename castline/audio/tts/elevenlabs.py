@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from castline.audio.tts.base import Engine, EngineSetup, Speech, joined, pcm16, pieces
+from castline.audio.tts.base import (
+    Engine,
+    EngineSetup,
+    Speech,
+    joined,
+    pcm16,
+    pieces,
+    speed_for,
+)
 from castline.errors import ProviderError
 from castline.llm.wire import failure, missing_sdk
 
@@ -22,18 +30,22 @@ DEFAULT_VOICES = (
 
 class ElevenLabsEngine(Engine):
     default_model: ClassVar[str] = "eleven_multilingual_v2"
+    sdk = ("elevenlabs", "elevenlabs", "elevenlabs")
     key_variables: ClassVar[tuple[str, ...]] = ("ELEVENLABS_API_KEY",)
     max_characters: ClassVar[int] = 5000
+    speed_range = (0.7, 1.2)  # what `voice_settings.speed` accepts
 
     def __init__(self, setup: EngineSetup) -> None:
         super().__init__(setup)
         try:
             from elevenlabs.client import ElevenLabs
             from elevenlabs.core.api_error import ApiError
+            from elevenlabs.types.voice_settings import VoiceSettings
         except ImportError:
             raise missing_sdk("elevenlabs", "elevenlabs") from None
         self._key = setup.api_key
         self._api_error = ApiError
+        self._settings = VoiceSettings
         self.client = ElevenLabs(
             api_key=setup.api_key,
             base_url=setup.settings.base_url or "https://api.elevenlabs.io",
@@ -44,9 +56,14 @@ class ElevenLabsEngine(Engine):
         return DEFAULT_VOICES[host_index % len(DEFAULT_VOICES)]
 
     def synthesize(self, text: str, voice: str, *, words_per_minute: int) -> Speech:
-        return joined([self._speak(piece, voice) for piece in pieces(text, self.max_characters)])
+        speed = speed_for(words_per_minute, *self.speed_range)
+        parts = pieces(text, self.max_characters)
+        return joined([self._speak(part, voice, speed) for part in parts])
 
-    def _speak(self, text: str, voice: str) -> Speech:
+    def _speak(self, text: str, voice: str, speed: float) -> Speech:
+        # at the normal pace the voice's own stored settings are left alone (`...` is the SDK's
+        # "not sent")
+        settings: Any = self._settings(speed=speed) if speed != 1.0 else ...
         try:
             stream = self.client.text_to_speech.convert(
                 voice,
@@ -54,6 +71,7 @@ class ElevenLabsEngine(Engine):
                 model_id=self.model,
                 output_format=OUTPUT_FORMAT,
                 request_options={"max_retries": 0},  # the voice stage retries
+                voice_settings=settings,
             )
             data = b"".join(stream)
         except Exception as exc:

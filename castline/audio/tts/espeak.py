@@ -99,6 +99,7 @@ def _shared() -> _Library:
 
 class EspeakEngine(Engine):
     default_model: ClassVar[str] = "espeak-ng"
+    speed_range = (80 / 150, 450 / 150)  # espeak-ng speaks 80 to 450 words a minute
 
     def __init__(self, setup: EngineSetup) -> None:
         super().__init__(setup)

@@ -21,7 +21,6 @@ from castline.audio.tts.base import (
     pcm16,
     pieces,
 )
-from castline.errors import ProviderError
 from castline.llm.gemini import failure_of, usage_of
 from castline.llm.wire import missing_sdk
 
@@ -31,9 +30,11 @@ DEFAULT_VOICES = ("Kore", "Puck", "Aoede", "Charon")
 
 class GeminiSpeechEngine(Engine):
     default_model: ClassVar[str] = "gemini-3.8-flash-tts"
+    sdk = ("google.genai", "google-genai", "gemini")
     billing = "tokens"
     key_variables: ClassVar[tuple[str, ...]] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     max_characters: ClassVar[int] = TOKEN_BILLED_PIECE
+    speed_range = (1.0, 1.0)  # no speed setting: it speaks at its own pace
 
     def __init__(self, setup: EngineSetup) -> None:
         super().__init__(setup)
@@ -74,12 +75,13 @@ class GeminiSpeechEngine(Engine):
             )
         except Exception as exc:
             raise failure_of(self.name, self.model, exc, self._key) from None
-        data = _audio(reply)
-        if not data:
-            raise ProviderError(
-                f"{self.name} {self.model}: the reply carries no audio", kind="server_error"
-            )
-        return pcm16(data, SAMPLE_RATE, usage_of(reply.usage_metadata))
+        # a reply without audio, or cut at the token limit, was billed all the same: it is a
+        # bad take (checked, billed, made once more), not a failed request
+        speech = pcm16(_audio(reply), SAMPLE_RATE, usage_of(reply.usage_metadata))
+        stopped = [str(c.finish_reason) for c in reply.candidates or []]
+        if not len(speech.samples) or any("MAX_TOKENS" in reason for reason in stopped):
+            return Speech(speech.samples, SAMPLE_RATE, speech.usage, complete=False)
+        return speech
 
 
 def _audio(reply: Any) -> bytes:

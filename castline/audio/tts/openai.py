@@ -17,8 +17,10 @@ DEFAULT_VOICES = ("nova", "onyx", "shimmer", "echo")  # distinct, and spoken by 
 
 class OpenAISpeechEngine(Engine):
     default_model: ClassVar[str] = "tts-1-hd"
+    sdk = ("openai", "openai", "openai")
     key_variables: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY",)
     max_characters: ClassVar[int] = 4096
+    speed_range = (0.25, 4.0)
 
     def __init__(self, setup: EngineSetup) -> None:
         super().__init__(setup)
@@ -39,7 +41,7 @@ class OpenAISpeechEngine(Engine):
         return DEFAULT_VOICES[host_index % len(DEFAULT_VOICES)]
 
     def synthesize(self, text: str, voice: str, *, words_per_minute: int) -> Speech:
-        speed = speed_for(words_per_minute, 0.25, 4.0)
+        speed = speed_for(words_per_minute, *self.speed_range)
         return joined([self._speak(piece, voice, speed) for piece in pieces(text, 4096)])
 
     def _speak(self, text: str, voice: str, speed: float) -> Speech:

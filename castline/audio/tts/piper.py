@@ -61,6 +61,8 @@ def _model_path(name: str, host: Host, host_index: int, show_dir: Path) -> Path:
 
 class PiperEngine(Engine):
     default_model: ClassVar[str] = "piper"
+    sdk = ("piper", "piper-tts", "piper")
+    speed_range = (1 / SLOWEST, 1 / FASTEST)
 
     def __init__(self, setup: EngineSetup) -> None:
         super().__init__(setup)

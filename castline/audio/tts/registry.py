@@ -100,23 +100,26 @@ class Voicing:
         return build(self.engine, self.model, show)
 
 
-def plan_voicing(show: Show, show_dir: Path, *, offline: bool) -> Voicing:
-    """Decide, before anything is spent, which engine voices the run."""
+def plan_voicing(show: Show, show_dir: Path, *, offline: bool, paid: bool = True) -> Voicing:
+    """Decide, before anything is spent, which engine voices the run. `paid: False` (a run
+    forced offline) never pays for speech: espeak-ng stands in for an engine that bills."""
     name = show.audio.engine
     cls = engine_class(name, show)
-    cls.check_voices(name, show.hosts, show_dir)
     route = f"{name}:{show.audio.model or cls.default_model}"
     variables, key = _key(name, show, cls)
-    if not variables or key is not None:
+    if not variables or (key is not None and paid):
+        cls.check_voices(name, show.hosts, show_dir)
+        cls.check_available()
         return Voicing(name, show.audio.model, route, cls.billing, False, f"voiced by {route}")
-    if offline:
+    if offline or not paid:
+        why = f"no {' or '.join(variables)}" if key is None else "forced offline"
         return Voicing(
             OFFLINE_ENGINE,
             None,
             route,
             cls.billing,
             True,
-            f"offline: no {' or '.join(variables)}; voiced by espeak-ng, priced as {route}",
+            f"offline ({why}): voiced by espeak-ng, priced as {route}",
         )
     raise MissingCredentials(
         f"`audio.engine: {name}` needs a key: set {' or '.join(variables)}, choose "

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from castline.audio.tts import Engine, build
+from castline.audio.clips import ClipSpec, problem
+from castline.audio.tts import Engine, Speech, build
 from castline.audio.tts.base import most_audio_tokens, pieces
 from castline.config import ProviderSettings, Show, load_show
 from castline.errors import MissingCredentials, ProviderError
@@ -54,10 +55,30 @@ def test_an_engine_speaks_the_text_at_the_pace_asked(
     assert speech.duration == pytest.approx(words / 150 * 60, rel=0.02)
     assert float(np.sqrt(np.mean(speech.samples**2))) > 0.05
     assert fake.stats.requests[ENDPOINT[name]] == 1
-    if name == "openai":  # OpenAI is the one with a speed setting
-        faster = speaker.synthesize(SENTENCE, "nova", words_per_minute=180)
-        assert faster.duration == pytest.approx(speech.duration * 150 / 180, rel=0.02)
-        assert fake.log[-1].json()["speed"] == 1.2
+    faster = speaker.synthesize(SENTENCE, speaker.default_voice(0), words_per_minute=165)
+    sent = fake.log[-1].json()
+    if name == "gemini":  # no speed setting: it speaks at its own pace, and says so
+        assert speaker.pace(165) == 150 and faster.duration == pytest.approx(speech.duration)
+    else:
+        assert speaker.pace(165) == 165
+        assert faster.duration == pytest.approx(speech.duration * 150 / 165, rel=0.02)
+        speed = sent["speed"] if name == "openai" else sent["voice_settings"]["speed"]
+        assert speed == 1.1
+    if name == "elevenlabs":  # at the normal pace the voice's stored settings are left alone
+        normal = next(e.json() for e in fake.log if e.endpoint == "elevenlabs.speech")
+        assert "voice_settings" not in normal
+
+
+def test_each_engine_says_what_pace_it_can_reach() -> None:
+    from castline.audio.tts.elevenlabs import ElevenLabsEngine
+    from castline.audio.tts.espeak import EspeakEngine
+    from castline.audio.tts.gemini import GeminiSpeechEngine
+    from castline.audio.tts.openai import OpenAISpeechEngine
+
+    assert [EspeakEngine.pace(w) for w in (60, 150, 300)] == [80, 150, 300]
+    assert [OpenAISpeechEngine.pace(w) for w in (60, 150, 300)] == [60, 150, 300]
+    assert [ElevenLabsEngine.pace(w) for w in (60, 150, 300)] == [105, 150, 180]
+    assert [GeminiSpeechEngine.pace(w) for w in (60, 150, 300)] == [150, 150, 150]
 
 
 @pytest.mark.parametrize("name", sorted(KEYS))
@@ -90,6 +111,20 @@ def test_gemini_output_is_bounded_by_what_the_reservation_assumed(
     sent = fake.log[-1].json()["generationConfig"]
     assert sent["maxOutputTokens"] == most_audio_tokens(SENTENCE, 150)
     assert speech.usage is not None and speech.usage.output_tokens < sent["maxOutputTokens"]
+
+
+def test_gemini_speech_cut_at_its_token_limit_is_an_incomplete_take(
+    fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from castline.audio.tts import gemini
+
+    speaker = engine("gemini", fake, monkeypatch)
+    monkeypatch.setattr(gemini, "most_audio_tokens", lambda text, pace: 40)
+    speech = speaker.synthesize(SENTENCE, "Kore", words_per_minute=150)
+
+    assert not speech.complete and speech.usage is not None and speech.usage.output_tokens == 40
+    spec = ClipSpec(0, "Alex", "intro", SENTENCE, speaker.route, "Kore", 150)
+    assert problem(speech, spec) == "the engine stopped before the end of the text"
 
 
 def test_the_fake_cuts_gemini_speech_at_max_output_tokens(fake: FakeAPI) -> None:
@@ -164,3 +199,13 @@ def test_an_engine_without_its_key_says_which_variable_to_set() -> None:
     show: Show = load_show(EXAMPLE / "show.yaml")
     with pytest.raises(MissingCredentials, match="ELEVENLABS_API_KEY"):
         build("elevenlabs", None, show)
+
+
+def test_a_clip_far_longer_than_its_words_is_a_bad_take() -> None:
+    spec = ClipSpec(0, "Alex", "intro", SENTENCE, "openai:tts-1", "nova", 150)
+    words = len(SENTENCE.split())
+    runaway = Speech(np.full(24_000 * 60, 0.2, dtype=np.float32), 24_000)  # a minute
+    assert problem(runaway, spec) == (
+        f"the clip lasts 60.0 s but its {words} words need about {words * 60 / 150:.1f} s "
+        "(the engine ran on)"
+    )
