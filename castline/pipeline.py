@@ -81,7 +81,8 @@ class Steps(Protocol):
         ...
 
     def voice(self, outline: Outline, script: Script) -> dict[str, Any]:
-        """Render every turn and master the episode: its audio info and timeline."""
+        """Render every turn and master the episode: its audio info and timeline, or
+        `{"audio": None, "refused": why}` when the budget could not fit a clip."""
         ...
 
 
@@ -182,7 +183,12 @@ class Pipeline:
         if accepted and ctx.show.audio.voice:  # no speech is paid for a script that failed
             self.steps.event("stage", f"voicing {len(script.turns)} turns", "voice")
             voiced = self.steps.voice(outline, script)
-            audio = AudioInfo.model_validate(voiced["audio"])
+            if voiced["audio"] is None:  # a clip the budget could not fit: the script is kept
+                self.skip("the episode's audio", "voice", voiced["refused"])
+                self.budget.halted_at = "voice"
+                accepted = False
+            else:
+                audio = AudioInfo.model_validate(voiced["audio"])
         self.steps.event("stage", "publishing", "publish")
         episode = Episode(
             run_id=ctx.run_id,

@@ -27,6 +27,7 @@ from castline.audio.tts import Voicing
 from castline.budget.report import cost_report
 from castline.config import Show, database_url, show_key, state_dir
 from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Source, Verdict
+from castline.errors import StageFailed
 from castline.llm.base import Task
 from castline.llm.registry import Route, Routing
 from castline.llm.tasks import JudgeTask, Question
@@ -481,6 +482,9 @@ class DurableSteps:
         for group, handle in zip(groups, handles, strict=True):
             rendered.update(zip(group, handle.get_result(), strict=True))
         ordered = [rendered[i] for i in indices]
+        refused = [r["refused"] for r in ordered if "refused" in r]
+        if refused:
+            return {"audio": None, "refused": refused[0]}
         return master_step(self.ctx.run_id, outline.model_dump(mode="json"), payload, ordered)
 
 
@@ -510,6 +514,8 @@ def revoice_workflow(run_id: str, episode: dict[str, Any]) -> dict[str, Any]:
     parsed = Episode.model_validate(episode)
     steps = DurableSteps(ctx)
     voiced = steps.voice(parsed.outline, parsed.script)
+    if voiced["audio"] is None:  # the published episode stays as it was
+        raise StageFailed("voice", run_id, f"the budget cannot fit {voiced['refused']}")
     updated = parsed.model_copy(
         update={"audio": AudioInfo.model_validate(voiced["audio"]), "number": ctx.number}
     )

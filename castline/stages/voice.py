@@ -19,7 +19,7 @@ from castline.budget.ledger import Ledger, Refusal
 from castline.budget.policy import Candidate, fixed
 from castline.config import ProviderSettings, state_dir
 from castline.domain import AudioInfo, Outline, Script
-from castline.errors import BudgetRefused, ProviderError, StageFailed
+from castline.errors import ProviderError, StageFailed
 from castline.fileio import write_atomic
 from castline.llm.base import Usage
 from castline.llm.registry import Route
@@ -45,7 +45,8 @@ def voice_clip(
     store: Store, ctx: RunContext, spec: clips.ClipSpec, step_key: str
 ) -> dict[str, Any]:
     """Render one clip (or find it in the cache), paid for through the ledger like any call:
-    the reservation holds two takes (a bad one is made again), the settlement what was made."""
+    the reservation holds two takes (a bad one is made again), the settlement what was made.
+    A clip the budget cannot fit is not made: `{"refused": why}`."""
     path = clips.cached(spec, clip_directory())
     if path is not None:
         store.add_event(ctx.run_id, "clip-cached", f"{step_key}: unchanged, reused", stage="voice")
@@ -65,8 +66,8 @@ def voice_clip(
         prompt=spec.text,
         shadow=voicing.shadow,
     )
-    if isinstance(reservation, Refusal):
-        raise BudgetRefused(f"{step_key}: {reservation.message}")
+    if isinstance(reservation, Refusal):  # the pipeline publishes the script, halted
+        return {"refused": f"{step_key}: {reservation.message}"}
     takes: list[tuple[str, Speech]] = []  # every request answered (each one billed)
 
     def speak(clip: clips.ClipSpec) -> Speech:

@@ -6,6 +6,7 @@ whose engine has no key voiced offline or refused before anything is spent."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -244,3 +245,29 @@ def test_a_local_openai_compatible_speech_server_is_free_only_by_an_explicit_pri
     assert outcome.status == "completed"
     assert all(c.cost == 0 and not c.shadow for c in voice_calls(outcome.run_id))
     assert fake.stats.requests["openai.speech"] == len(voice_calls(outcome.run_id))
+
+
+def test_speech_the_budget_cannot_fit_leaves_the_script_published_and_the_run_halted(
+    short_show: tuple[Path, Path], fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    show, source = short_show
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-fake-voices-1234")
+    # the text costs about $0.29 (shadow), its speech about $0.08 more
+    show.write_text(show.read_text().replace("per_episode: 33.25", "per_episode: 0.33"))
+    voiced_by(
+        show, f'providers:\n  openai: {{base_url: "{fake.url}/v1"}}\naudio: {{engine: openai}}\n'
+    )
+
+    outcome = production.produce(show, TOPIC, [source])
+
+    assert outcome.status == "halted" and outcome.output_dir is not None
+    assert (outcome.output_dir / "script.md").exists()
+    assert not (outcome.output_dir / "episode.mp3").exists()
+    store = Store(database_url())
+    refused = [c for c in store.calls(outcome.run_id) if c.stage == "voice" and c.status != "ok"]
+    assert refused and all(c.cost == 0 and c.reserved == 0 for c in refused)
+    episode = json.loads((outcome.output_dir / "episode.json").read_text())
+    assert episode["budget"]["halted_at"] == "voice" and episode["audio"] is None
+    assert any("the episode's audio" in item for item in episode["budget"]["skipped"])
+    totals = sum((c.cost for c in store.calls(outcome.run_id)), Decimal(0))
+    assert totals <= Decimal("0.33")
