@@ -482,9 +482,10 @@ def apply_review_timeouts(now: float | None = None) -> list[tuple[str, str]]:
 
 
 def _current_voices(record: RunRecord) -> tuple[Show, Voicing]:
-    """The run's show with the voices, audio settings, endpoints and prices the show bible has
-    now (a changed voice or engine is why one voices again); the rest stays as the episode was
-    written under. The voicing is planned again, and checked, before anything is spent."""
+    """The run's show with the voices, audio settings, endpoints, prices and (if higher) budget
+    the show bible has now (a changed voice or engine is why one voices again); the rest stays
+    as the episode was written under. The voicing is planned again, and checked, before
+    anything is spent."""
     show = Show.model_validate(record.spec["show"])
     path = Path(record.show_path)
     if path.exists():
@@ -498,6 +499,8 @@ def _current_voices(record: RunRecord) -> tuple[Show, Voicing]:
                 "providers": now.providers,
                 "prices": now.prices,
                 "retries": now.retries,
+                # a budget is only ever raised (to voice an episode it halted)
+                "budget": max(show.budget, now.budget, key=lambda b: b.per_episode),
             }
         )
     if not show.audio.voice:
@@ -518,15 +521,26 @@ def revoice(
     clips that changed and paying nothing again for research, writing or review."""
     store = workflow.store()
     record = store.get_run(run_id)
-    if record.status != "completed":
+    episode_file = Path(record.output_dir) / "episode.json"
+    episode = json.loads(episode_file.read_text()) if episode_file.exists() else {}
+    unvoiced = record.status == "halted" and episode["budget"]["halted_at"] == "voice"
+    if record.status != "completed" and not unvoiced:
         raise RunNotResumable(
-            f"run {record.id} is {record.status}; only a completed episode can be voiced again",
+            f"run {record.id} is {record.status}; only a completed episode, or one the budget "
+            "halted before its audio, can be voiced",
             run_id=record.id,
         )
-    episode = json.loads((Path(record.output_dir) / "episode.json").read_text())
     if script is not None:
         episode["script"] = script.model_dump(mode="json")
     show, voicing = _current_voices(record)
+    if record.budget is not None and show.budget.per_episode > record.budget:
+        store.update_run(record.id, budget_nanos=to_nanos(show.budget.per_episode))
+        store.add_event(
+            record.id,
+            "budget-raised",
+            f"budget raised from ${record.budget} to ${show.budget.per_episode} by the show "
+            "bible, to voice the episode",
+        )
     attempt = 1 + sum(1 for e in store.events(record.id) if e.kind == "revoice")
     store.update_run(
         record.id,

@@ -516,8 +516,20 @@ def revoice_workflow(run_id: str, episode: dict[str, Any]) -> dict[str, Any]:
     voiced = steps.voice(parsed.outline, parsed.script)
     if voiced["audio"] is None:  # the published episode stays as it was
         raise StageFailed("voice", run_id, f"the budget cannot fit {voiced['refused']}")
+    budget = parsed.budget.model_copy(update={"halted_at": None})  # if it halted before audio
+    quality = parsed.quality.model_copy(
+        update={
+            "decision": parsed.quality.decision.replace("halted by budget in voice", "accepted")
+        }
+    )
     updated = parsed.model_copy(
-        update={"audio": AudioInfo.model_validate(voiced["audio"]), "number": ctx.number}
+        update={
+            "audio": AudioInfo.model_validate(voiced["audio"]),
+            "number": ctx.number,
+            "accepted": True,
+            "budget": budget,
+            "quality": quality,
+        }
     )
     published = steps.publish(updated)
     return {

@@ -247,7 +247,7 @@ def test_a_local_openai_compatible_speech_server_is_free_only_by_an_explicit_pri
     assert fake.stats.requests["openai.speech"] == len(voice_calls(outcome.run_id))
 
 
-def test_speech_the_budget_cannot_fit_leaves_the_script_published_and_the_run_halted(
+def test_speech_the_budget_cannot_fit_halts_the_run_until_a_larger_budget_voices_it(
     short_show: tuple[Path, Path], fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     show, source = short_show
@@ -271,3 +271,16 @@ def test_speech_the_budget_cannot_fit_leaves_the_script_published_and_the_run_ha
     assert any("the episode's audio" in item for item in episode["budget"]["skipped"])
     totals = sum((c.cost for c in store.calls(outcome.run_id)), Decimal(0))
     assert totals <= Decimal("0.33")
+
+    # a larger budget in the show bible lets the halted episode be voiced, text not paid again
+    show.write_text(show.read_text().replace("per_episode: 0.33", "per_episode: 1.00"))
+    text_calls = [c.id for c in store.calls(outcome.run_id) if c.stage != "voice"]
+
+    voiced = production.revoice(outcome.run_id)
+
+    assert voiced.status == "completed"
+    assert (outcome.output_dir / "episode.mp3").exists()
+    assert [c.id for c in store.calls(outcome.run_id) if c.stage != "voice"] == text_calls
+    episode = json.loads((outcome.output_dir / "episode.json").read_text())
+    assert episode["budget"]["halted_at"] is None and episode["accepted"] is True
+    assert store.get_run(outcome.run_id).budget == Decimal("1.00")
