@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import soundfile as sf
+
 from castline.audio import clips, costs, master, tags
 from castline.audio.tts import Engine, Speech
 from castline.audio.tts.base import joined, pieces
@@ -47,11 +49,12 @@ def voice_clip(
     """Render one clip (or find it in the cache), paid for through the ledger like any call:
     the reservation holds two takes (a bad one is made again), the settlement what was made.
     A clip the budget cannot fit is not made: `{"refused": why}`."""
+    voicing, pricer = ctx.voicing, ctx.policy.pricer
     path = clips.cached(spec, clip_directory())
     if path is not None:
+        _settle_made_before_a_crash(store, ctx, spec, path, step_key)
         store.add_event(ctx.run_id, "clip-cached", f"{step_key}: unchanged, reused", stage="voice")
         return {"path": str(path), "cached": True}
-    voicing, pricer = ctx.voicing, ctx.policy.pricer
     engine = voicing.build(ctx.show)
     most = 2 * costs.ceiling(pricer, voicing, spec.text, spec.words_per_minute)
     route = Route(engine.name, engine.model, voicing.priced_as)
@@ -109,6 +112,27 @@ def voice_clip(
         data={"attempts": rendered.attempts, "cost": str(paid)},
     )
     return {"path": str(rendered.path), "cached": False}
+
+
+def _settle_made_before_a_crash(
+    store: Store, ctx: RunContext, spec: clips.ClipSpec, path: Path, step_key: str
+) -> None:
+    """A clip written just before its process died was paid for, but its call was released as
+    abandoned on resume: settle it now at one take's price, the least it cost."""
+    abandoned = [
+        c for c in store.calls(ctx.run_id) if c.step_key == step_key and c.status == "abandoned"
+    ]
+    if not abandoned:
+        return
+    info = sf.info(str(path))
+    seconds = info.frames / info.samplerate
+    cost = costs.take_cost(ctx.policy.pricer, ctx.voicing, spec.text, seconds, None)
+    store.finish_call(
+        abandoned[-1].id,
+        cost=cost,
+        response=str(path),
+        budget_note="settled on resume: the clip was made before the crash",
+    )
 
 
 def _synthesize(

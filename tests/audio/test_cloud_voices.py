@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from castline import production
+from castline import production, workflow
 from castline.audio.tts.elevenlabs import ElevenLabsEngine
 from castline.config import database_url
+from castline.domain import Script
 from castline.errors import ConfigError, MissingCredentials, StageFailed, UnpricedModel
-from castline.store import CallRecord, Store
+from castline.stages import voice
+from castline.store import CallRecord, Store, calls
 from tests.fake_api import FakeAPI, Fault
 
 TOPIC = "How castline turns sources into an episode"
@@ -284,3 +286,37 @@ def test_speech_the_budget_cannot_fit_halts_the_run_until_a_larger_budget_voices
     episode = json.loads((outcome.output_dir / "episode.json").read_text())
     assert episode["budget"]["halted_at"] is None and episode["accepted"] is True
     assert store.get_run(outcome.run_id).budget == Decimal("1.00")
+
+
+def test_a_clip_made_just_before_a_crash_is_billed_when_the_run_finds_it(
+    short_show: tuple[Path, Path], fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    show, source = short_show
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-fake-voices-1234")
+    voiced_by(
+        show, f'providers:\n  openai: {{base_url: "{fake.url}/v1"}}\naudio: {{engine: openai}}\n'
+    )
+    outcome = production.produce(show, TOPIC, [source])
+    assert outcome.output_dir is not None
+    store = Store(database_url())
+    first = voice_calls(outcome.run_id)[0]
+    # the process died after the clip was written and before its call was settled; the
+    # resume released the call as abandoned, unpaid
+    with store.engine.begin() as connection:
+        connection.execute(
+            calls.update().where(calls.c.id == first.id).values(status="abandoned", cost_nanos=0)
+        )
+    ctx = workflow.context(outcome.run_id)
+    script = Script.model_validate(
+        json.loads((outcome.output_dir / "episode.json").read_text())["script"]
+    )
+    spec = next(
+        s for s in voice.clip_specs(ctx, script) if f"voice.turn.{s.index}" == first.step_key
+    )
+    made = fake.stats.requests["openai.speech"]
+
+    voice.voice_clip(store, ctx, spec, first.step_key)
+
+    settled = next(c for c in store.calls(outcome.run_id) if c.id == first.id)
+    assert settled.status == "ok" and settled.cost == first.cost
+    assert fake.stats.requests["openai.speech"] == made  # found, not made again
