@@ -12,6 +12,8 @@ when pyproject.toml changes.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -26,9 +28,10 @@ EXAMPLE_TOPIC = "Why cities run hot, who pays for it, and what actually cools th
 EXAMPLE_SOURCES = ["cities-and-heat.md", "health-and-equity.html", "cooling-strategies.pdf"]
 
 
-def run(*args: str | Path) -> None:
+def run(*args: str | Path, home: Path | None = None) -> None:
     print("+", " ".join(str(a) for a in args), flush=True)
-    subprocess.run([str(a) for a in args], cwd=ROOT, check=True)
+    env = {**os.environ, "CASTLINE_HOME": str(home)} if home else None
+    subprocess.run([str(a) for a in args], cwd=ROOT, check=True, env=env)
 
 
 def setup() -> None:
@@ -46,8 +49,16 @@ def setup() -> None:
 
 
 def example() -> None:
+    """The example episode, made afresh each time in the example's own state directory: a show
+    never repeats an episode it already published, so a second run into the same store would
+    find its research already covered and be rejected (as it should for a real show)."""
+    home = ROOT / EXAMPLE / ".castline"
+    for previous in (home, ROOT / EXAMPLE / "episodes"):
+        shutil.rmtree(previous, ignore_errors=True)
     sources = [arg for name in EXAMPLE_SOURCES for arg in ("--source", EXAMPLE / "sources" / name)]
-    run(BIN / "castline", "produce", EXAMPLE / "show.yaml", "--topic", EXAMPLE_TOPIC, *sources)
+    show = EXAMPLE / "show.yaml"
+    run(BIN / "castline", "produce", show, "--topic", EXAMPLE_TOPIC, *sources, home=home)
+    print(f"its runs: CASTLINE_HOME={home.relative_to(ROOT)} {BIN / 'castline'} runs", flush=True)
 
 
 def test() -> None:
