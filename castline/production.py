@@ -235,26 +235,24 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
             f"{record.output_dir}",
             run_id=record.id,
         )
-    if record.number is not None and record.status == "failed":
-        show = Show.model_validate(record.spec["show"])
-        for other in store.numbered_runs(show_key(show)):
-            if (
-                other.id != record.id
-                and other.number == record.number
-                and (other.status not in NUMBER_RELEASED_BY)
-            ):
-                raise RunNotResumable(
-                    f"run {record.id}'s episode number {record.number} was given to run "
-                    f"{other.id} ({other.status}) after this one {record.status}; resuming would "
-                    "publish two episodes with one number. Produce this topic again instead.",
-                    run_id=record.id,
-                )
     if not force and _alive_elsewhere(record):
         raise RunNotResumable(
             f"run {record.id} is still running in process {record.pid} on {record.host}; wait for "
             "it, or stop that process first (or pass --force if it is gone)",
             run_id=record.id,
         )
+    if record.number is not None and record.status == "failed":
+        show = Show.model_validate(record.spec["show"])
+        other = store.reopen_numbered_run(
+            record.id, show_key(show), record.number, NUMBER_RELEASED_BY
+        )
+        if other is not None:
+            raise RunNotResumable(
+                f"run {record.id}'s episode number {record.number} was given to run {other.id} "
+                f"({other.status}) after this one failed; resuming would publish two episodes "
+                "with one number. Produce this topic again instead.",
+                run_id=record.id,
+            )
     workflow.launch()
     assert record.workflow_id is not None
     released = Ledger(store).release_stale(record.id)

@@ -78,6 +78,17 @@ class Store:
         with self._begin() as connection:
             _insert_run(connection, values)
 
+    @contextmanager
+    def _numbering(self) -> Iterator[Connection]:
+        """The database's write lock, under which episode numbers are read and taken."""
+        with self.exclusive() as connection:
+            if connection.dialect.name == "postgresql":
+                # no row to lock before the run exists: serialise numbering itself
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": NUMBERING_LOCK}
+                )
+            yield connection
+
     def create_numbered_run(
         self, show_key: str, choose: Callable[[list[NumberedRun]], int], **values: Any
     ) -> int:
@@ -87,20 +98,27 @@ class Store:
         Reading the numbers and inserting the run happen under the database's write lock, so two
         runs of a show created at the same moment never both take the same next number.
         """
-        with self.exclusive() as connection:
-            if connection.dialect.name == "postgresql":
-                # no row to lock before the run exists: serialise numbering itself
-                connection.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": NUMBERING_LOCK}
-                )
+        with self._numbering() as connection:
             number = choose(_numbered(connection, show_key))
             _insert_run(connection, {**values, "spec": {**values["spec"], "number": number}})
         return number
 
-    def numbered_runs(self, show_key: str) -> list[NumberedRun]:
-        """The show's runs that hold an episode number, oldest first."""
-        with self._begin() as connection:
-            return _numbered(connection, show_key)
+    def reopen_numbered_run(
+        self, run_id: str, show_key: str, number: int, released: frozenset[str]
+    ) -> NumberedRun | None:
+        """Mark a run that failed as running again, unless another run of the show holds its
+        number and may still publish (returned then). Checked and marked under the same lock
+        that numbering takes, so no new run can take the number in between."""
+        with self._numbering() as connection:
+            for other in _numbered(connection, show_key):
+                if other.id != run_id and other.number == number and other.status not in released:
+                    return other
+            connection.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(status="running", pid=os.getpid(), host=_host(), updated_at=time.time())
+            )
+        return None
 
     def update_run(self, run_id: str, **values: Any) -> None:
         if "spec" in values:
