@@ -186,6 +186,22 @@ def test_estimate_forecasts_what_an_offline_run_then_costs(show_copy: Path) -> N
     assert Decimal(cost["spent"]) == total["expected"]  # the offline run is the forecast
 
 
+def test_estimate_forecasts_a_voiced_show_s_speech_per_character(show_copy: Path) -> None:
+    show_copy.write_text(
+        show_copy.read_text().replace("audio: {voice: false}", "audio: {engine: elevenlabs}")
+    )
+    args = ["estimate", str(show_copy), "--topic", EXAMPLE_TOPIC, "--json"]
+    for source in EXAMPLE_SOURCES:
+        args += ["--source", str(source)]
+    result = _run(*args)
+    assert result.exit_code == 0, result.output
+    [voice] = [row for row in json.loads(result.output)["rows"] if row["stage"] == "voice"]
+    assert voice["model"] == "elevenlabs:eleven_multilingual_v2" and voice["calls"] > 50
+    expected = Decimal(voice["expected"])
+    assert Decimal(voice["low"]) == expected > 0  # $100 per million characters, no caching
+    assert Decimal(voice["high"]) == 2 * expected  # a bad take made again, as reserved
+
+
 def test_an_unpriced_model_stops_the_run_before_it_starts(show_copy: Path) -> None:
     show_copy.write_text(
         show_copy.read_text() + "routing:\n  writer: ['anthropic:claude-imaginary-9']\n"

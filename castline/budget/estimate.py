@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from castline import calls as calls_module
-from castline.audio import costs
+from castline.audio import costs as voice_costs
 from castline.budget.ledger import Ledger, Reservation
 from castline.budget.policy import BATCH_ELIGIBLE, Candidate, fixed
 from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Verdict
@@ -117,7 +117,7 @@ class _DryRunSteps:
         ledger = Ledger(self.store)
         for index, turn in enumerate(script.turns):
             seconds = len(turn.text.split()) / pace * 60
-            price = costs.take_cost(pricer, voicing, turn.text, seconds, None)
+            price = voice_costs.take_cost(pricer, voicing, turn.text, seconds, None)
             booked = ledger.reserve(
                 self.ctx.run_id,
                 self.ctx.policy,
@@ -178,15 +178,20 @@ def estimate(show_path: Path, topic: str, source_paths: Sequence[Path]) -> Forec
 
 def _rows(ctx: RunContext, made: list[CallRecord]) -> list[ForecastRow]:
     pricer = ctx.policy.pricer
-    low = _ideal_caching(ctx, made)
+    spoken = [call for call in made if call.task_kind == "tts"]
+    calls = [call for call in made if call.task_kind != "tts"]
+    low = _ideal_caching(ctx, calls) | {call.id: call.cost for call in spoken}
     high: dict[int, Decimal] = {
         call.id: pricer.worst_case(
             call.priced_as,
             math.ceil(estimate_tokens(call.prompt) * calls_module.INPUT_MARGIN) + 16,
             calls_module.TASK_TYPES[call.task_kind].max_output_tokens,
         )
-        for call in made
+        for call in calls
     }
+    pace = ctx.show.episode.words_per_minute
+    for call in spoken:  # the most a clip can cost: two takes, as the run reserves
+        high[call.id] = 2 * voice_costs.ceiling(pricer, ctx.voicing, call.prompt, pace)
     groups: dict[tuple[str, str], list[CallRecord]] = {}
     for call in made:
         groups.setdefault((call.stage, call.priced_as), []).append(call)

@@ -2,9 +2,9 @@
 
 `audio.engine` names an engine kind (`espeak`, `piper`, `openai`, `elevenlabs`, `gemini`) or a
 provider under `providers:` whose `api` is one (a local OpenAI-compatible speech server, say).
-A cloud engine without its key is voiced by espeak-ng when the run is offline, priced as the
-configured engine (a shadow cost, like offline model calls); in a live run it is an error
-before anything is spent.
+A cloud engine without its key (or in a run forced offline) is voiced by espeak-ng, priced as
+the configured engine (a shadow cost, like offline model calls); a live run without the key is
+an error before anything is spent.
 """
 
 from __future__ import annotations
