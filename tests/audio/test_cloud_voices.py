@@ -38,6 +38,23 @@ def voiced_by(show: Path, yaml: str) -> None:
     show.write_text(show.read_text() + "\n" + yaml)
 
 
+def voiced_by_openai(
+    show: Path,
+    fake: FakeAPI,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    provider: str = "",
+    audio: str = "",
+) -> None:
+    """The show voiced by OpenAI's speech endpoint on the fake, with a key set."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-fake-voices-1234")
+    voiced_by(
+        show,
+        f'providers:\n  openai: {{base_url: "{fake.url}/v1"{provider}}}\n'
+        f"audio: {{engine: openai{audio}}}\n",
+    )
+
+
 def voice_calls(run_id: str) -> list[CallRecord]:
     return [c for c in Store(database_url()).calls(run_id) if c.stage == "voice"]
 
@@ -46,10 +63,7 @@ def test_openai_voices_the_episode_and_each_clip_costs_its_characters(
     short_show: tuple[Path, Path], fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     show, source = short_show
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-fake-voices-1234")
-    voiced_by(
-        show, f'providers:\n  openai: {{base_url: "{fake.url}/v1"}}\naudio: {{engine: openai}}\n'
-    )
+    voiced_by_openai(show, fake, monkeypatch)
 
     outcome = production.produce(show, TOPIC, [source])
 
@@ -68,12 +82,7 @@ def test_the_providers_concurrency_caps_its_speech_requests(
 ) -> None:
     show, source = short_show
     fake.latency_ms = 20  # requests overlap unless something holds them apart
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-fake-voices-1234")
-    voiced_by(
-        show,
-        f'providers:\n  openai: {{base_url: "{fake.url}/v1", concurrency: 1}}\n'
-        "audio: {engine: openai, concurrency: 4}\n",
-    )
+    voiced_by_openai(show, fake, monkeypatch, provider=", concurrency: 1", audio=", concurrency: 4")
     outcome = production.produce(show, TOPIC, [source])
     assert outcome.status == "completed"
     assert fake.stats.requests["openai.speech"] > 10
@@ -135,12 +144,7 @@ def test_a_silent_clip_is_made_again_and_billed_or_the_run_fails_naming_the_turn
     recovers: bool,
 ) -> None:
     show, source = short_show
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-fake-voices-1234")
-    voiced_by(
-        show,
-        f'providers:\n  openai: {{base_url: "{fake.url}/v1"}}\n'
-        "audio: {engine: openai, concurrency: 1}\n",
-    )
+    voiced_by_openai(show, fake, monkeypatch, audio=", concurrency: 1")
     fake.queue(Fault.SILENT_AUDIO, times=silences, path="openai.speech")
 
     if recovers:
@@ -192,10 +196,7 @@ def test_a_run_forced_offline_never_pays_for_speech_even_with_a_key(
     short_show: tuple[Path, Path], fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     show, source = short_show
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-fake-voices-1234")
-    voiced_by(
-        show, f'providers:\n  openai: {{base_url: "{fake.url}/v1"}}\naudio: {{engine: openai}}\n'
-    )
+    voiced_by_openai(show, fake, monkeypatch)
 
     outcome = production.produce(show, TOPIC, [source], provider="offline")
 
@@ -253,12 +254,9 @@ def test_speech_the_budget_cannot_fit_halts_the_run_until_a_larger_budget_voices
     short_show: tuple[Path, Path], fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     show, source = short_show
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-fake-voices-1234")
     # the text costs about $0.29 (shadow), its speech about $0.08 more
     show.write_text(show.read_text().replace("per_episode: 33.25", "per_episode: 0.33"))
-    voiced_by(
-        show, f'providers:\n  openai: {{base_url: "{fake.url}/v1"}}\naudio: {{engine: openai}}\n'
-    )
+    voiced_by_openai(show, fake, monkeypatch)
 
     outcome = production.produce(show, TOPIC, [source])
 
@@ -292,10 +290,7 @@ def test_a_clip_made_just_before_a_crash_is_billed_when_the_run_finds_it(
     short_show: tuple[Path, Path], fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     show, source = short_show
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-fake-voices-1234")
-    voiced_by(
-        show, f'providers:\n  openai: {{base_url: "{fake.url}/v1"}}\naudio: {{engine: openai}}\n'
-    )
+    voiced_by_openai(show, fake, monkeypatch)
     outcome = production.produce(show, TOPIC, [source])
     assert outcome.output_dir is not None
     store = Store(database_url())
