@@ -72,19 +72,19 @@ def main() -> None:
         peak_memory(options.peak_memory)
         return
     runs = options.runs
-    from castline import production, workflow
     from castline.audio import clips, master
     from castline.audio.tts import Speech, build
     from castline.config import load_show
     from castline.domain import Episode
+    from castline.engine import episodes, runtime
 
     with tempfile.TemporaryDirectory() as home:
         os.environ["CASTLINE_HOME"] = home
         show_path = Path(home) / "show" / "show.yaml"
         show_path.parent.mkdir()
         show_path.write_text((EXAMPLE / "show.yaml").read_text() + "\naudio: {voice: false}\n")
-        outcome = production.produce(show_path, TOPIC, SOURCES)
-        workflow.shutdown()
+        outcome = episodes.produce(show_path, TOPIC, SOURCES)
+        runtime.shutdown()
         assert outcome.output_dir is not None
         episode = Episode.model_validate_json((outcome.output_dir / "episode.json").read_text())
         show = load_show(show_path)

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from castline import production, workflow  # noqa: E402
+from castline.engine import episodes, runtime  # noqa: E402
 from tests.fake_api import FakeAPI  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "heat-island"
@@ -44,8 +44,8 @@ def one_run(cache: bool) -> tuple[float, Decimal, int]:
             f"prompt_cache: {str(cache).lower()}}}\n"
             f'  gemini: {{base_url: "{fake.url}"}}\n'
         )
-        outcome = production.produce(show, TOPIC, SOURCES)
-        workflow.shutdown()
+        outcome = episodes.produce(show, TOPIC, SOURCES)
+        runtime.shutdown()
         tokens = fake.stats.tokens["anthropic"]
         return fake.stats.cache_hit_share("anthropic"), outcome.cost, tokens["input"]  # Claude
 

@@ -46,7 +46,7 @@ def _union(intervals: list[tuple[float, float]]) -> float:
 
 
 def in_process(runs: int, latency_ms: int = 0) -> None:
-    from castline import production, workflow
+    from castline.engine import episodes, runtime
     from castline.llm.offline.provider import LATENCY_ENV
 
     os.environ[LATENCY_ENV] = str(latency_ms)
@@ -59,10 +59,10 @@ def in_process(runs: int, latency_ms: int = 0) -> None:
             show.parent.mkdir()
             show.write_text((EXAMPLE / "show.yaml").read_text() + TEXT_ONLY)
             wall0, cpu0 = time.perf_counter(), time.process_time()
-            outcome = production.produce(show, TOPIC, SOURCES)
+            outcome = episodes.produce(show, TOPIC, SOURCES)
             walls.append(time.perf_counter() - wall0)
             cpus.append(time.process_time() - cpu0)
-            store = workflow.store()
+            store = runtime.store()
             intervals = [
                 (c.finished_at - (c.compute_ms or 0) / 1000, c.finished_at)
                 for c in store.calls(outcome.run_id)
@@ -74,7 +74,7 @@ def in_process(runs: int, latency_ms: int = 0) -> None:
             ]
             stage_times.append(_union(intervals))
             words.append(outcome.words)
-            workflow.shutdown()
+            runtime.shutdown()
     wall, cpu, stages = (statistics.median(x) for x in (walls, cpus, stage_times))
     simulated = f", {latency_ms} ms simulated per model call" if latency_ms else ""
     print(

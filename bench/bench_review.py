@@ -15,7 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from castline import production, workflow
+from castline.engine import episodes, runtime
 from castline.llm.offline.provider import LATENCY_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,13 +34,13 @@ def one_run() -> tuple[float, float, float, int]:
         show = Path(home) / "show" / "show.yaml"
         show.parent.mkdir()
         show.write_text((EXAMPLE / "show.yaml").read_text())
-        outcome = production.produce(show, TOPIC, SOURCES)
+        outcome = episodes.produce(show, TOPIC, SOURCES)
         calls = [
             c
-            for c in workflow.store().calls(outcome.run_id)
+            for c in runtime.store().calls(outcome.run_id)
             if c.task_kind == "judge" and c.step_key.startswith("review.0.")
         ]
-        workflow.shutdown()
+        runtime.shutdown()
     finished = [c.finished_at for c in calls if c.finished_at is not None]
     wall = max(finished) - min(c.started_at for c in calls)
     durations = [c.finished_at - c.started_at for c in calls if c.finished_at is not None]

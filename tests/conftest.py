@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from castline import workflow
 from castline.audio.tts import registry as tts
+from castline.engine import runtime
 from castline.llm import registry, resilience
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "heat-island"
@@ -45,7 +45,7 @@ def isolated(
         monkeypatch.setattr(socket.socket, "connect", _loopback_only)
     resilience.reset()
     yield home
-    workflow.shutdown()
+    runtime.shutdown()
 
 
 TEXT_ONLY = "\naudio: {voice: false}\n"

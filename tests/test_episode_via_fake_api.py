@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from castline import production
 from castline.config import database_url
+from castline.engine import episodes
 from castline.errors import MissingCredentials
 from castline.store import Store
 from tests.conftest import EXAMPLE_SOURCES, EXAMPLE_TOPIC
@@ -68,7 +68,7 @@ retries: {{base_delay_s: 0.01, max_wait_s: 1, breaker_cooldown_s: 0.2}}
 def test_episode_through_the_real_sdks_costs_exactly_the_published_prices(
     show_copy: Path, fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    outcome = production.produce(wire(show_copy, fake, monkeypatch), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    outcome = episodes.produce(wire(show_copy, fake, monkeypatch), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
 
     assert outcome.status == "completed" and not outcome.offline
     store = Store(database_url())
@@ -100,7 +100,7 @@ def test_episode_through_the_real_sdks_costs_exactly_the_published_prices(
 def test_caching_disabled_reads_nothing_from_the_cache_and_costs_more(
     show_copy: Path, fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cached = production.produce(wire(show_copy, fake, monkeypatch), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    cached = episodes.produce(wire(show_copy, fake, monkeypatch), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
     fake.reset_cache()
     fake.stats.reset()
     plain_show = show_copy.parent.parent / "plain" / "show.yaml"
@@ -109,7 +109,7 @@ def test_caching_disabled_reads_nothing_from_the_cache_and_costs_more(
         show_copy.read_text().replace("prompt_cache: true", "prompt_cache: false")
     )
 
-    plain = production.produce(plain_show, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    plain = episodes.produce(plain_show, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
 
     assert fake.stats.tokens["anthropic"]["cache_read"] == 0
     assert plain.cost > cached.cost * Decimal("1.5")
@@ -130,7 +130,7 @@ def test_twenty_percent_faults_the_episode_completes_within_budget_with_every_re
         ],
     )
 
-    outcome = production.produce(wire(show_copy, fake, monkeypatch), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    outcome = episodes.produce(wire(show_copy, fake, monkeypatch), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
 
     assert outcome.status == "completed"
     assert sum(fake.stats.faults.values()) >= 5
@@ -154,7 +154,7 @@ def test_a_retired_model_falls_back_with_a_warning(
 ) -> None:
     fake.retired = {"claude-opus-4-6"}
 
-    outcome = production.produce(wire(show_copy, fake, monkeypatch), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    outcome = episodes.produce(wire(show_copy, fake, monkeypatch), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
 
     assert outcome.status == "completed"
     store = Store(database_url())
@@ -174,7 +174,7 @@ def test_keys_never_reach_the_store_the_logs_or_the_reports(
 ) -> None:
     fake.queue(Fault.RATE_LIMIT, times=2)
     fake.queue(Fault.INVALID_REQUEST, times=1, path="anthropic.count_tokens")
-    outcome = production.produce(wire(show_copy, fake, monkeypatch), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    outcome = episodes.produce(wire(show_copy, fake, monkeypatch), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
     assert outcome.status == "completed"
 
     home = Path(os.environ["CASTLINE_HOME"])
@@ -231,10 +231,10 @@ def test_a_key_is_needed_only_for_the_roles_the_run_calls(
     show = wire(show_copy, fake, monkeypatch)
     monkeypatch.delenv("OPENAI_API_KEY")  # no role routes to OpenAI: nothing is missing
 
-    outcome = production.produce(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    outcome = episodes.produce(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
 
     assert outcome.status == "completed" and not outcome.offline
     assert fake.stats.requests["openai.chat"] == 0
     monkeypatch.delenv("GEMINI_API_KEY")  # the second evaluator needs it: stop before spending
     with pytest.raises(MissingCredentials, match=r"evaluator_secondary.*GEMINI_API_KEY"):
-        production.produce(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+        episodes.produce(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES)

@@ -24,16 +24,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from castline import calls as calls_module
 from castline.audio import costs as voice_costs
 from castline.budget.ledger import Ledger, Reservation
 from castline.budget.policy import BATCH_ELIGIBLE, Candidate, fixed
 from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Verdict
+from castline.engine.episodes import prepare, record_run
+from castline.engine.paid import calls as calls_module
+from castline.engine.runner import Pipeline
 from castline.llm.base import Task, Usage
 from castline.llm.registry import Route
 from castline.llm.tasks import JudgeTask, Question
-from castline.pipeline import Pipeline
-from castline.production import prepare, record_run
 from castline.quality import gates
 from castline.stages import RunContext, research
 from castline.store import CallRecord, Store

@@ -13,9 +13,10 @@ from rich.table import Table
 
 # The package itself: `app.console` is looked up when a command runs, so tests can swap it.
 from castline import cli as app
-from castline import production, scaffold
+from castline import scaffold
 from castline.cli import cli, guarded
 from castline.cli.render import print_cost, progress, render_outcome
+from castline.engine import episodes
 
 
 @cli.command()
@@ -70,19 +71,19 @@ def produce(
       castline produce show.yaml -t "Cool roofs" -s notes.md --number 12
     """
     run_id = guarded(
-        lambda: production.create_run(show, topic, list(sources), provider=provider, number=number)
+        lambda: episodes.create_run(show, topic, list(sources), provider=provider, number=number)
     )
     app.console.print(f"run [bold]{run_id}[/]")
 
-    def start() -> production.Outcome:
-        from castline import workflow
+    def start() -> episodes.Outcome:
+        from castline.engine import runtime, workflows
 
-        workflow.launch()
-        return production.follow(run_id, workflow.start(run_id), on_event)
+        runtime.launch()
+        return episodes.follow(run_id, workflows.start(run_id), on_event)
 
     with progress() as on_event:
         outcome = guarded(start)
-    print_cost(production.describe(outcome.run_id).cost, brief=True)
+    print_cost(episodes.describe(outcome.run_id).cost, brief=True)
     render_outcome(outcome)
 
 
@@ -196,12 +197,12 @@ def voice(run_id: str, script_file: Path | None) -> None:
         text = script_file.read_text(encoding="utf-8")
         script = guarded(lambda: parse_script(text, _title_of(run_id)))
     with progress() as on_event:
-        outcome = guarded(lambda: production.revoice(run_id, script=script, on_event=on_event))
+        outcome = guarded(lambda: episodes.revoice(run_id, script=script, on_event=on_event))
     render_outcome(outcome)
 
 
 def _title_of(run_id: str) -> str:
-    record = production.describe(run_id).record
+    record = episodes.describe(run_id).record
     return record.episode_title or record.topic
 
 
@@ -216,7 +217,7 @@ def resume(run_id: str, force: bool) -> None:
       castline resume 3f2a9c1b7d4e
     """
     with progress() as on_event:
-        outcome = guarded(lambda: production.resume(run_id, on_event=on_event, force=force))
+        outcome = guarded(lambda: episodes.resume(run_id, on_event=on_event, force=force))
     render_outcome(outcome)
 
 

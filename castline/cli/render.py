@@ -13,8 +13,8 @@ from rich.table import Table
 
 # The package itself: `app.console` is looked up when a command runs, so tests can swap it.
 from castline import cli as app
-from castline import production
 from castline.budget.report import CostReport
+from castline.engine import episodes
 from castline.store import EventRecord
 
 STAGES = ("research", "plan", "write", "review", "polish", "publish")
@@ -117,7 +117,7 @@ def script_text(script: dict[str, Any]) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
-def render_outcome(outcome: production.Outcome) -> None:
+def render_outcome(outcome: episodes.Outcome) -> None:
     if outcome.status == "awaiting-review":
         app.console.print(
             f"\n[bold]waiting for review[/]: the evaluators disagree and the show asks a "

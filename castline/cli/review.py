@@ -9,9 +9,9 @@ from rich.table import Table
 
 # The package itself: `app.console` is looked up when a command runs, so tests can swap it.
 from castline import cli as app
-from castline import production
 from castline.cli import cli, guarded
 from castline.cli.render import progress, render_outcome, script_text, timestamp
+from castline.engine import episodes
 
 
 @cli.group(invoke_without_command=True)
@@ -30,9 +30,9 @@ def review(ctx: click.Context) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    for run_id, status in guarded(production.apply_review_timeouts):
+    for run_id, status in guarded(episodes.apply_review_timeouts):
         app.console.print(f"run {run_id}: nobody answered in time, {status} by the show's policy")
-    waiting = production.pending_reviews()
+    waiting = episodes.pending_reviews()
     if not waiting:
         app.console.print("no episode is waiting for review")
         return
@@ -59,7 +59,7 @@ def review(ctx: click.Context) -> None:
 @click.argument("run_id")
 def review_show(run_id: str) -> None:
     """Show what the evaluators disagreed on, their reasons, and the script."""
-    item = guarded(lambda: production.review_of(run_id))
+    item = guarded(lambda: episodes.review_of(run_id))
     summary = item["summary"]
     app.console.print(f"[bold]{item['record'].id}[/] round {summary['round']}: {item['status']}")
     for escalated in summary["escalated"]:
@@ -77,9 +77,7 @@ def review_show(run_id: str) -> None:
 def review_approve(run_id: str, note: str | None) -> None:
     """Approve the episode; its run continues to publishing."""
     with progress() as on_event:
-        outcome = guarded(
-            lambda: production.decide(run_id, "approved", note=note, on_event=on_event)
-        )
+        outcome = guarded(lambda: episodes.decide(run_id, "approved", note=note, on_event=on_event))
     render_outcome(outcome)
 
 
@@ -89,9 +87,7 @@ def review_approve(run_id: str, note: str | None) -> None:
 def review_reject(run_id: str, note: str | None) -> None:
     """Reject the episode; it is published as a rejected draft."""
     with progress() as on_event:
-        outcome = guarded(
-            lambda: production.decide(run_id, "rejected", note=note, on_event=on_event)
-        )
+        outcome = guarded(lambda: episodes.decide(run_id, "rejected", note=note, on_event=on_event))
     render_outcome(outcome)
 
 
@@ -101,7 +97,7 @@ def review_edit(run_id: str) -> None:
     """Open the script in $EDITOR, re-check it, and approve it as edited if it passes."""
     from castline.quality.editing import check_edit, parse_script
 
-    item = guarded(lambda: production.review_of(run_id))
+    item = guarded(lambda: episodes.review_of(run_id))
     summary = item["summary"]
     edited = click.edit(script_text(summary["script"]), extension=".txt")
     if edited is None:
@@ -116,7 +112,7 @@ def review_edit(run_id: str) -> None:
         sys.exit(1)
     with progress() as on_event:
         outcome = guarded(
-            lambda: production.decide(
+            lambda: episodes.decide(
                 run_id,
                 "approved",
                 note="approved as edited",

@@ -10,9 +10,9 @@ from rich.table import Table
 
 # The package itself: `app.console` is looked up when a command runs, so tests can swap it.
 from castline import cli as app
-from castline import production
 from castline.cli import cli, guarded
 from castline.cli.render import money, print_cost, timestamp
+from castline.engine import episodes
 
 
 @cli.group(invoke_without_command=True)
@@ -29,9 +29,9 @@ def runs(ctx: click.Context, limit: int) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from castline import workflow
+    from castline.engine import runtime
 
-    store = workflow.store()
+    store = runtime.store()
     records = store.list_runs(limit)
     costs = store.costs()
     table = Table(title="castline runs")
@@ -43,7 +43,7 @@ def runs(ctx: click.Context, limit: int) -> None:
             record.show_title,
             str(record.number) if record.number is not None else "",
             record.episode_title or record.topic,
-            production.display_status(record),
+            episodes.display_status(record),
             record.stage or "",
             money(costs.get(record.id, Decimal(0)), record.offline),
             timestamp(record.created_at),
@@ -61,7 +61,7 @@ def runs(ctx: click.Context, limit: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 def runs_show(run_id: str, as_json: bool) -> None:
     """Show one run: stages, steps, verdicts, cost by stage, artifacts."""
-    detail = guarded(lambda: production.describe(run_id))
+    detail = guarded(lambda: episodes.describe(run_id))
     if as_json:
         click.echo(json.dumps(detail.as_json(), indent=2, default=str))
         return
@@ -70,7 +70,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
     app.console.print(
         f"[bold]{record.id}[/]  {record.show_title}: {number}"
         f"{record.episode_title or record.topic}\n"
-        f"status {production.display_status(record)}, stage {record.stage}, "
+        f"status {episodes.display_status(record)}, stage {record.stage}, "
         f"{record.routing_reason}\noutput {record.output_dir}"
     )
     if record.error:
@@ -118,7 +118,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def runs_logs(run_id: str, as_json: bool) -> None:
     """Print a run's audit trail: every transition, decision, call and verdict."""
-    events = guarded(lambda: production.audit_trail(run_id))
+    events = guarded(lambda: episodes.audit_trail(run_id))
     for event in events:
         if as_json:
             click.echo(json.dumps(event, default=str))

@@ -73,12 +73,12 @@ def publish_audio(
 def rebuild_feed(show_path: Path) -> tuple[Path, int]:
     """Write the show's feed again from the store: every completed, voiced episode of the show
     (after moving files, changing `feed.base_url`, or losing the feed file)."""
-    from castline import workflow
     from castline.config import load_show, show_key
+    from castline.engine import runtime
 
     show = load_show(show_path)
     show_dir = show_path.parent
-    store = workflow.store()
+    store = runtime.store()
     episodes: list[feed.FeedEpisode] = []
     for record in store.list_runs(limit=100_000):
         if (

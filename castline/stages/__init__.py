@@ -1,6 +1,6 @@
 """The stages of the production line as plain functions: they build tasks and check results.
 
-Sequencing them, and making each model call a durable step, is `castline.workflow`'s job.
+Sequencing them, and making each model call a durable step, is `castline.engine.workflows`'s job.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Voice: one durable, budgeted clip per turn, then mastering into the episode MP3.
 
-Plain functions; `castline.workflow` makes each clip a step and runs them concurrently up to
+Plain functions; `castline.engine.workflows` makes each clip a step and runs them concurrently up to
 the show's `audio.concurrency`.
 """
 

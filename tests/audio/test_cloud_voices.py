@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from castline import production, workflow
 from castline.audio.tts.elevenlabs import ElevenLabsEngine
 from castline.config import database_url
 from castline.domain import Script
+from castline.engine import episodes, runtime
 from castline.errors import ConfigError, MissingCredentials, StageFailed, UnpricedModel
 from castline.stages import voice
 from castline.store import CallRecord, Store, calls
@@ -65,7 +65,7 @@ def test_openai_voices_the_episode_and_each_clip_costs_its_characters(
     show, source = short_show
     voiced_by_openai(show, fake, monkeypatch)
 
-    outcome = production.produce(show, TOPIC, [source])
+    outcome = episodes.produce(show, TOPIC, [source])
 
     assert outcome.status == "completed"
     calls = voice_calls(outcome.run_id)
@@ -83,7 +83,7 @@ def test_the_providers_concurrency_caps_its_speech_requests(
     show, source = short_show
     fake.latency_ms = 20  # requests overlap unless something holds them apart
     voiced_by_openai(show, fake, monkeypatch, provider=", concurrency: 1", audio=", concurrency: 4")
-    outcome = production.produce(show, TOPIC, [source])
+    outcome = episodes.produce(show, TOPIC, [source])
     assert outcome.status == "completed"
     assert fake.stats.requests["openai.speech"] > 10
     assert fake.stats.peak_in_flight["openai.speech"] == 1
@@ -101,7 +101,7 @@ def test_gemini_clips_are_settled_from_the_tokens_the_reply_reports(
         # no role on Gemini's language models: the text is written offline, the voice is paid
         "routing: {evaluator_secondary: [anthropic:claude-haiku-4-5]}\n",
     )
-    outcome = production.produce(show, TOPIC, [source])
+    outcome = episodes.produce(show, TOPIC, [source])
 
     assert outcome.status == "completed"
     calls = voice_calls(outcome.run_id)
@@ -124,7 +124,7 @@ def test_rate_limits_are_waited_out_and_every_attempt_recorded(
     )
     fake.queue(Fault.RATE_LIMIT, times=2, path="elevenlabs.speech")
 
-    outcome = production.produce(show, TOPIC, [source])
+    outcome = episodes.produce(show, TOPIC, [source])
 
     assert outcome.status == "completed"
     store = Store(database_url())
@@ -148,7 +148,7 @@ def test_a_silent_clip_is_made_again_and_billed_or_the_run_fails_naming_the_turn
     fake.queue(Fault.SILENT_AUDIO, times=silences, path="openai.speech")
 
     if recovers:
-        outcome = production.produce(show, TOPIC, [source])
+        outcome = episodes.produce(show, TOPIC, [source])
         assert outcome.status == "completed"
         store = Store(database_url())
         retried = [e for e in store.events(outcome.run_id) if "second try" in e.message]
@@ -157,7 +157,7 @@ def test_a_silent_clip_is_made_again_and_billed_or_the_run_fails_naming_the_turn
         assert first.cost == 2 * Decimal(len(first.prompt)) * 30 / MILLION  # both takes billed
         return
     with pytest.raises(StageFailed, match=r"turn 0 \(Alex, segment intro\) could not be voiced"):
-        production.produce(show, TOPIC, [source])
+        episodes.produce(show, TOPIC, [source])
     [run] = Store(database_url()).list_runs()
     assert run.status == "failed" and not (Path(run.output_dir) / "episode.mp3").exists()
     [failed] = [c for c in voice_calls(run.id) if c.status == "failed"]
@@ -166,7 +166,7 @@ def test_a_silent_clip_is_made_again_and_billed_or_the_run_fails_naming_the_turn
     made = fake.stats.requests["openai.speech"]
 
     # the engine speaks again: the run resumes at its voice stage, each turn voiced once more
-    resumed = production.resume(run.id)
+    resumed = episodes.resume(run.id)
 
     assert resumed.status == "completed"
     ok = [c.step_key for c in voice_calls(run.id) if c.status == "ok"]
@@ -183,7 +183,7 @@ def test_an_offline_run_voices_with_espeak_priced_as_the_configured_engine(
     show, source = short_show
     voiced_by(show, "audio: {engine: openai, model: tts-1}\n")
 
-    outcome = production.produce(show, TOPIC, [source])
+    outcome = episodes.produce(show, TOPIC, [source])
 
     assert outcome.status == "completed"
     calls = voice_calls(outcome.run_id)
@@ -198,7 +198,7 @@ def test_a_run_forced_offline_never_pays_for_speech_even_with_a_key(
     show, source = short_show
     voiced_by_openai(show, fake, monkeypatch)
 
-    outcome = production.produce(show, TOPIC, [source], provider="offline")
+    outcome = episodes.produce(show, TOPIC, [source], provider="offline")
 
     assert outcome.status == "completed"
     assert fake.stats.requests["openai.speech"] == 0
@@ -215,7 +215,7 @@ def test_an_engine_whose_sdk_is_missing_is_refused_before_spending(
     voiced_by(show, "audio: {engine: elevenlabs}\n")
 
     with pytest.raises(ConfigError, match=r"pip install 'castline\[elevenlabs\]'"):
-        production.produce(show, TOPIC, [source])
+        episodes.produce(show, TOPIC, [source])
     assert Store(database_url()).list_runs() == []
 
 
@@ -227,7 +227,7 @@ def test_a_live_run_whose_engine_has_no_key_is_refused_before_spending(
     monkeypatch.setenv("GEMINI_API_KEY", "AIzaFakeVoicesKey00771")
     voiced_by(show, "audio: {engine: elevenlabs}\n")
     with pytest.raises(MissingCredentials, match="ELEVENLABS_API_KEY"):
-        production.produce(show, TOPIC, [source])
+        episodes.produce(show, TOPIC, [source])
     assert Store(database_url()).list_runs() == []
 
 
@@ -241,10 +241,10 @@ def test_a_local_openai_compatible_speech_server_is_free_only_by_an_explicit_pri
         "audio: {engine: kokoro, model: kokoro-v1}\n",
     )
     with pytest.raises(UnpricedModel, match="kokoro:kokoro-v1"):
-        production.produce(show, TOPIC, [source])
+        episodes.produce(show, TOPIC, [source])
 
     voiced_by(show, 'prices:\n  "kokoro:kokoro-v1": {per_million_characters: 0}\n')
-    outcome = production.produce(show, TOPIC, [source])
+    outcome = episodes.produce(show, TOPIC, [source])
     assert outcome.status == "completed"
     assert all(c.cost == 0 and not c.shadow for c in voice_calls(outcome.run_id))
     assert fake.stats.requests["openai.speech"] == len(voice_calls(outcome.run_id))
@@ -258,7 +258,7 @@ def test_speech_the_budget_cannot_fit_halts_the_run_until_a_larger_budget_voices
     show.write_text(show.read_text().replace("per_episode: 33.25", "per_episode: 0.33"))
     voiced_by_openai(show, fake, monkeypatch)
 
-    outcome = production.produce(show, TOPIC, [source])
+    outcome = episodes.produce(show, TOPIC, [source])
 
     assert outcome.status == "halted" and outcome.output_dir is not None
     assert (outcome.output_dir / "script.md").exists()
@@ -276,7 +276,7 @@ def test_speech_the_budget_cannot_fit_halts_the_run_until_a_larger_budget_voices
     show.write_text(show.read_text().replace("per_episode: 0.33", "per_episode: 1.00"))
     text_calls = [c.id for c in store.calls(outcome.run_id) if c.stage != "voice"]
 
-    voiced = production.revoice(outcome.run_id)
+    voiced = episodes.revoice(outcome.run_id)
 
     assert voiced.status == "completed"
     assert (outcome.output_dir / "episode.mp3").exists()
@@ -291,7 +291,7 @@ def test_a_clip_made_just_before_a_crash_is_billed_when_the_run_finds_it(
 ) -> None:
     show, source = short_show
     voiced_by_openai(show, fake, monkeypatch)
-    outcome = production.produce(show, TOPIC, [source])
+    outcome = episodes.produce(show, TOPIC, [source])
     assert outcome.output_dir is not None
     store = Store(database_url())
     first = voice_calls(outcome.run_id)[0]
@@ -301,7 +301,7 @@ def test_a_clip_made_just_before_a_crash_is_billed_when_the_run_finds_it(
         connection.execute(
             calls.update().where(calls.c.id == first.id).values(status="abandoned", cost_nanos=0)
         )
-    ctx = workflow.context(outcome.run_id)
+    ctx = runtime.context(outcome.run_id)
     script = Script.model_validate(
         json.loads((outcome.output_dir / "episode.json").read_text())["script"]
     )

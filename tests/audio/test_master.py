@@ -15,12 +15,12 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from castline import production
 from castline.audio import master
 from castline.audio.master import MUSIC_LEAD_S, ClipIn
 from castline.audio.timeline import Chapter, TimedTurn, Timeline
 from castline.config import Audio, database_url
 from castline.domain import Outline, Segment
+from castline.engine import episodes
 from castline.errors import ConfigError, MusicFileError
 from castline.store import Store
 
@@ -285,7 +285,7 @@ def test_a_show_with_a_missing_music_file_is_refused_before_anything_is_spent(
     show.write_text(show.read_text() + "\naudio: {outro_music: music/outro.wav}\n")
 
     with pytest.raises(MusicFileError, match=r"audio\.outro_music: .*outro\.wav: no such file"):
-        production.produce(show, "A topic", [source])
+        episodes.produce(show, "A topic", [source])
 
     assert Store(database_url()).list_runs() == []
 

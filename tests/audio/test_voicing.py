@@ -18,9 +18,9 @@ import soundfile as sf
 from click.testing import CliRunner
 from mutagen.id3 import ID3
 
-from castline import production
 from castline.cli import cli, script_text
 from castline.config import database_url
+from castline.engine import episodes
 from castline.errors import UnpricedModel
 from castline.publish.feed import read_episodes
 from castline.quality.editing import parse_script
@@ -35,7 +35,7 @@ def _clips(store: Store, run_id: str) -> list[str]:
 
 def test_the_episode_is_a_podcast(short_show: tuple[Path, Path]) -> None:
     show, source = short_show
-    outcome = production.produce(show, TOPIC, [source])
+    outcome = episodes.produce(show, TOPIC, [source])
 
     assert outcome.status == "completed" and outcome.output_dir is not None
     mp3 = outcome.output_dir / "episode.mp3"
@@ -48,7 +48,7 @@ def test_the_episode_is_a_podcast(short_show: tuple[Path, Path]) -> None:
     tags = ID3(str(mp3))
     by_id = {c.element_id: c for c in tags.getall("CHAP")}
     chapters = [by_id[i] for i in tags.getall("CTOC")[0].child_element_ids]
-    episode = production.describe(outcome.run_id)
+    episode = episodes.describe(outcome.run_id)
     assert chapters[0].sub_frames["TIT2"].text[0] == "Welcome"
     assert len(chapters) == len(by_id) >= 3
     starts = [c.start_time for c in chapters]
@@ -83,12 +83,12 @@ def test_the_episode_is_a_podcast(short_show: tuple[Path, Path]) -> None:
 
 def test_editing_one_turn_re_renders_exactly_one_clip(short_show: tuple[Path, Path]) -> None:
     show, source = short_show
-    first = production.produce(show, TOPIC, [source])
+    first = episodes.produce(show, TOPIC, [source])
     store = Store(database_url())
     assert first.output_dir is not None
     turns = parse_script(
         script_text(
-            production.describe(first.run_id).record.spec
+            episodes.describe(first.run_id).record.spec
             and __import__("json").loads((first.output_dir / "episode.json").read_text())["script"]
         ),
         TOPIC,
@@ -103,7 +103,7 @@ def test_editing_one_turn_re_renders_exactly_one_clip(short_show: tuple[Path, Pa
     )
     before = len(_clips(store, first.run_id))
 
-    again = production.revoice(first.run_id, script=edited)
+    again = episodes.revoice(first.run_id, script=edited)
 
     assert again.status == "completed"
     after = _clips(store, first.run_id)[before:]
@@ -117,13 +117,13 @@ def test_editing_one_turn_re_renders_exactly_one_clip(short_show: tuple[Path, Pa
 
 def test_a_changed_voice_re_voices_only_that_hosts_turns(short_show: tuple[Path, Path]) -> None:
     show, source = short_show
-    first = production.produce(show, TOPIC, [source])
+    first = episodes.produce(show, TOPIC, [source])
     store = Store(database_url())
     speakers = [t["speaker"] for t in _episode_json(first)["script"]["turns"]]
     before = len(_clips(store, first.run_id))
     show.write_text(show.read_text().replace("espeak: en-us+m3", "espeak: en-gb-x-rp"))
 
-    again = production.revoice(first.run_id)
+    again = episodes.revoice(first.run_id)
 
     assert again.status == "completed"
     after = _clips(store, first.run_id)[before:]
@@ -137,19 +137,19 @@ def test_voicing_again_with_an_unpriced_voice_is_refused_before_anything_changes
     short_show: tuple[Path, Path],
 ) -> None:
     show, source = short_show
-    first = production.produce(show, TOPIC, [source])
+    first = episodes.produce(show, TOPIC, [source])
     store = Store(database_url())
     spec = store.get_run(first.run_id).spec
     show.write_text(show.read_text() + "\naudio: {engine: openai, model: gpt-9-tts}\n")
 
     with pytest.raises(UnpricedModel, match="openai:gpt-9-tts"):
-        production.revoice(first.run_id)
+        episodes.revoice(first.run_id)
 
     record = store.get_run(first.run_id)
     assert record.status == "completed" and record.spec == spec
 
 
-def _episode_json(outcome: production.Outcome) -> dict[str, Any]:
+def _episode_json(outcome: episodes.Outcome) -> dict[str, Any]:
     assert outcome.output_dir is not None
     episode: dict[str, Any] = json.loads((outcome.output_dir / "episode.json").read_text())
     return episode
@@ -157,7 +157,7 @@ def _episode_json(outcome: production.Outcome) -> dict[str, Any]:
 
 def test_the_feed_is_rebuilt_from_the_store(short_show: tuple[Path, Path]) -> None:
     show, source = short_show
-    first = production.produce(show, TOPIC, [source], number=4)
+    first = episodes.produce(show, TOPIC, [source], number=4)
     assert first.output_dir is not None
     feed_file = first.output_dir.parent / "feed.xml"
     feed_file.unlink()

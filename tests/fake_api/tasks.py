@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from castline.calls import TASK_TYPES
 from castline.domain import Source
+from castline.engine.paid.calls import TASK_TYPES
 from castline.errors import ProviderError
 from castline.llm.base import Task
 from castline.llm.offline import OfflineProvider

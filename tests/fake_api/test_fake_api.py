@@ -18,9 +18,9 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from castline.calls import TASK_TYPES
 from castline.config import load_show
 from castline.domain import Finding, Script, Section, Source
+from castline.engine.paid.calls import TASK_TYPES
 from castline.llm import prompts
 from castline.llm.base import Task
 from castline.llm.offline import OfflineProvider, research, writing

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from castline import production, workflow
 from castline.cli import cli
 from castline.config import database_url
 from castline.domain import Turn
+from castline.engine import episodes, runtime
 from castline.llm import registry
 from castline.llm.base import Task
 from castline.llm.offline import OfflineProvider
@@ -49,8 +49,8 @@ def _plant(segment: str, change: Callable[[list[Turn]], list[Turn]]) -> Scripted
     return scripted
 
 
-def _run(show: Path) -> tuple[production.Outcome, dict[str, Any], Store]:
-    outcome = production.produce(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES, provider="scripted")
+def _run(show: Path) -> tuple[episodes.Outcome, dict[str, Any], Store]:
+    outcome = episodes.produce(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES, provider="scripted")
     assert outcome.output_dir is not None
     episode = json.loads((outcome.output_dir / "episode.json").read_text())
     return outcome, episode, Store(database_url())
@@ -174,7 +174,7 @@ def test_evaluators_who_disagree_send_the_episode_to_a_person_who_approves_it_la
     scripted.respond("judge", _disagree_on_tone)
     registry.use(scripted)
 
-    outcome = production.produce(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES, provider="scripted")
+    outcome = episodes.produce(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES, provider="scripted")
 
     assert outcome.status == "awaiting-review" and outcome.output_dir is None
     store = Store(database_url())
@@ -183,7 +183,7 @@ def test_evaluators_who_disagree_send_the_episode_to_a_person_who_approves_it_la
     assert outcome.run_id in listing.output and "tone" in listing.output
     shown = CliRunner().invoke(cli, ["review", "show", outcome.run_id], catch_exceptions=False)
     assert "primary thinks 0.95" in shown.output and "Maya:" in shown.output
-    workflow.shutdown()  # the producing process is gone; a new one takes the decision
+    runtime.shutdown()  # the producing process is gone; a new one takes the decision
 
     approved = subprocess.run(
         [sys.executable, "-m", "castline", "review", "approve", outcome.run_id, "--note", "fine"],
@@ -240,12 +240,12 @@ def test_an_unanswered_review_is_decided_by_the_show_policy_after_the_timeout(
     scripted = ScriptedProvider()
     scripted.respond("judge", _disagree_on_tone)
     registry.use(scripted)
-    outcome = production.produce(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES, provider="scripted")
+    outcome = episodes.produce(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES, provider="scripted")
     assert outcome.status == "awaiting-review"
-    requested = production.review_of(outcome.run_id)["requested_at"]
+    requested = episodes.review_of(outcome.run_id)["requested_at"]
 
-    assert production.apply_review_timeouts(now=requested + 1800) == []  # half an hour: waits
-    decided = production.apply_review_timeouts(now=requested + 3601)
+    assert episodes.apply_review_timeouts(now=requested + 1800) == []  # half an hour: waits
+    decided = episodes.apply_review_timeouts(now=requested + 3601)
 
     assert decided == [(outcome.run_id, "rejected")]
     record = Store(database_url()).get_run(outcome.run_id)

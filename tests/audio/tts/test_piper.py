@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from castline import production
 from castline.audio.tts import Engine, EngineSetup, build
 from castline.audio.tts.piper import PiperEngine, length_scale
 from castline.config import Host, ProviderSettings, database_url, load_show
+from castline.engine import episodes
 from castline.errors import ConfigError
 from castline.store import Store
 from tests.conftest import EXAMPLE
@@ -196,7 +196,7 @@ def test_an_episode_voiced_by_piper_completes_and_its_clips_cost_nothing(
     # one relative to the show bible, one absolute
     with_piper_voices(show, "voices/tone.onnx", str(voice))
 
-    outcome = production.produce(show, TOPIC, [source])
+    outcome = episodes.produce(show, TOPIC, [source])
 
     assert outcome.status == "completed" and outcome.output_dir is not None
     assert (outcome.output_dir / "episode.mp3").stat().st_size > 10_000
@@ -218,7 +218,7 @@ def test_a_show_without_piper_voices_is_refused_before_a_run_starts(
     with_piper_voices(show, "voices/alex.onnx", None)  # Sam has none
 
     with pytest.raises(ConfigError) as refused:
-        production.produce(show, TOPIC, [source])
+        episodes.produce(show, TOPIC, [source])
 
     message = str(refused.value)
     assert "hosts[1].voices.piper (host 'Sam')" in message and "Alex" not in message
@@ -233,7 +233,7 @@ def test_a_missing_model_file_stops_the_run_before_it_starts_naming_the_file_and
     with_piper_voices(show, str(voice), "voices/sam.onnx")
 
     with pytest.raises(ConfigError) as failed:
-        production.produce(show, TOPIC, [source])
+        episodes.produce(show, TOPIC, [source])
 
     missing = (show.parent / "voices" / "sam.onnx").resolve()
     assert f"hosts[1].voices.piper (host 'Sam'): the Piper voice file {missing} does not " in (

@@ -20,7 +20,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from castline import workflow
 from castline.audio import costs, master
 from castline.audio.tts import Voicing, plan_voicing
 from castline.budget.ledger import Ledger
@@ -28,6 +27,8 @@ from castline.budget.prices import Pricer
 from castline.budget.report import CostReport, cost_report
 from castline.config import Show, load_show, show_key
 from castline.domain import Script, Source
+from castline.engine import runtime, workflows
+from castline.engine.runner import ROLES_USED
 from castline.errors import (
     ConfigError,
     EpisodeNumberTaken,
@@ -37,7 +38,6 @@ from castline.errors import (
     StageFailed,
 )
 from castline.llm.registry import Routing, plan_routing
-from castline.pipeline import ROLES_USED
 from castline.sources import read_sources
 from castline.store import (
     ArtifactRecord,
@@ -81,8 +81,8 @@ def produce(
 ) -> Outcome:
     """Produce one episode end to end; see `create_run` for what is checked before spending."""
     run_id = create_run(show_path, topic, source_paths, provider=provider, number=number)
-    workflow.launch()
-    return follow(run_id, workflow.start(run_id), on_event)
+    runtime.launch()
+    return follow(run_id, workflows.start(run_id), on_event)
 
 
 @dataclass(frozen=True)
@@ -215,13 +215,13 @@ def create_run(
     slug = re.sub(r"[^a-z0-9]+", "-", prepared.topic.lower()).strip("-")[:48].rstrip("-")
     folder = f"{slug or 'episode'}-{run_id[:6]}"
     output_dir = (prepared.show_path.parent / prepared.show.output_dir / folder).resolve()
-    record_run(workflow.store(), prepared, run_id, output_dir)
+    record_run(runtime.store(), prepared, run_id, output_dir)
     return run_id
 
 
 def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = False) -> Outcome:
     """Finish a run that crashed, was interrupted or failed, without repeating completed steps."""
-    store = workflow.store()
+    store = runtime.store()
     record = store.get_run(run_id)
     if record.status == "awaiting-review":
         raise RunNotResumable(
@@ -253,10 +253,10 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
                 "with one number. Produce this topic again instead.",
                 run_id=record.id,
             )
-    workflow.launch()
+    runtime.launch()
     assert record.workflow_id is not None
     released = Ledger(store).release_stale(record.id)
-    handle = workflow.resume(record.workflow_id)
+    handle = workflows.resume(record.workflow_id)
     store.claim_run(record.id)
     store.update_run(record.id, status="running", error=None, workflow_id=handle.workflow_id)
     store.add_event(
@@ -285,7 +285,7 @@ def _alive_elsewhere(record: RunRecord) -> bool:
 
 def follow(run_id: str, handle: Any, on_event: EventCallback | None = None) -> Outcome:
     """Wait for the workflow while relaying new audit events; record how the run ended."""
-    store = workflow.store()
+    store = runtime.store()
     box: dict[str, Any] = {}
 
     def wait() -> None:
@@ -399,7 +399,7 @@ class RunDetail:
 
 def describe(run_id: str) -> RunDetail:
     """Everything the store knows about one run, summarised for `castline runs show`."""
-    store = workflow.store()
+    store = runtime.store()
     record = store.get_run(run_id)
     reviews = [e for e in store.events(record.id) if e.kind == "verdicts"]
     return RunDetail(
@@ -413,14 +413,14 @@ def describe(run_id: str) -> RunDetail:
 
 def audit_trail(run_id: str) -> list[dict[str, Any]]:
     """The run's events, oldest first, as plain dictionaries."""
-    store = workflow.store()
+    store = runtime.store()
     record = store.get_run(run_id)
     return [asdict(event) for event in store.events(record.id)]
 
 
 def pending_reviews() -> list[dict[str, Any]]:
     """Episodes waiting for a person, oldest first, with what the evaluators disagreed on."""
-    store = workflow.store()
+    store = runtime.store()
     waiting = []
     for review in store.pending_reviews():
         record = store.get_run(review["run_id"])
@@ -429,7 +429,7 @@ def pending_reviews() -> list[dict[str, Any]]:
 
 
 def review_of(run_id: str) -> dict[str, Any]:
-    store = workflow.store()
+    store = runtime.store()
     record = store.get_run(run_id)
     review = store.review(record.id)
     if review is None:
@@ -446,7 +446,7 @@ def decide(
     on_event: EventCallback | None = None,
 ) -> Outcome:
     """Record a person's decision and continue the episode from its review gate."""
-    store = workflow.store()
+    store = runtime.store()
     review = review_of(run_id)
     record = review["record"]
     if review["status"] != "pending":
@@ -455,9 +455,9 @@ def decide(
         )
     store.decide_review(record.id, review["round"], status, note=note, script=script)
     store.add_event(record.id, "review-decided", f"a person {status} the episode: {note or ''}")
-    workflow.launch()
+    runtime.launch()
     assert record.workflow_id is not None
-    handle = workflow.continue_after_review(record.workflow_id)
+    handle = workflows.continue_after_review(record.workflow_id)
     store.claim_run(record.id)
     store.update_run(record.id, status="running", workflow_id=handle.workflow_id)
     return follow(record.id, handle, on_event)
@@ -517,7 +517,7 @@ def revoice(
 ) -> Outcome:
     """Voice a finished episode again, optionally with an edited script, re-rendering only the
     clips that changed and paying nothing again for research, writing or review."""
-    store = workflow.store()
+    store = runtime.store()
     record = store.get_run(run_id)
     episode_file = Path(record.output_dir) / "episode.json"
     episode = json.loads(episode_file.read_text()) if episode_file.exists() else {}
@@ -547,10 +547,10 @@ def revoice(
     store.add_event(
         record.id, "revoice", f"voicing the episode again (attempt {attempt}); {voicing.reason}"
     )
-    workflow.launch()
-    workflow.forget(record.id)
+    runtime.launch()
+    runtime.forget(record.id)
     store.update_run(record.id, status="running", stage="voice")
     store.claim_run(record.id)
-    handle = workflow.start_revoice(record.id, episode, attempt)
+    handle = workflows.start_revoice(record.id, episode, attempt)
     store.update_run(record.id, workflow_id=handle.workflow_id)  # what `resume` continues
     return follow(record.id, handle, on_event)

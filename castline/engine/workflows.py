@@ -9,126 +9,26 @@ too, so a replay does not write them twice.
 from __future__ import annotations
 
 import hashlib
-import logging
-import os
-import socket
-import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from dbos import DBOS, DBOSConfig, SetWorkflowID, WorkflowHandle
+from dbos import DBOS, SetWorkflowID, WorkflowHandle
 
-from castline import __version__, batches, calls
+from castline import __version__
 from castline.audio.timeline import Timeline
-from castline.audio.tts import Voicing
 from castline.budget.report import cost_report
-from castline.config import Show, database_url, show_key, state_dir
-from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Source, Verdict
+from castline.config import show_key
+from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Verdict
+from castline.engine.paid import batches, calls
+from castline.engine.runner import Pipeline
+from castline.engine.runtime import context, store
 from castline.errors import StageFailed
 from castline.llm.base import Task
-from castline.llm.registry import Route, Routing
 from castline.llm.tasks import JudgeTask, Question
-from castline.pipeline import Pipeline
 from castline.publish.episode import publish_audio
 from castline.quality import gates
-from castline.quality.integration import EarlierEpisode
 from castline.stages import RunContext, publish, research, voice
-from castline.store import Store
-
-SYSTEM_DATABASE_ENV = "CASTLINE_SYSTEM_DATABASE_URL"
-_lock = threading.Lock()
-_launched_url: str | None = None
-_stores: dict[str, Store] = {}
-_contexts: dict[str, RunContext] = {}
-
-
-def system_database_url() -> str:
-    """DBOS's own database: `$CASTLINE_SYSTEM_DATABASE_URL`; else the run store's database when
-    that is a server (so machines sharing one Postgres share their workflows too); else SQLite
-    in the state directory."""
-    configured = os.environ.get(SYSTEM_DATABASE_ENV)
-    if configured:
-        return configured
-    store_url = database_url()
-    if not store_url.startswith("sqlite"):
-        return store_url
-    return f"sqlite:///{state_dir() / 'dbos.sqlite'}"
-
-
-def store() -> Store:
-    url = database_url()
-    with _lock:
-        if url not in _stores:
-            _stores[url] = Store(url)
-        return _stores[url]
-
-
-def launch() -> None:
-    """Start DBOS for this process (once per system database), without recovering other
-    processes' runs: each process has its own executor id, and resuming is explicit."""
-    global _launched_url
-    url = system_database_url()
-    with _lock:
-        if _launched_url == url:
-            return
-        if _launched_url is not None:
-            DBOS.destroy(destroy_registry=False)
-        state_dir().mkdir(parents=True, exist_ok=True)
-        config: DBOSConfig = {
-            "name": "castline",
-            "system_database_url": url,
-            "application_version": __version__,
-            "executor_id": f"castline-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
-            "log_level": "WARNING",
-            "notification_listener_polling_interval_sec": 0.05,
-        }
-        engine = _sqlite_engine(url)
-        if engine is not None:
-            config["system_database_engine"] = engine
-        DBOS(config=config)
-        DBOS.launch()
-        # castline records workflow failures in its own store and reports them; DBOS's console
-        # tracebacks would only duplicate that.
-        logging.getLogger("dbos").setLevel(logging.CRITICAL)
-        _launched_url = url
-        _contexts.clear()
-
-
-def _sqlite_engine(url: str) -> sa.Engine | None:
-    """For a SQLite system database, an engine in WAL mode with synchronous=NORMAL.
-
-    DBOS's own SQLite engine keeps SQLite's defaults (a rollback journal, a full sync on every
-    commit), which made checkpoints most of an offline run's time. WAL with NORMAL sync survives
-    any process crash, SIGKILL included; only a power cut can lose the newest commits, and then
-    the call journal in the run store still prevents a second payment for a recorded reply.
-    Writers stay serialised with IMMEDIATE transactions, as DBOS requires.
-    """
-    if not url.startswith("sqlite:///"):
-        return None
-    Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"check_same_thread": False})
-
-    @sa.event.listens_for(engine, "connect")
-    def _configure(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
-        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
-        dbapi_connection.execute("PRAGMA busy_timeout=30000")
-        dbapi_connection.execute("PRAGMA foreign_keys=ON")
-        dbapi_connection.isolation_level = "IMMEDIATE"
-
-    return engine
-
-
-def shutdown() -> None:
-    global _launched_url
-    with _lock:
-        if _launched_url is not None:
-            DBOS.destroy(destroy_registry=False)
-            _launched_url = None
 
 
 def start(run_id: str) -> WorkflowHandle[dict[str, Any]]:
@@ -172,54 +72,6 @@ def continue_after_review(workflow_id: str) -> WorkflowHandle[dict[str, Any]]:
     if not gates:
         raise RuntimeError(f"workflow {workflow_id} has no review gate to continue from")
     return DBOS.fork_workflow(workflow_id, max(gates), application_version=__version__)
-
-
-def forget(run_id: str) -> None:
-    """Drop the run's cached context, after its inputs were changed (a re-voicing)."""
-    with _lock:
-        _contexts.pop(run_id, None)
-
-
-def context(run_id: str) -> RunContext:
-    """The run's fixed inputs, read from the store (once per process)."""
-    with _lock:
-        if run_id in _contexts:
-            return _contexts[run_id]
-    record = store().get_run(run_id)
-    spec = record.spec
-    routing = Routing(
-        routes={
-            role: [Route(**route) for route in chain] for role, chain in spec["routing"].items()
-        },
-        offline=record.offline,
-        reason=record.routing_reason,
-    )
-    show = Show.model_validate(spec["show"])
-    earlier_ids = set(spec.get("earlier", []))
-    ctx = RunContext(
-        run_id=record.id,
-        show=show,
-        topic=record.topic,
-        sources=[Source.model_validate(s) for s in store().load_sources(run_id)],
-        routing=routing,
-        output_dir=record.output_dir,
-        show_dir=str(Path(record.show_path).parent),
-        number=record.number,
-        planned_voicing=Voicing(**spec["voicing"]) if spec.get("voicing") else None,
-        earlier=[
-            EarlierEpisode(
-                run_id=row["run_id"],
-                title=row["title"],
-                hosts=row["hosts"],
-                script=Script.model_validate(row["script"]),
-            )
-            for row in store().earlier_scripts(show_key(show), record.id)
-            if row["run_id"] in earlier_ids
-        ],
-    )
-    with _lock:
-        _contexts[run_id] = ctx
-    return ctx
 
 
 # Steps

@@ -7,8 +7,8 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from castline import production
 from castline.config import database_url
+from castline.engine import episodes
 from castline.store import Store
 from tests.conftest import EXAMPLE_SOURCES, EXAMPLE_TOPIC
 
@@ -19,7 +19,7 @@ def _with_budget(show: Path, amount: str) -> Path:
 
 
 def test_default_budget_does_not_degrade(show_copy: Path) -> None:
-    outcome = production.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    outcome = episodes.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
 
     assert outcome.status == "completed" and outcome.budget_mode == "normal"
     assert outcome.skipped == [] and outcome.halted_at is None
@@ -32,7 +32,7 @@ def test_default_budget_does_not_degrade(show_copy: Path) -> None:
 
 
 def test_fifty_cent_budget_degrades_and_halts_and_says_why(show_copy: Path) -> None:
-    outcome = production.produce(_with_budget(show_copy, "0.50"), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    outcome = episodes.produce(_with_budget(show_copy, "0.50"), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
 
     store = Store(database_url())
     assert outcome.cost <= Decimal("0.50")
@@ -49,13 +49,13 @@ def test_fifty_cent_budget_degrades_and_halts_and_says_why(show_copy: Path) -> N
     assert episode["budget"]["skipped"] == outcome.skipped
     assert episode["budget"]["halted_at"] == outcome.halted_at
     assert not episode["accepted"]
-    detail = production.describe(outcome.run_id)
+    detail = episodes.describe(outcome.run_id)
     assert detail.record.status == "halted"
     assert sum((c.cost for c in detail.calls), Decimal(0)) == outcome.cost
 
 
 def test_a_budget_too_small_for_any_research_halts_before_writing(show_copy: Path) -> None:
-    outcome = production.produce(_with_budget(show_copy, "0.01"), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    outcome = episodes.produce(_with_budget(show_copy, "0.01"), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
 
     assert outcome.status == "halted" and outcome.halted_at == "research"
     assert outcome.output_dir is None and outcome.words == 0

@@ -29,7 +29,7 @@ from castline.quality.verdicts import blocking
 from castline.stages import polish, write
 
 if TYPE_CHECKING:
-    from castline.pipeline import Pipeline
+    from castline.engine.runner import Pipeline
 
 EVALUATORS: dict[Literal["primary", "secondary"], str] = {
     "primary": "evaluator_primary",

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from castline import production
 from castline.config import database_url
+from castline.engine import episodes
 from castline.errors import RunNotFound, RunNotResumable, StageFailed
 from castline.llm import registry
 from castline.llm.scripted import ScriptedProvider
@@ -28,7 +28,7 @@ def _ok_counts(store: Store, run_id: str) -> Counter[str]:
 
 
 def test_offline_example_episode_is_grounded_and_on_length(show_copy: Path) -> None:
-    outcome = production.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    outcome = episodes.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
 
     assert outcome.status == "completed" and outcome.offline
     episode = json.loads((outcome.output_dir / "episode.json").read_text())
@@ -67,7 +67,7 @@ def test_offline_example_episode_is_grounded_and_on_length(show_copy: Path) -> N
 
 
 def test_every_call_is_recorded_with_prompt_usage_and_shadow_cost(show_copy: Path) -> None:
-    outcome = production.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    outcome = episodes.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
     store = Store(database_url())
     calls = store.calls(outcome.run_id)
 
@@ -96,7 +96,7 @@ def test_failed_stage_resumes_without_repeating_finished_steps(show_copy: Path) 
     scripted.fail("write", "overloaded", times=3)
 
     with pytest.raises(StageFailed, match="write") as failure:
-        production.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES, provider="scripted")
+        episodes.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES, provider="scripted")
     run_id = failure.value.run_id
     assert run_id is not None
     store = Store(database_url())
@@ -110,9 +110,9 @@ def test_failed_stage_resumes_without_repeating_finished_steps(show_copy: Path) 
         "anthropic:claude-haiku-4-5",
     ]
 
-    later = production.create_run(show_copy, "Cool roofs", EXAMPLE_SOURCES[:1])
+    later = episodes.create_run(show_copy, "Cool roofs", EXAMPLE_SOURCES[:1])
 
-    outcome = production.resume(run_id)
+    outcome = episodes.resume(run_id)
 
     assert outcome.status == "completed"
     after = _ok_counts(store, run_id)
@@ -130,22 +130,22 @@ def test_a_failed_run_whose_number_was_given_again_is_not_resumed(show_copy: Pat
     registry.use(scripted)
     scripted.fail("write", "overloaded", times=3)  # the writer chain and the fallback
     with pytest.raises(StageFailed) as failure:
-        production.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES, provider="scripted")
+        episodes.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES, provider="scripted")
     failed = failure.value.run_id
     assert failed is not None
-    taker = production.create_run(show_copy, "Cool roofs", EXAMPLE_SOURCES[:1], number=1)
+    taker = episodes.create_run(show_copy, "Cool roofs", EXAMPLE_SOURCES[:1], number=1)
 
     with pytest.raises(RunNotResumable, match=f"number 1 was given to run {taker}"):
-        production.resume(failed)
+        episodes.resume(failed)
     assert Store(database_url()).get_run(failed).status == "failed"
 
 
 def test_resume_rejects_finished_and_unknown_runs(show_copy: Path) -> None:
-    outcome = production.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    outcome = episodes.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
     with pytest.raises(RunNotResumable, match="already finished"):
-        production.resume(outcome.run_id)
+        episodes.resume(outcome.run_id)
     with pytest.raises(RunNotFound):
-        production.resume("does-not-exist")
+        episodes.resume("does-not-exist")
 
 
 @pytest.mark.slow
@@ -188,7 +188,7 @@ def test_sigkill_during_write_then_resume_repeats_no_completed_step(show_copy: P
     assert any(c.stage == "write" for c in before.values())
     assert not any(c.stage == "publish" for c in before.values())
     record = store.get_run(run_id)
-    assert record.status == "running" and production.display_status(record) == "interrupted"
+    assert record.status == "running" and episodes.display_status(record) == "interrupted"
 
     resumed = subprocess.run(
         [sys.executable, "-m", "castline", "resume", run_id],

@@ -1,5 +1,5 @@
 """The episode, stage by stage: what is asked of whom, what is decided, and what happens when the
-budget says no. Plain code against a `Steps` interface; `castline.workflow` makes each step
+budget says no. Plain code against a `Steps` interface; `castline.engine.workflows` makes each step
 durable.
 
 A call the budget refuses does not fail the run. Where code can stand in (the orchestrator's
@@ -39,8 +39,8 @@ from castline.llm.tasks import (
 )
 from castline.orchestrator import guard_fanout
 from castline.quality.verdicts import blocking as quality_blocking
-from castline.reviewing import ReviewLoop
 from castline.stages import RunContext, plan, research, write
+from castline.stages.review import ReviewLoop
 
 # The roles this pipeline calls; only these need a key for a live run.
 ROLES_USED = frozenset(

@@ -14,7 +14,7 @@ from typing import Any
 
 from castline.budget.ledger import Ledger, Refusal
 from castline.budget.policy import fixed
-from castline.calls import INPUT_MARGIN, CallOutcome
+from castline.engine.paid.calls import INPUT_MARGIN, CallOutcome
 from castline.errors import ProviderError
 from castline.llm import prompts, registry
 from castline.llm.base import Task
