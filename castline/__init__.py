@@ -1,8 +1,73 @@
-"""castline: a budget-safe, durable production line for podcast episodes."""
+"""castline: a budget-safe, durable production line for podcast episodes.
+
+The public API. Its names are imported on first use (PEP 562), so that `import castline` (and the
+command line's `--help`) does not pay for the run engine, DBOS or the audio stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from castline.errors import ConfigError, RunError
 
 __version__ = "0.1.0"
 
-from castline.config import Show, load_show
-from castline.engine.episodes import Outcome, create_run, produce, resume
+if TYPE_CHECKING:
+    from castline.budget.estimate import estimate
+    from castline.config import Show, load_show
+    from castline.engine.episodes import (
+        Outcome,
+        audit_trail,
+        create_run,
+        decide,
+        describe,
+        produce,
+        resume,
+        revoice,
+    )
 
-__all__ = ["Outcome", "Show", "__version__", "create_run", "load_show", "produce", "resume"]
+# Each lazy name and the module that defines it.
+_LAZY: dict[str, str] = {
+    "Outcome": "castline.engine.episodes",
+    "Show": "castline.config",
+    "audit_trail": "castline.engine.episodes",
+    "create_run": "castline.engine.episodes",
+    "decide": "castline.engine.episodes",
+    "describe": "castline.engine.episodes",
+    "estimate": "castline.budget.estimate",
+    "load_show": "castline.config",
+    "produce": "castline.engine.episodes",
+    "resume": "castline.engine.episodes",
+    "revoice": "castline.engine.episodes",
+}
+
+__all__ = [
+    "ConfigError",
+    "Outcome",
+    "RunError",
+    "Show",
+    "__version__",
+    "audit_trail",
+    "create_run",
+    "decide",
+    "describe",
+    "estimate",
+    "load_show",
+    "produce",
+    "resume",
+    "revoice",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'castline' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -7,9 +7,11 @@ so that a typo fails loudly instead of being ignored, and errors point at the fi
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import (
@@ -46,19 +48,54 @@ Role = Literal[
 ]
 ROLES: tuple[str, ...] = get_args(Role)
 
-# The seed's routing: Sonnet-class coordination, an Opus-class writer, Claude + Gemini evaluators
-# and a Haiku-class fallback. Model choice is configuration; these are only the defaults.
-DEFAULT_ROUTING: dict[Role, list[str]] = {
-    "orchestrator": ["anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5"],
-    "researcher": ["anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5"],
-    "planner": ["anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5"],
-    "writer": ["anthropic:claude-opus-4-6", "anthropic:claude-sonnet-4-6"],
-    "polisher": ["anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5"],
-    "evaluator_primary": ["anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5"],
-    "evaluator_secondary": ["gemini:gemini-2.5-pro", "gemini:gemini-2.5-flash"],
-    "evaluator_tiebreaker": ["anthropic:claude-opus-4-6", "anthropic:claude-sonnet-4-6"],
-    "fallback": ["anthropic:claude-haiku-4-5"],
+
+def _always(show: Show) -> bool:
+    return True
+
+
+def _tiebreaker_called(show: Show) -> bool:
+    return show.quality.escalation == "tiebreaker"
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """A role of the production line: its default routing, and whether a run of a show can call
+    it. Preflight demands a key for every role a run can call, so `reached` errs towards True."""
+
+    default_routing: tuple[str, ...]
+    reached: Callable[[Show], bool] = _always
+
+
+# The roles, declared once: everything else (the default routing, the roles a run needs keys
+# for) is derived from this table. The seed's routing: Sonnet-class coordination, an Opus-class
+# writer, Claude + Gemini evaluators and a Haiku-class fallback. Model choice is configuration;
+# these are only the defaults.
+ROLE_SPECS: dict[Role, RoleSpec] = {
+    "orchestrator": RoleSpec(("anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5")),
+    "researcher": RoleSpec(("anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5")),
+    "planner": RoleSpec(("anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5")),
+    "writer": RoleSpec(("anthropic:claude-opus-4-6", "anthropic:claude-sonnet-4-6")),
+    "polisher": RoleSpec(("anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5")),
+    "evaluator_primary": RoleSpec(("anthropic:claude-sonnet-4-6", "anthropic:claude-haiku-4-5")),
+    "evaluator_secondary": RoleSpec(("gemini:gemini-2.5-pro", "gemini:gemini-2.5-flash")),
+    # called when the evaluators disagree, unless the show asks a person instead
+    "evaluator_tiebreaker": RoleSpec(
+        ("anthropic:claude-opus-4-6", "anthropic:claude-sonnet-4-6"), _tiebreaker_called
+    ),
+    # every call falls back to it when its own chain fails
+    "fallback": RoleSpec(("anthropic:claude-haiku-4-5",)),
 }
+if tuple(ROLE_SPECS) != ROLES:  # pragma: no cover - caught by any import in a test run
+    raise RuntimeError(f"ROLE_SPECS must declare exactly the roles {ROLES}, in that order")
+
+DEFAULT_ROUTING: dict[Role, list[str]] = {
+    role: list(spec.default_routing) for role, spec in ROLE_SPECS.items()
+}
+
+
+def roles_reached(show: Show) -> frozenset[str]:
+    """The roles a run of `show` can call: a live run needs a key for each of them."""
+    return frozenset(role for role, spec in ROLE_SPECS.items() if spec.reached(show))
 
 
 class _Strict(BaseModel):
@@ -335,6 +372,17 @@ def load_show(path: Path) -> Show:
 
 
 def parse_show(text: str, path: Path) -> Show:
+    return parse_yaml(text, path, Show, ShowFileError)
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def parse_yaml(
+    text: str, path: Path, model: type[ModelT], error: Callable[[Path, list[str]], Exception]
+) -> ModelT:
+    """Parse a YAML file into `model`, raising `error(path, problems)` with every problem
+    located by line and field, unknown keys with what is allowed there."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -342,19 +390,20 @@ def parse_show(text: str, path: Path) -> Show:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ShowFileError(path, [f"{where}malformed YAML: {problem}"]) from None
+        raise error(path, [f"{where}malformed YAML: {problem}"]) from None
     if not isinstance(data, dict):
-        raise ShowFileError(path, ["the file must be a YAML mapping with keys show, hosts, ..."])
+        keys = ", ".join(list(model.model_fields)[:3])
+        raise error(path, [f"the file must be a YAML mapping with keys {keys}, ..."])
     lines, duplicates = _line_index(node)
     if duplicates:
-        raise ShowFileError(path, duplicates)
+        raise error(path, duplicates)
     try:
-        return Show.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise ShowFileError(path, [_describe(error, lines) for error in exc.errors()]) from None
+        raise error(path, [_describe(e, lines, model) for e in exc.errors()]) from None
 
 
-def _describe(error: Any, lines: dict[tuple[str | int, ...], int]) -> str:
+def _describe(error: Any, lines: dict[tuple[str | int, ...], int], root: type[BaseModel]) -> str:
     loc: tuple[str | int, ...] = tuple(error["loc"])
     field = ".".join(str(part) for part in loc) or "(top level)"
     line = _nearest_line(loc, lines)
@@ -365,7 +414,7 @@ def _describe(error: Any, lines: dict[tuple[str | int, ...], int]) -> str:
         message = f"unknown role {loc[-1]!r}; allowed roles: {', '.join(ROLES)}"
     elif kind == "extra_forbidden":
         parent = loc[:-1]
-        keys = _allowed_keys(parent)
+        keys = _allowed_keys(root, parent)
         hint = f"; allowed here: {', '.join(keys)}" if keys else ""
         message = f"unknown key {loc[-1]!r}{hint}"
     elif kind == "missing":
@@ -376,8 +425,8 @@ def _describe(error: Any, lines: dict[tuple[str | int, ...], int]) -> str:
     return f"{where}{field}: {message}"
 
 
-def _allowed_keys(parent: tuple[str | int, ...]) -> list[str]:
-    model: type[BaseModel] = Show
+def _allowed_keys(root: type[BaseModel], parent: tuple[str | int, ...]) -> list[str]:
+    model = root
     for part in parent:
         if isinstance(part, int):
             continue

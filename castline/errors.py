@@ -49,6 +49,17 @@ class ShowFileError(ConfigError):
         super().__init__(f"{path}: the show bible is invalid:\n{listing}")
 
 
+class SeasonFileError(ConfigError):
+    """A batch (season) file cannot be loaded; the message lists every problem with its
+    location."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        listing = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"{path}: the batch file is invalid:\n{listing}")
+
+
 class SourceError(ConfigError):
     """A source document is missing, unreadable or has no text."""
 

@@ -12,6 +12,7 @@ from castline.audio.tts import registry as tts
 from castline.engine import runtime
 from castline.llm import registry, resilience
 
+pytest_plugins = ["postgres_server"]
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "heat-island"
 EXAMPLE_TOPIC = "Why cities run hot, who pays for it, and what actually cools them"
 EXAMPLE_SOURCES = [

@@ -183,7 +183,8 @@ def test_estimate_forecasts_what_an_offline_run_then_costs(show_copy: Path) -> N
     assert _produce(show_copy).exit_code == 0
     [run] = Store(database_url()).list_runs()
     cost = json.loads((Path(run.output_dir) / "cost-report.json").read_text())
-    assert Decimal(cost["spent"]) == total["expected"]  # the offline run is the forecast
+    # the offline run's shadow cost prices every prompt uncached; the forecast models the cache
+    assert total["expected"] < Decimal(cost["spent"]) <= total["high"]
 
 
 def test_estimate_forecasts_a_voiced_show_s_speech_per_character(show_copy: Path) -> None:

@@ -1,4 +1,8 @@
-"""The run store: migrations from blank, money kept exact, and episode numbers given once."""
+"""The run store: migrations from blank, money kept exact, and episode numbers given once.
+
+The tests that take `database_url_param` run on SQLite and on PostgreSQL
+(tests/postgres_server.py).
+"""
 
 from __future__ import annotations
 
@@ -20,8 +24,8 @@ from castline.llm.registry import Route
 from castline.store import NumberedRun, Store, from_nanos, to_nanos
 
 
-def test_migrate_blank_builds_the_current_schema(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'blank.db'}")
+def test_migrate_blank_builds_the_current_schema(database_url_param: str) -> None:
+    store = Store(database_url_param)
     inspector = sa.inspect(store.engine)
     for table in store_module.metadata.sorted_tables:
         columns = {column["name"] for column in inspector.get_columns(table.name)}
@@ -44,8 +48,8 @@ def test_money_round_trips_through_nanodollars() -> None:
     assert from_nanos(to_nanos(Decimal("33.25"))) == Decimal("33.25")
 
 
-def test_run_cost_sums_only_successful_calls(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'cost.db'}")
+def test_run_cost_sums_only_successful_calls(database_url_param: str) -> None:
+    store = Store(database_url_param)
     store.create_run(
         id="r1",
         show_title="S",
@@ -106,8 +110,8 @@ def _next(numbered: list[NumberedRun]) -> int:
     return 1 + max((run.number for run in numbered), default=0)
 
 
-def test_a_run_is_numbered_among_the_runs_of_its_own_show(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'numbers.db'}")
+def test_a_run_is_numbered_among_the_runs_of_its_own_show(database_url_param: str) -> None:
+    store = Store(database_url_param)
     store.create_run(**_run_values("old", "Heat Check"))  # made before episodes had numbers
     seen: list[list[NumberedRun]] = []
 
@@ -126,8 +130,8 @@ def test_a_run_is_numbered_among_the_runs_of_its_own_show(tmp_path: Path) -> Non
     assert store.get_run("a2").spec == {"provider": None, "number": 2}
 
 
-def test_a_refused_number_records_no_run(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'refused.db'}")
+def test_a_refused_number_records_no_run(database_url_param: str) -> None:
+    store = Store(database_url_param)
 
     def refuse(numbered: list[NumberedRun]) -> int:
         raise ValueError("taken")
@@ -137,8 +141,8 @@ def test_a_refused_number_records_no_run(tmp_path: Path) -> None:
     assert store.list_runs() == []
 
 
-def test_runs_created_at_once_never_share_a_number(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'race.db'}")
+def test_runs_created_at_once_never_share_a_number(database_url_param: str) -> None:
+    store = Store(database_url_param)
     barrier = threading.Barrier(8)
 
     def create(index: int) -> int:

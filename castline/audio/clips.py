@@ -15,9 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
 from castline.audio.tts import Engine, Speech
 from castline.audio.tts.base import SLOWEST_SHARE
 from castline.config import Show
@@ -76,6 +73,8 @@ def problem(speech: Speech, spec: ClipSpec) -> str | None:
         return "the clip is empty"
     if not speech.complete:
         return "the engine stopped before the end of the text"
+    import numpy as np
+
     rms = float(np.sqrt(np.mean(np.square(speech.samples, dtype=np.float64))))
     if rms < SILENCE_RMS:
         return f"the clip is silent (RMS {rms:.4f})"
@@ -105,6 +104,8 @@ def render(
     spec: ClipSpec, speak: Callable[[ClipSpec], Speech], directory: Path, run_id: str
 ) -> Rendered:
     """Synthesise the clip for `spec` with `speak` and check it; a bad take is made once more."""
+    import soundfile as sf
+
     path = directory / f"{spec.key}.wav"
     for attempt in (1, 2):
         speech = speak(spec)

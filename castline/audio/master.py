@@ -7,6 +7,9 @@ A 20-minute episode is 53 million samples, so memory is spent with care: samples
 the way (gain envelopes, loudness filtering, PCM for the encoder) is made a chunk at a time. At
 most two whole-episode arrays exist at once, such as the episode and its decoded MP3 (three for
 a moment while a stereo MP3 is decoded).
+
+numpy, scipy, pyloudnorm, soundfile and lameenc are imported by the functions that use them, so
+that planning a run (`check_music`) and the command line do not pay for the audio stack.
 """
 
 from __future__ import annotations
@@ -15,22 +18,19 @@ import io
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
-
-import lameenc
-import numpy as np
-import numpy.typing as npt
-import pyloudnorm
-import soundfile as sf
-from numpy.lib.stride_tricks import sliding_window_view
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
-from scipy.signal import lfilter, resample_poly
+from typing import TYPE_CHECKING
 
 from castline.audio.timeline import Chapter, TimedTurn, Timeline
 from castline.config import Audio
 from castline.domain import Outline
 from castline.errors import MusicFileError
 
-Samples = npt.NDArray[np.float32]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Samples = npt.NDArray[np.float32]
+
 MUSIC_LEAD_S = 3.0  # music alone before speech starts, and after it ends
 _CHUNK = 1 << 18  # samples per step of the per-sample work (about 6 s at 44.1 kHz)
 
@@ -53,6 +53,10 @@ class Mastered:
 
 
 def _read(path: Path, rate: int) -> Samples:
+    import numpy as np
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
     data, source_rate = sf.read(str(path), dtype="float32", always_2d=True)
     mono: Samples = data.mean(axis=1, dtype=np.float32)
     if source_rate != rate:
@@ -62,6 +66,8 @@ def _read(path: Path, rate: int) -> Samples:
 
 
 def _music(base: Path, name: str, field: str, rate: int) -> Samples:
+    import soundfile as sf
+
     path = base / name
     try:
         return _read(path, rate)
@@ -76,6 +82,10 @@ def _unreadable(field: str, path: Path, exc: Exception) -> MusicFileError:
 
 def check_music(audio: Audio, base: Path) -> None:
     """Raise `MusicFileError` now, before anything is spent, if a music file cannot be read."""
+    if not (audio.intro_music or audio.outro_music):
+        return
+    import soundfile as sf
+
     for field, name in (
         ("audio.intro_music", audio.intro_music),
         ("audio.outro_music", audio.outro_music),
@@ -89,6 +99,8 @@ def check_music(audio: Audio, base: Path) -> None:
 
 def assemble(clips: list[ClipIn], outline: Outline, audio: Audio) -> tuple[Samples, Timeline]:
     """Speech with pauses (longer between segments), and where every turn lands."""
+    import numpy as np
+
     rate = audio.sample_rate
     pieces: list[Samples] = []
     turns: list[TimedTurn] = []
@@ -148,6 +160,8 @@ def _ducked_bed(
 ) -> Samples:
     """Music looped or cut to `length`, at the music gain, lowered by the ducking amount while
     speech plays, with half-second ramps."""
+    import numpy as np
+
     repeats = int(np.ceil(length / max(len(music), 1)))
     bed = np.tile(music, repeats)[:length] * np.float32(10 ** (audio.music_gain_db / 20))
     gain = np.ones(length, dtype=np.float32)
@@ -170,6 +184,8 @@ def _ducked_bed(
 def with_music(
     speech: Samples, timeline: Timeline, audio: Audio, base: Path
 ) -> tuple[Samples, Timeline]:
+    import numpy as np
+
     rate = audio.sample_rate
     lead = int(MUSIC_LEAD_S * rate) if audio.intro_music else 0
     tail = int(MUSIC_LEAD_S * rate) if audio.outro_music else 0
@@ -194,6 +210,11 @@ def integrated_loudness(samples: Samples, rate: int) -> float:
     """Integrated loudness in LUFS, as pyloudnorm measures it (ITU-R BS.1770-4: K-weighting,
     400 ms blocks every 100 ms, absolute and relative gates), but filtered a chunk at a time:
     pyloudnorm holds several float64 copies of the whole signal, gigabytes for an episode."""
+    import numpy as np
+    import pyloudnorm
+    from numpy.lib.stride_tricks import sliding_window_view
+    from scipy.signal import lfilter
+
     quarter = round(0.1 * rate)  # blocks start every 100 ms and span four of these
     blocks = round((len(samples) / rate - 0.4) / 0.1) + 1
     if blocks < 1:
@@ -229,6 +250,8 @@ _BLOCK_S = 0.01  # limiter and peak search work on 10 ms blocks
 def _block_peaks(samples: Samples, size: int) -> npt.NDArray[np.float64]:
     """The largest magnitude in each block (the last one may be short), without an abs() copy
     of the whole signal."""
+    import numpy as np
+
     whole = len(samples) // size * size
     blocks = samples[:whole].reshape(-1, size)
     peaks = np.maximum(blocks.max(axis=1), -blocks.min(axis=1))
@@ -240,6 +263,9 @@ def _block_peaks(samples: Samples, size: int) -> npt.NDArray[np.float64]:
 def true_peak_db(samples: Samples, rate: int) -> float:
     """Inter-sample peak estimated by 4x oversampling, as BS.1770 describes, only around the
     loudest blocks (where the true peak must be), so that a long episode is measured quickly."""
+    import numpy as np
+    from scipy.signal import resample_poly
+
     if len(samples) == 0:
         return float("-inf")
     size = max(1, int(_BLOCK_S * rate))
@@ -262,6 +288,9 @@ def limit(samples: Samples, rate: int, ceiling_db: float) -> None:
     reduction is held over its neighbours (look-ahead), smoothed over 50 ms, and interpolated
     between blocks. The envelope is made a chunk at a time; whole, it would be several times
     the size of the episode."""
+    import numpy as np
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
     size = max(1, int(_BLOCK_S * rate))
     peaks = _block_peaks(samples, size) * 1.12  # room for inter-sample peaks (about 1 dB)
     wanted = np.minimum(1.0, 10 ** (ceiling_db / 20) / np.maximum(peaks, 1e-9))
@@ -280,6 +309,8 @@ def normalise(samples: Samples, audio: Audio) -> None:
     """In place: gain to the loudness target, then limit peaks with room for the encoder's
     overshoot, then make up the little loudness the limiter took (limiting again if that raised
     a peak). Silence stays silence."""
+    import numpy as np
+
     rate = audio.sample_rate
     ceiling = audio.true_peak_db - 1.5
     loudness = integrated_loudness(samples, rate)
@@ -295,6 +326,9 @@ def normalise(samples: Samples, audio: Audio) -> None:
 
 def encode(samples: Samples, audio: Audio) -> bytes:
     """MP3, fed to LAME a chunk at a time (its output does not depend on how it is fed)."""
+    import lameenc
+    import numpy as np
+
     encoder = lameenc.Encoder()
     encoder.set_bit_rate(audio.bitrate_kbps)
     encoder.set_in_sample_rate(audio.sample_rate)
@@ -320,6 +354,9 @@ class Measurement:
 def _decode(mp3: bytes) -> tuple[Samples, int]:
     """The encoded file as a player decodes it, folded to mono; stereo a block at a time, so
     that both channels are never held whole."""
+    import numpy as np
+    import soundfile as sf
+
     with sf.SoundFile(io.BytesIO(mp3)) as decoded:
         rate = int(decoded.samplerate)
         if decoded.channels == 1:
@@ -342,6 +379,8 @@ def measure(mp3: bytes) -> Measurement:
 
 
 def master(clips: list[ClipIn], outline: Outline, audio: Audio, base: Path) -> Mastered:
+    import numpy as np
+
     episode, timeline = assemble(clips, outline, audio)
     episode, timeline = with_music(episode, timeline, audio, base)  # frees the speech alone
     normalise(episode, audio)

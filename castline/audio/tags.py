@@ -7,20 +7,6 @@ import mimetypes
 from datetime import date
 from pathlib import Path
 
-from mutagen.id3 import (
-    APIC,
-    CHAP,
-    COMM,
-    CTOC,
-    ID3,
-    TALB,
-    TDRC,
-    TIT2,
-    TPE1,
-    TRCK,
-    CTOCFlags,
-)
-
 from castline.audio.timeline import Timeline
 
 
@@ -36,6 +22,8 @@ def write_tags(
     episode_number: int | None = None,
     artwork: Path | None = None,
 ) -> None:
+    from mutagen.id3 import APIC, CHAP, COMM, CTOC, ID3, TALB, TDRC, TIT2, TPE1, TRCK, CTOCFlags
+
     tags = ID3()
     tags.add(TIT2(encoding=3, text=title))
     tags.add(TALB(encoding=3, text=show))

@@ -1,22 +1,25 @@
 """The budget ledger: every call reserves its worst case before it is made, atomically.
 
 A reservation is a row of `calls` in status `started` carrying `reserved_nanos`; settling turns
-it into status `ok` with its real cost and no reservation; a failure releases it. Spend is the sum
-of settled rows, so it is derived from recorded step results and a replay cannot count anything
-twice. The check and the insert happen in one transaction that holds the write lock (SQLite
-`BEGIN IMMEDIATE`, Postgres `SELECT ... FOR UPDATE` on the run's row), so at every instant, across
-threads and processes:
+it into status `ok` with its real cost and no reservation; a failure releases it. A call that was
+in flight when its process died may have been billed, so on resume it becomes `unreconciled` and
+keeps its reservation: it counts at its worst case until a reply settles or releases it. Spend
+is the sum of recorded costs, so it is derived from recorded step results and a replay cannot
+count anything twice. The check and the insert happen in one transaction that holds the write
+lock (SQLite `BEGIN IMMEDIATE`, Postgres `SELECT ... FOR UPDATE` on the run's row), so at every
+instant, across threads and processes:
 
-    settled + reserved <= budget
+    settled + unreconciled + reserved <= budget
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -31,7 +34,16 @@ from castline.budget.policy import (
     later,
     mode_for,
 )
-from castline.store import Store, calls, events, from_nanos, runs, to_nanos
+from castline.store import UNRECONCILED, Store, calls, events, from_nanos, runs, to_nanos
+from castline.store.store import billed
+
+if TYPE_CHECKING:
+    from castline.llm.base import Usage
+
+
+# What an unreconciled call's `error` says, before and after its step completed.
+CRASHED = "in flight when its process died: counted at its reservation until a reply settles it"
+COMPLETED_LATER = "unreconciled; the step completed later"
 
 
 @dataclass(frozen=True)
@@ -43,20 +55,25 @@ class Reservation:
 
 @dataclass(frozen=True)
 class Refusal:
-    """No acceptable way to make the call fits; the numbers say why."""
+    """No acceptable way to make the call fits; the numbers say why. `committed` is settled +
+    unreconciled + reserved."""
 
     mode: Mode
     budget: Decimal
     committed: Decimal
     headroom: Decimal
     cheapest: Decimal | None
+    unreconciled: Decimal = Decimal(0)
+    reserved: Decimal = Decimal(0)
 
     @property
     def message(self) -> str:
         need = f"at least ${self.cheapest:.6f}" if self.cheapest is not None else "a call"
+        settled = self.committed - self.unreconciled - self.reserved
         return (
-            f"budget ${self.budget:.2f}: ${self.committed:.6f} committed, ${self.headroom:.6f} "
-            f"available to this stage, this call needs {need}"
+            f"budget ${self.budget:.2f}: ${self.committed:.6f} committed (${settled:.6f} "
+            f"settled, ${self.unreconciled:.6f} unreconciled, ${self.reserved:.6f} reserved), "
+            f"${self.headroom:.6f} available to this stage, this call needs {need}"
         )
 
 
@@ -110,6 +127,8 @@ class Ledger:
                     committed=totals.committed,
                     headroom=headroom,
                     cheapest=ladder[-1].worst_case if ladder else None,
+                    unreconciled=totals.unreconciled,
+                    reserved=totals.reserved,
                 )
                 _event(
                     connection,
@@ -120,6 +139,8 @@ class Ledger:
                     {
                         "budget": str(limit),
                         "committed": str(totals.committed),
+                        "unreconciled": str(totals.unreconciled),
+                        "reserved": str(totals.reserved),
                         "headroom": str(headroom),
                         "cheapest": str(refusal.cheapest),
                         "allocation": key,
@@ -192,9 +213,12 @@ class Ledger:
         policy: BudgetPolicy,
         spent: Decimal,
         again: Decimal,
+        *,
+        usage: Usage | None = None,
     ) -> bool:
-        """Record what a billed attempt cost and reserve `again` for one more attempt of the
-        same call, if that fits; otherwise leave the call with its spend and no reservation."""
+        """Record what a billed attempt whose reply was rejected cost (and its `usage`), and
+        reserve `again` for one more attempt of the same call, if that fits; otherwise leave the
+        call with its spend and no reservation."""
         with self.store.exclusive() as connection:
             connection.execute(
                 sa.select(runs.c.id).where(runs.c.id == run_id).with_for_update()
@@ -207,7 +231,11 @@ class Ledger:
             connection.execute(
                 calls.update()
                 .where(calls.c.id == call_id)
-                .values(cost_nanos=calls.c.cost_nanos + to_nanos(spent), reserved_nanos=0)
+                .values(
+                    cost_nanos=calls.c.cost_nanos + to_nanos(spent),
+                    reserved_nanos=0,
+                    **billed(usage, to_nanos(spent)),
+                )
             )
             totals = _totals(connection, run_id)
             fits = again <= policy.headroom(allocation_key(row.stage, row.role), totals)
@@ -219,15 +247,64 @@ class Ledger:
                 )
             return fits
 
-    def release_stale(self, run_id: str) -> int:
-        """Release the reservations of calls that were in flight when their process died."""
+    def mark_unreconciled(
+        self, run_id: str, call_ids: Collection[int] | None = None, *, why: str = CRASHED
+    ) -> int:
+        """Mark calls still in flight (all of the run's, or those of `call_ids`) unreconciled:
+        the provider may have billed them, so they keep counting at their reservation until a
+        reply settles or releases them; `why` goes into their `error`. Returns how many."""
+        query = calls.update().where(calls.c.run_id == run_id, calls.c.status == "started")
+        if call_ids is not None:
+            query = query.where(calls.c.id.in_(list(call_ids)))
         with self.store.exclusive() as connection:
             result = connection.execute(
-                calls.update()
-                .where(calls.c.run_id == run_id, calls.c.status == "started")
-                .values(status="abandoned", reserved_nanos=0, finished_at=time.time())
+                query.values(status=UNRECONCILED, finished_at=time.time(), error=why)
             )
             return int(result.rowcount or 0)
+
+    def mark_completed_later(self, run_id: str, step_key: str, by_call: int | None) -> int:
+        """Say on the step's unreconciled calls (in their `error`) that the step completed later
+        (by call `by_call`, or with a reply found), while they stay counted at their reservation:
+        the provider may have billed the attempt that was in flight. Returns how many."""
+        by = f"by call {by_call}" if by_call is not None else "from a recorded reply"
+        note = f"{COMPLETED_LATER} {by}; still counted at its reservation"
+        unmarked = sa.and_(
+            calls.c.run_id == run_id,
+            calls.c.step_key == step_key,
+            calls.c.status == UNRECONCILED,
+            sa.or_(calls.c.error.is_(None), sa.not_(calls.c.error.startswith(COMPLETED_LATER))),
+        )
+        with self.store.engine.connect() as connection:  # a read first: almost always none
+            if connection.execute(sa.select(calls.c.id).where(unmarked).limit(1)).first() is None:
+                return 0
+        with self.store.engine.begin() as connection:
+            result = connection.execute(calls.update().where(unmarked).values(error=note))
+            return int(result.rowcount or 0)
+
+    def fits(
+        self,
+        run_id: str,
+        policy: BudgetPolicy,
+        candidates: CandidateFactory,
+        *,
+        stage: str,
+        role: str,
+    ) -> bool:
+        """Whether the preferred candidate would be reserved now as it is, without moving the
+        run to a later budget mode. A read without the lock: advice (on how precisely to count
+        a prompt before reserving), never the reservation's check."""
+        with self.store.engine.connect() as connection:
+            recorded = connection.execute(
+                sa.select(runs.c.budget_mode).where(runs.c.id == run_id)
+            ).scalar_one()
+            totals = _totals(connection, run_id)
+        mode = later(recorded, mode_for(totals.committed, policy.budget))
+        ladder = candidates(mode)
+        if not ladder:
+            return True
+        worst = ladder[0].worst_case
+        moves = later(mode, mode_for(totals.committed + worst, policy.budget)) != mode
+        return worst <= policy.headroom(allocation_key(stage, role), totals) and not moves
 
     def totals(self, run_id: str) -> Totals:
         with self.store.engine.connect() as connection:
@@ -235,25 +312,34 @@ class Ledger:
 
 
 def _totals(connection: Connection, run_id: str) -> Totals:
+    unreconciled = calls.c.status == UNRECONCILED
     rows = connection.execute(
         sa.select(
             calls.c.stage,
             calls.c.role,
             sa.func.sum(calls.c.cost_nanos),
-            sa.func.sum(calls.c.reserved_nanos),
+            sa.func.sum(sa.case((unreconciled, calls.c.reserved_nanos), else_=0)),
+            sa.func.sum(sa.case((unreconciled, 0), else_=calls.c.reserved_nanos)),
         )
         .where(calls.c.run_id == run_id)
         .group_by(calls.c.stage, calls.c.role)
     ).all()
     by_key: dict[str, Decimal] = {}
-    committed = reserved = Decimal(0)
-    for stage, role, settled, held in rows:
-        amount = from_nanos(int(settled or 0) + int(held or 0))
+    settled = unsettled = reserved = 0
+    for stage, role, cost, doubt, held in rows:
+        amount = int(cost or 0) + int(doubt or 0) + int(held or 0)
         key = allocation_key(stage, role)
-        by_key[key] = by_key.get(key, Decimal(0)) + amount
-        committed += amount
-        reserved += from_nanos(int(held or 0))
-    return Totals(committed=committed, reserved=reserved, by_key=by_key)
+        by_key[key] = by_key.get(key, Decimal(0)) + from_nanos(amount)
+        settled += int(cost or 0)
+        unsettled += int(doubt or 0)
+        reserved += int(held or 0)
+    return Totals(
+        committed=from_nanos(settled + unsettled + reserved),
+        reserved=from_nanos(reserved),
+        by_key=by_key,
+        settled=from_nanos(settled),
+        unreconciled=from_nanos(unsettled),
+    )
 
 
 def _event(

@@ -69,11 +69,17 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Totals:
-    """Settled plus reserved money, in total and per allocation key."""
+    """Committed money (settled + unreconciled + reserved), in total and per allocation key.
+
+    `reserved` is what calls in flight hold; `unreconciled` what calls in flight at a crash
+    still count at (their reservation); `settled` what recorded costs add up to.
+    """
 
     committed: Decimal
     reserved: Decimal
     by_key: dict[str, Decimal] = field(default_factory=dict)
+    settled: Decimal = Decimal(0)
+    unreconciled: Decimal = Decimal(0)
 
 
 class BudgetPolicy:

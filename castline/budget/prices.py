@@ -15,9 +15,6 @@ from collections.abc import Mapping
 from decimal import Decimal
 from functools import lru_cache
 
-import genai_prices
-from genai_prices import Usage as PriceUsage
-
 from castline.config import ModelPrice
 from castline.errors import UnpricedModel
 from castline.llm.base import Usage
@@ -175,6 +172,9 @@ _GENAI_RATE = {
 @lru_cache(maxsize=256)
 def _genai_base_rates(route: str) -> dict[str, Decimal] | None:
     """genai-prices' per-million rates for `route` below any tier, or None if it has none."""
+    import genai_prices  # its price data loads on first use, not when castline starts
+    from genai_prices import Usage as PriceUsage
+
     provider, _, model = route.partition(":")
     try:
         found = genai_prices.calc_price(
@@ -203,6 +203,9 @@ def _genai_has_batch(route: str) -> bool:
 
 
 def _genai_cost(route: str, usage: Usage, *, batch: bool = False) -> Decimal:
+    import genai_prices
+    from genai_prices import Usage as PriceUsage
+
     provider, _, model = route.partition(":")
     extra = {}
     if usage.cache_write_1h_tokens:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
@@ -16,7 +17,9 @@ from castline import cli as app
 from castline import scaffold
 from castline.cli import cli, guarded
 from castline.cli.render import print_cost, progress, render_outcome
-from castline.engine import episodes
+
+if TYPE_CHECKING:
+    from castline import Outcome
 
 
 @cli.command()
@@ -70,20 +73,22 @@ def produce(
       castline produce show.yaml -t "Cool roofs" -s notes.md --provider offline
       castline produce show.yaml -t "Cool roofs" -s notes.md --number 12
     """
+    from castline import create_run, describe
+
     run_id = guarded(
-        lambda: episodes.create_run(show, topic, list(sources), provider=provider, number=number)
+        lambda: create_run(show, topic, list(sources), provider=provider, number=number)
     )
     app.console.print(f"run [bold]{run_id}[/]")
 
-    def start() -> episodes.Outcome:
-        from castline.engine import runtime, workflows
+    def start() -> Outcome:
+        from castline.engine import episodes, runtime, workflows
 
         runtime.launch()
         return episodes.follow(run_id, workflows.start(run_id), on_event)
 
     with progress() as on_event:
         outcome = guarded(start)
-    print_cost(episodes.describe(outcome.run_id).cost, brief=True)
+    print_cost(describe(outcome.run_id).cost, brief=True)
     render_outcome(outcome)
 
 
@@ -106,7 +111,7 @@ def estimate(show: Path, topic: str, sources: Sequence[Path], as_json: bool) -> 
     Examples:
       castline estimate show.yaml --topic "Cool roofs" --source notes.md --source paper.pdf
     """
-    from castline.budget.estimate import estimate as forecast_episode
+    from castline import estimate as forecast_episode
 
     forecast = guarded(lambda: forecast_episode(show, topic, list(sources)))
     if as_json:
@@ -190,6 +195,7 @@ def voice(run_id: str, script_file: Path | None) -> None:
       castline voice 3f2a9c1b7d4e
       castline voice 3f2a9c1b7d4e --script edited.txt
     """
+    from castline import revoice
     from castline.quality.editing import parse_script
 
     script = None
@@ -197,12 +203,14 @@ def voice(run_id: str, script_file: Path | None) -> None:
         text = script_file.read_text(encoding="utf-8")
         script = guarded(lambda: parse_script(text, _title_of(run_id)))
     with progress() as on_event:
-        outcome = guarded(lambda: episodes.revoice(run_id, script=script, on_event=on_event))
+        outcome = guarded(lambda: revoice(run_id, script=script, on_event=on_event))
     render_outcome(outcome)
 
 
 def _title_of(run_id: str) -> str:
-    record = episodes.describe(run_id).record
+    from castline import describe
+
+    record = describe(run_id).record
     return record.episode_title or record.topic
 
 
@@ -216,8 +224,10 @@ def resume(run_id: str, force: bool) -> None:
     Examples:
       castline resume 3f2a9c1b7d4e
     """
+    from castline import resume as resume_run
+
     with progress() as on_event:
-        outcome = guarded(lambda: episodes.resume(run_id, on_event=on_event, force=force))
+        outcome = guarded(lambda: resume_run(run_id, on_event=on_event, force=force))
     render_outcome(outcome)
 
 
@@ -236,8 +246,8 @@ def keys(show_path: Path | None) -> None:
       castline keys
       castline keys --show my-show/show.yaml
     """
+    from castline import load_show
     from castline.audio.tts.registry import engine_keys
-    from castline.config import load_show
     from castline.llm.registry import key_status
 
     show = guarded(lambda: load_show(show_path)) if show_path else None

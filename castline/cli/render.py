@@ -6,16 +6,19 @@ import datetime as dt
 import sys
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 # The package itself: `app.console` is looked up when a command runs, so tests can swap it.
 from castline import cli as app
-from castline.budget.report import CostReport
-from castline.engine import episodes
-from castline.store import EventRecord
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from castline import Outcome
+    from castline.budget.report import CostReport
+    from castline.store import EventRecord
 
 STAGES = ("research", "plan", "write", "review", "polish", "publish")
 
@@ -70,7 +73,11 @@ def timestamp(ts: float) -> str:
 class progress:
     """A progress bar over the stages, fed by the run's audit events."""
 
+    bar: Progress
+
     def __enter__(self) -> Callable[[EventRecord], None]:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         self.bar = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.fields[stage]:<9}"),
@@ -117,7 +124,7 @@ def script_text(script: dict[str, Any]) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
-def render_outcome(outcome: episodes.Outcome) -> None:
+def render_outcome(outcome: Outcome) -> None:
     if outcome.status == "awaiting-review":
         app.console.print(
             f"\n[bold]waiting for review[/]: the evaluators disagree and the show asks a "

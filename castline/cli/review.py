@@ -11,7 +11,6 @@ from rich.table import Table
 from castline import cli as app
 from castline.cli import cli, guarded
 from castline.cli.render import progress, render_outcome, script_text, timestamp
-from castline.engine import episodes
 
 
 @cli.group(invoke_without_command=True)
@@ -30,6 +29,8 @@ def review(ctx: click.Context) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
+    from castline.engine import episodes
+
     for run_id, status in guarded(episodes.apply_review_timeouts):
         app.console.print(f"run {run_id}: nobody answered in time, {status} by the show's policy")
     waiting = episodes.pending_reviews()
@@ -59,6 +60,8 @@ def review(ctx: click.Context) -> None:
 @click.argument("run_id")
 def review_show(run_id: str) -> None:
     """Show what the evaluators disagreed on, their reasons, and the script."""
+    from castline.engine import episodes
+
     item = guarded(lambda: episodes.review_of(run_id))
     summary = item["summary"]
     app.console.print(f"[bold]{item['record'].id}[/] round {summary['round']}: {item['status']}")
@@ -76,8 +79,10 @@ def review_show(run_id: str) -> None:
 @click.option("--note", help="Why, for the audit trail.")
 def review_approve(run_id: str, note: str | None) -> None:
     """Approve the episode; its run continues to publishing."""
+    from castline import decide
+
     with progress() as on_event:
-        outcome = guarded(lambda: episodes.decide(run_id, "approved", note=note, on_event=on_event))
+        outcome = guarded(lambda: decide(run_id, "approved", note=note, on_event=on_event))
     render_outcome(outcome)
 
 
@@ -86,8 +91,10 @@ def review_approve(run_id: str, note: str | None) -> None:
 @click.option("--note", help="Why, for the audit trail.")
 def review_reject(run_id: str, note: str | None) -> None:
     """Reject the episode; it is published as a rejected draft."""
+    from castline import decide
+
     with progress() as on_event:
-        outcome = guarded(lambda: episodes.decide(run_id, "rejected", note=note, on_event=on_event))
+        outcome = guarded(lambda: decide(run_id, "rejected", note=note, on_event=on_event))
     render_outcome(outcome)
 
 
@@ -95,6 +102,8 @@ def review_reject(run_id: str, note: str | None) -> None:
 @click.argument("run_id")
 def review_edit(run_id: str) -> None:
     """Open the script in $EDITOR, re-check it, and approve it as edited if it passes."""
+    from castline import decide
+    from castline.engine import episodes
     from castline.quality.editing import check_edit, parse_script
 
     item = guarded(lambda: episodes.review_of(run_id))
@@ -112,7 +121,7 @@ def review_edit(run_id: str) -> None:
         sys.exit(1)
     with progress() as on_event:
         outcome = guarded(
-            lambda: episodes.decide(
+            lambda: decide(
                 run_id,
                 "approved",
                 note="approved as edited",

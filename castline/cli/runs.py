@@ -12,7 +12,6 @@ from rich.table import Table
 from castline import cli as app
 from castline.cli import cli, guarded
 from castline.cli.render import money, print_cost, timestamp
-from castline.engine import episodes
 
 
 @cli.group(invoke_without_command=True)
@@ -29,7 +28,7 @@ def runs(ctx: click.Context, limit: int) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from castline.engine import runtime
+    from castline.engine import episodes, runtime
 
     store = runtime.store()
     records = store.list_runs(limit)
@@ -61,7 +60,10 @@ def runs(ctx: click.Context, limit: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 def runs_show(run_id: str, as_json: bool) -> None:
     """Show one run: stages, steps, verdicts, cost by stage, artifacts."""
-    detail = guarded(lambda: episodes.describe(run_id))
+    from castline import describe
+    from castline.engine.episodes import display_status
+
+    detail = guarded(lambda: describe(run_id))
     if as_json:
         click.echo(json.dumps(detail.as_json(), indent=2, default=str))
         return
@@ -70,7 +72,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
     app.console.print(
         f"[bold]{record.id}[/]  {record.show_title}: {number}"
         f"{record.episode_title or record.topic}\n"
-        f"status {episodes.display_status(record)}, stage {record.stage}, "
+        f"status {display_status(record)}, stage {record.stage}, "
         f"{record.routing_reason}\noutput {record.output_dir}"
     )
     if record.error:
@@ -118,7 +120,9 @@ def runs_show(run_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def runs_logs(run_id: str, as_json: bool) -> None:
     """Print a run's audit trail: every transition, decision, call and verdict."""
-    events = guarded(lambda: episodes.audit_trail(run_id))
+    from castline import audit_trail
+
+    events = guarded(lambda: audit_trail(run_id))
     for event in events:
         if as_json:
             click.echo(json.dumps(event, default=str))

@@ -18,17 +18,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from castline.audio import costs, master
 from castline.audio.tts import Voicing, plan_voicing
 from castline.budget.ledger import Ledger
 from castline.budget.prices import Pricer
 from castline.budget.report import CostReport, cost_report
-from castline.config import Show, load_show, show_key
+from castline.config import Show, load_show, roles_reached, show_key
 from castline.domain import Script, Source
-from castline.engine import runtime, workflows
-from castline.engine.runner import ROLES_USED
+from castline.engine import runtime
 from castline.errors import (
     ConfigError,
     EpisodeNumberTaken,
@@ -48,6 +47,12 @@ from castline.store import (
     Store,
     to_nanos,
 )
+
+if TYPE_CHECKING:
+    from castline.engine.runner import RunResult
+
+# DBOS and the workflows are imported where a run starts, so that commands that only read the
+# store start fast.
 
 EventCallback = Callable[[EventRecord], None]
 
@@ -80,6 +85,8 @@ def produce(
     on_event: EventCallback | None = None,
 ) -> Outcome:
     """Produce one episode end to end; see `create_run` for what is checked before spending."""
+    from castline.engine import workflows
+
     run_id = create_run(show_path, topic, source_paths, provider=provider, number=number)
     runtime.launch()
     return follow(run_id, workflows.start(run_id), on_event)
@@ -122,7 +129,7 @@ def prepare(
     started = time.perf_counter()
     sources = read_sources([Path(p) for p in source_paths])
     read_ms = (time.perf_counter() - started) * 1000
-    routing = plan_routing(show, provider, needed=ROLES_USED)
+    routing = plan_routing(show, provider, needed=roles_reached(show))
     pricer = Pricer(show.prices)
     for chain in routing.routes.values():
         for route in chain:
@@ -154,7 +161,9 @@ def episode_number(numbered: list[NumberedRun], requested: int | None) -> int:
     return requested
 
 
-def record_run(store: Store, prepared: Prepared, run_id: str, output_dir: Path) -> int:
+def record_run(
+    store: Store, prepared: Prepared, run_id: str, output_dir: Path, *, status: str = "running"
+) -> int:
     """Record a run with a snapshot of its inputs, so that a resume sees exactly these, and its
     episode number, fixed now; return the number."""
     show, routing = prepared.show, prepared.routing
@@ -165,7 +174,7 @@ def record_run(store: Store, prepared: Prepared, run_id: str, output_dir: Path) 
         show_title=show.show.title,
         show_path=str(prepared.show_path.resolve()),
         topic=prepared.topic,
-        status="running",
+        status=status,
         stage="research",
         offline=routing.offline,
         routing_reason=routing.reason,
@@ -207,20 +216,45 @@ def create_run(
     *,
     provider: str | None = None,
     number: int | None = None,
+    queued: bool = False,
 ) -> str:
     """Validate every input and record a new run with its episode number (`number`, or the
-    show's next); nothing is spent until the workflow starts."""
+    show's next); nothing is spent until the workflow starts. A `queued` run waits for a
+    worker (`enqueue`)."""
     prepared = prepare(show_path, topic, source_paths, provider=provider, number=number)
     run_id = uuid.uuid4().hex[:12]
     slug = re.sub(r"[^a-z0-9]+", "-", prepared.topic.lower()).strip("-")[:48].rstrip("-")
     folder = f"{slug or 'episode'}-{run_id[:6]}"
     output_dir = (prepared.show_path.parent / prepared.show.output_dir / folder).resolve()
-    record_run(runtime.store(), prepared, run_id, output_dir)
+    record_run(
+        runtime.store(), prepared, run_id, output_dir, status="queued" if queued else "running"
+    )
+    return run_id
+
+
+def enqueue(
+    show_path: Path,
+    topic: str,
+    source_paths: Sequence[Path],
+    *,
+    provider: str | None = None,
+    number: int | None = None,
+) -> str:
+    """Check every input, record the run and put it on the episode queue for `castline
+    worker`; return its id. Nothing is spent until a worker takes it."""
+    from castline.engine import queue
+
+    run_id = create_run(
+        show_path, topic, source_paths, provider=provider, number=number, queued=True
+    )
+    queue.enqueue_run(run_id)
     return run_id
 
 
 def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = False) -> Outcome:
     """Finish a run that crashed, was interrupted or failed, without repeating completed steps."""
+    from castline.engine import recovery, workflows
+
     store = runtime.store()
     record = store.get_run(run_id)
     if record.status == "awaiting-review":
@@ -235,10 +269,16 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
             f"{record.output_dir}",
             run_id=record.id,
         )
-    if not force and _alive_elsewhere(record):
+    runtime.launch()
+    assert record.workflow_id is not None
+    found = recovery.stuck(recovery.tree(record.workflow_id))
+    if found.elsewhere and not force:
+        where = ", ".join(
+            owner.describe() if owner else executor for executor, owner in found.elsewhere.items()
+        )
         raise RunNotResumable(
-            f"run {record.id} is still running in process {record.pid} on {record.host}; wait for "
-            "it, or stop that process first (or pass --force if it is gone)",
+            f"run {record.id} is still running in {where}; wait for it, or stop that process "
+            "first (or pass --force if it is gone)",
             run_id=record.id,
         )
     if record.number is not None and record.status == "failed":
@@ -253,18 +293,25 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
                 "with one number. Produce this topic again instead.",
                 run_id=record.id,
             )
-    runtime.launch()
-    assert record.workflow_id is not None
-    released = Ledger(store).release_stale(record.id)
+    unreconciled = Ledger(store).mark_unreconciled(record.id)
     handle = workflows.resume(record.workflow_id)
+    # the fan-outs the dead process had started (research questions, judges, clip shares)
+    # go back to a queue: the resumed parent would otherwise wait on them forever
+    taken_over = set(found.elsewhere) if force else set()
+    recovered = recovery.recover(found.dead_executors | taken_over)
     store.claim_run(record.id)
     store.update_run(record.id, status="running", error=None, workflow_id=handle.workflow_id)
     store.add_event(
         record.id,
         "resumed",
         f"resumed by process {os.getpid()} (was {record.status} in stage {record.stage}); "
-        f"{released} reservation(s) of calls in flight at the crash released",
-        data={"workflow_id": handle.workflow_id, "released": released},
+        f"{unreconciled} call(s) in flight at the crash counted at their reservation as "
+        "unreconciled",
+        data={
+            "workflow_id": handle.workflow_id,
+            "unreconciled": unreconciled,
+            "recovered": recovered,
+        },
     )
     return follow(record.id, handle, on_event)
 
@@ -284,7 +331,13 @@ def _alive_elsewhere(record: RunRecord) -> bool:
 
 
 def follow(run_id: str, handle: Any, on_event: EventCallback | None = None) -> Outcome:
-    """Wait for the workflow while relaying new audit events; record how the run ended."""
+    """Wait for the workflow while relaying new audit events, and return how the run ended.
+
+    While it waits it watches the run's workflows: any part of it left by a process that died
+    meanwhile (a worker running a fan-out, say) is recovered, so a wait never hangs silently.
+    """
+    from castline.engine import workflows
+
     store = runtime.store()
     box: dict[str, Any] = {}
 
@@ -297,6 +350,7 @@ def follow(run_id: str, handle: Any, on_event: EventCallback | None = None) -> O
     waiter = threading.Thread(target=wait, name=f"castline-wait-{run_id}", daemon=True)
     waiter.start()
     seen = 0
+    watched = time.monotonic()
     while True:
         done = not waiter.is_alive()
         for event in store.events(run_id, after=seen):
@@ -305,62 +359,59 @@ def follow(run_id: str, handle: Any, on_event: EventCallback | None = None) -> O
                 on_event(event)
         if done:
             break
+        if time.monotonic() - watched > WATCH_S:
+            watched = time.monotonic()
+            _recover_orphans(run_id, handle.workflow_id)
         waiter.join(timeout=0.05)
-    record = store.get_run(run_id)
     if "error" in box:
         error = box["error"]
         message = f"{type(error).__name__}: {error}"
-        store.update_run(run_id, status="failed", error=message, finished_at=time.time())
-        store.add_event(run_id, "failed", message, stage=record.stage)
+        if store.get_run(run_id).status == "running":  # the workflow could not record it
+            workflows.record_failure(run_id, message)
+        record = store.get_run(run_id)
         if isinstance(error, StageFailed):
             raise error  # already says where and how to continue
         if isinstance(error, (ProviderError, RunError)) or not isinstance(error, Exception):
             raise StageFailed(record.stage or "unknown", run_id, str(error)) from error
         raise StageFailed(record.stage or "unknown", run_id, message) from error
-    result = box["result"]
-    if result.get("awaiting_review"):
-        record = store.get_run(run_id)
-        return Outcome(
-            run_id=run_id,
-            status="awaiting-review",
-            output_dir=None,
-            cost=store.run_cost(run_id),
-            offline=record.offline,
-            words=0,
-            blocking=[],
-            budget=record.budget or Decimal(0),
-            budget_mode=record.budget_mode,
-            skipped=result["skipped"],
-            number=record.number,
+    return outcome(run_id, box["result"])
+
+
+# How often a waiting process looks for parts of its run left by a process that died.
+WATCH_S = 2.0
+
+
+def _recover_orphans(run_id: str, workflow_id: str) -> None:
+    from castline.engine import recovery
+
+    found = recovery.stuck(recovery.tree(workflow_id))
+    recovered = recovery.recover(found.dead_executors)
+    if recovered:
+        runtime.store().add_event(
+            run_id,
+            "recovered",
+            f"{len(recovered)} workflow(s) of a process that is gone taken over: "
+            + ", ".join(recovered),
+            data={"workflows": recovered, "executors": sorted(found.dead_executors)},
         )
-    if result["halted_at"]:
-        status = "halted"
-    else:
-        status = "completed" if result["accepted"] else "rejected"
-    store.update_run(run_id, status=status, stage="done", finished_at=time.time())
+
+
+def outcome(run_id: str, result: RunResult) -> Outcome:
+    """The outcome of a run whose workflow returned `result` (recorded in the store by it)."""
+    store = runtime.store()
     record = store.get_run(run_id)
-    cost = store.run_cost(run_id)
-    halted = f", halted by budget in {result['halted_at']}" if result["halted_at"] else ""
-    store.add_event(
-        run_id,
-        status,
-        f"run {status}: {result['words']} words, cost ${cost:.4f}"
-        + (" (shadow)" if record.offline else "")
-        + f" of ${record.budget:.2f}{halted}",
-        data={"blocking": result["blocking"], "skipped": result["skipped"]},
-    )
     return Outcome(
         run_id=run_id,
-        status=status,
-        output_dir=Path(result["output_dir"]) if result["output_dir"] else None,
-        cost=cost,
+        status=result.status,
+        output_dir=Path(result.output_dir) if result.output_dir else None,
+        cost=store.run_cost(run_id),
         offline=record.offline,
-        words=result["words"],
-        blocking=result["blocking"],
+        words=result.words,
+        blocking=result.blocking,
         budget=record.budget or Decimal(0),
         budget_mode=record.budget_mode,
-        halted_at=result["halted_at"],
-        skipped=result["skipped"],
+        halted_at=result.halted_at,
+        skipped=result.skipped,
         number=record.number,
     )
 
@@ -446,6 +497,8 @@ def decide(
     on_event: EventCallback | None = None,
 ) -> Outcome:
     """Record a person's decision and continue the episode from its review gate."""
+    from castline.engine import workflows
+
     store = runtime.store()
     review = review_of(run_id)
     record = review["record"]
@@ -517,6 +570,8 @@ def revoice(
 ) -> Outcome:
     """Voice a finished episode again, optionally with an edited script, re-rendering only the
     clips that changed and paying nothing again for research, writing or review."""
+    from castline.engine import workflows
+
     store = runtime.store()
     record = store.get_run(run_id)
     episode_file = Path(record.output_dir) / "episode.json"

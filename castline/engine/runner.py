@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pydantic import BaseModel
+
 from castline.budget.policy import MODES, NON_ESSENTIAL, Mode, later
 from castline.domain import (
     AudioInfo,
@@ -42,20 +44,6 @@ from castline.quality.verdicts import blocking as quality_blocking
 from castline.stages import RunContext, plan, research, write
 from castline.stages.review import ReviewLoop
 
-# The roles this pipeline calls; only these need a key for a live run.
-ROLES_USED = frozenset(
-    {
-        "orchestrator",
-        "researcher",
-        "planner",
-        "writer",
-        "polisher",
-        "evaluator_primary",
-        "evaluator_secondary",
-        "fallback",
-    }
-)
-
 
 class Steps(Protocol):
     """The durable operations the pipeline needs; each is checkpointed by the workflow."""
@@ -84,6 +72,27 @@ class Steps(Protocol):
         """Render every turn and master the episode: its audio info and timeline, or
         `{"audio": None, "refused": why}` when the budget could not fit a clip."""
         ...
+
+
+class RunResult(BaseModel):
+    """How an episode's workflow ended, as it crosses the DBOS boundary."""
+
+    accepted: bool
+    halted_at: str | None = None
+    blocking: list[str] = []
+    skipped: list[str] = []
+    output_dir: str | None = None
+    words: int = 0
+    awaiting_review: bool = False
+
+    @property
+    def status(self) -> str:
+        """The run's final status in the store."""
+        if self.awaiting_review:
+            return "awaiting-review"
+        if self.halted_at:
+            return "halted"
+        return "completed" if self.accepted else "rejected"
 
 
 @dataclass
@@ -125,7 +134,7 @@ class Pipeline:
         """Whether a non-essential call is replaced by its code rule in the current mode."""
         return kind in NON_ESSENTIAL and self.budget.mode in ("degraded", "halted")
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> RunResult:
         ctx = self.ctx
         kb = self.research()
         if kb is None or not kb.notes:
@@ -209,44 +218,29 @@ class Pipeline:
             ),
         )
         published = self.steps.publish(episode)
-        return {
-            "accepted": episode.accepted,
-            "halted_at": self.budget.halted_at,
-            "blocking": [f.message for f in blocking],
-            "skipped": self.budget.skipped,
-            "output_dir": published["output_dir"],
-            "words": script.word_count,
-        }
+        return RunResult(
+            accepted=episode.accepted,
+            halted_at=self.budget.halted_at,
+            blocking=[f.message for f in blocking],
+            skipped=self.budget.skipped,
+            output_dir=published["output_dir"],
+            words=script.word_count,
+        )
 
-    def _awaiting_review(self, round_: int) -> dict[str, Any]:
+    def _awaiting_review(self, round_: int) -> RunResult:
         self.steps.event(
             "awaiting-review",
             f"waiting for a person to review round {round_}: `castline review` lists it",
             "review",
         )
-        return {
-            "accepted": False,
-            "awaiting_review": True,
-            "halted_at": None,
-            "blocking": [],
-            "skipped": self.budget.skipped,
-            "output_dir": None,
-            "words": 0,
-        }
+        return RunResult(accepted=False, awaiting_review=True, skipped=self.budget.skipped)
 
-    def _halted_without_script(self, stage: str) -> dict[str, Any]:
+    def _halted_without_script(self, stage: str) -> RunResult:
         self.budget.halted_at = stage
         self.steps.event(
             "budget-halted", f"halted by budget in {stage}: no script could be written", stage
         )
-        return {
-            "accepted": False,
-            "halted_at": stage,
-            "blocking": [],
-            "skipped": self.budget.skipped,
-            "output_dir": None,
-            "words": 0,
-        }
+        return RunResult(accepted=False, halted_at=stage, skipped=self.budget.skipped)
 
     # research
 

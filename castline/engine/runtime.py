@@ -8,27 +8,31 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
-import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from dbos import DBOS, DBOSConfig
 
 from castline import __version__
 from castline.audio.tts import Voicing
 from castline.config import Show, database_url, show_key, state_dir
 from castline.domain import Script, Source
+from castline.engine import executors
 from castline.llm.registry import Route, Routing
 from castline.quality.integration import EarlierEpisode
 from castline.stages import RunContext
 from castline.store import Store
 
+if TYPE_CHECKING:
+    from dbos import DBOSConfig
+
 SYSTEM_DATABASE_ENV = "CASTLINE_SYSTEM_DATABASE_URL"
 _lock = threading.Lock()
 _launched_url: str | None = None
+_executor_id: str | None = None
+_heartbeat: executors.Heartbeat | None = None
 _stores: dict[str, Store] = {}
 _contexts: dict[str, RunContext] = {}
 
@@ -47,29 +51,43 @@ def system_database_url() -> str:
 
 
 def store() -> Store:
-    url = database_url()
     with _lock:
-        if url not in _stores:
-            _stores[url] = Store(url)
-        return _stores[url]
+        return _store_locked()
 
 
-def launch() -> None:
-    """Start DBOS for this process (once per system database), without recovering other
-    processes' runs: each process has its own executor id, and resuming is explicit."""
-    global _launched_url
+def _store_locked() -> Store:
+    url = database_url()
+    if url not in _stores:
+        _stores[url] = Store(url)
+    return _stores[url]
+
+
+def launch(kind: str = "cli", *, listen: Sequence[str] = ()) -> str:
+    """Start DBOS for this process (once per system database) and return its executor id.
+
+    The process registers as an executor (with a heartbeat) before DBOS starts, so that any
+    other process can tell when it is gone and take over its workflows. It dequeues from the
+    queues in `listen` only (a worker listens to the episode queue; every other command runs
+    just its own episode), plus DBOS's internal queue, where recovered workflows wait.
+    """
+    global _launched_url, _executor_id, _heartbeat
+    from dbos import DBOS  # here, so that commands that only read the store start fast
+
     url = system_database_url()
     with _lock:
-        if _launched_url == url:
-            return
+        if _launched_url == url and _executor_id is not None:
+            return _executor_id
         if _launched_url is not None:
-            DBOS.destroy(destroy_registry=False)
+            _stop_locked()
         state_dir().mkdir(parents=True, exist_ok=True)
+        executor_id = executors.new_id(kind)
+        registry = executors.Executors(_store_locked())
+        registry.register(executor_id, kind)
         config: DBOSConfig = {
             "name": "castline",
             "system_database_url": url,
             "application_version": __version__,
-            "executor_id": f"castline-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+            "executor_id": executor_id,
             "log_level": "WARNING",
             "notification_listener_polling_interval_sec": 0.05,
         }
@@ -77,12 +95,23 @@ def launch() -> None:
         if engine is not None:
             config["system_database_engine"] = engine
         DBOS(config=config)
+        DBOS.listen_queues(list(listen))
         DBOS.launch()
         # castline records workflow failures in its own store and reports them; DBOS's console
         # tracebacks would only duplicate that.
         logging.getLogger("dbos").setLevel(logging.CRITICAL)
-        _launched_url = url
+        _heartbeat = executors.Heartbeat(registry, executor_id)
+        _heartbeat.start()
+        _launched_url, _executor_id = url, executor_id
         _contexts.clear()
+        return executor_id
+
+
+def executor_id() -> str:
+    """This process's executor id (DBOS must be launched)."""
+    if _executor_id is None:
+        raise RuntimeError("castline's runtime is not launched in this process")
+    return _executor_id
 
 
 def _sqlite_engine(url: str) -> sa.Engine | None:
@@ -112,11 +141,21 @@ def _sqlite_engine(url: str) -> sa.Engine | None:
 
 
 def shutdown() -> None:
-    global _launched_url
     with _lock:
-        if _launched_url is not None:
-            DBOS.destroy(destroy_registry=False)
-            _launched_url = None
+        _stop_locked()
+
+
+def _stop_locked() -> None:
+    global _launched_url, _executor_id, _heartbeat
+    if _launched_url is not None:
+        from dbos import DBOS
+
+        DBOS.destroy(destroy_registry=False)
+        _launched_url = None
+    if _heartbeat is not None:
+        _heartbeat.stop()
+        _heartbeat = None
+    _executor_id = None
 
 
 def forget(run_id: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from castline.budget.report import cost_report
 from castline.config import show_key
 from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Verdict
 from castline.engine.paid import batches, calls
-from castline.engine.runner import Pipeline
+from castline.engine.runner import Pipeline, RunResult
 from castline.engine.runtime import context, store
 from castline.errors import StageFailed
 from castline.llm.base import Task
@@ -31,7 +32,7 @@ from castline.quality import gates
 from castline.stages import RunContext, publish, research, voice
 
 
-def start(run_id: str) -> WorkflowHandle[dict[str, Any]]:
+def start(run_id: str) -> WorkflowHandle[RunResult]:
     with SetWorkflowID(run_id):
         return DBOS.start_workflow(episode_workflow, run_id)
 
@@ -41,9 +42,12 @@ def status(workflow_id: str) -> str | None:
     return found.status if found else None
 
 
-def resume(workflow_id: str) -> WorkflowHandle[dict[str, Any]]:
-    """Continue an interrupted workflow, or restart a failed one from its failed step."""
+def resume(workflow_id: str) -> WorkflowHandle[RunResult]:
+    """Continue an interrupted workflow, or restart a failed one from its failed step; an
+    episode whose process died before its workflow began starts now."""
     current = status(workflow_id)
+    if current is None:
+        return start(workflow_id)
     if current == "ERROR":
         steps = DBOS.list_workflow_steps(workflow_id)
         # a failed child workflow (a share of the clips, say) is started again, not only
@@ -61,7 +65,7 @@ def resume(workflow_id: str) -> WorkflowHandle[dict[str, Any]]:
     return DBOS.resume_workflow(workflow_id)
 
 
-def continue_after_review(workflow_id: str) -> WorkflowHandle[dict[str, Any]]:
+def continue_after_review(workflow_id: str) -> WorkflowHandle[RunResult]:
     """Re-enter a finished episode workflow at its last review gate, which now finds the
     person's decision; every step before it is copied, not run again."""
     gates = [
@@ -82,7 +86,7 @@ def call_step(
     run_id: str, step_key: str, stage: str, role: str, kind: str, payload: dict[str, Any]
 ) -> dict[str, Any]:
     ctx = context(run_id)
-    task = calls.TASK_TYPES[kind].model_validate(payload)
+    task = Task.of_kind(kind).model_validate(payload)
     spec = calls.CallSpec.of(ctx, step_key, stage, role)
     return calls.execute(store(), spec, task, ctx.policy).as_dict()
 
@@ -188,7 +192,7 @@ def _sha256(path: Path) -> str:
 
 def _tasks(payloads: dict[str, dict[str, Any]]) -> dict[str, Task[Any]]:
     return {
-        key: calls.TASK_TYPES[payload["kind"]].model_validate(payload["task"])
+        key: Task.of_kind(payload["kind"]).model_validate(payload["task"])
         for key, payload in payloads.items()
     }
 
@@ -359,11 +363,14 @@ def call_workflow(
 
 
 @DBOS.workflow(name="castline.revoice")
-def revoice_workflow(run_id: str, episode: dict[str, Any]) -> dict[str, Any]:
+def revoice_workflow(run_id: str, episode: dict[str, Any]) -> RunResult:
     """Voice a published episode again (an edited script, a changed voice): only clips whose
     text, voice or settings changed are rendered; research, writing and review are not redone."""
+    return _finishing(run_id, lambda: _revoice(run_id, Episode.model_validate(episode)))
+
+
+def _revoice(run_id: str, parsed: Episode) -> RunResult:
     ctx = context(run_id)
-    parsed = Episode.model_validate(episode)
     steps = DurableSteps(ctx)
     voiced = steps.voice(parsed.outline, parsed.script)
     if voiced["audio"] is None:  # the published episode stays as it was
@@ -384,25 +391,61 @@ def revoice_workflow(run_id: str, episode: dict[str, Any]) -> dict[str, Any]:
         }
     )
     published = steps.publish(updated)
-    return {
-        "accepted": True,
-        "halted_at": None,
-        "blocking": [],
-        "skipped": [],
-        "output_dir": published["output_dir"],
-        "words": parsed.script.word_count,
-    }
+    return RunResult(
+        accepted=True, output_dir=published["output_dir"], words=parsed.script.word_count
+    )
 
 
-def start_revoice(
-    run_id: str, episode: dict[str, Any], attempt: int
-) -> WorkflowHandle[dict[str, Any]]:
+def start_revoice(run_id: str, episode: dict[str, Any], attempt: int) -> WorkflowHandle[RunResult]:
     with SetWorkflowID(f"{run_id}-voice-{attempt}"):
         return DBOS.start_workflow(revoice_workflow, run_id, episode)
 
 
 @DBOS.workflow(name="castline.episode")
-def episode_workflow(run_id: str) -> dict[str, Any]:
-    ctx = context(run_id)
-    result: dict[str, Any] = Pipeline(ctx, DurableSteps(ctx)).run()
+def episode_workflow(run_id: str) -> RunResult:
+    return _finishing(
+        run_id, lambda: Pipeline(context(run_id), DurableSteps(context(run_id))).run()
+    )
+
+
+def _finishing(run_id: str, body: Callable[[], RunResult]) -> RunResult:
+    """Run a workflow's body and record how it ended, in whichever process runs it (the one
+    that started it, a resuming one, or a worker that took it over)."""
+    store().claim_run(run_id)  # not a step: every process that runs the workflow claims it
+    try:
+        result = body()
+    except Exception as exc:
+        fail_step(run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    finish_step(run_id, result)
     return result
+
+
+@DBOS.step(name="castline.finish")
+def finish_step(run_id: str, result: RunResult) -> None:
+    if result.awaiting_review:  # the review gate already put it in the queue
+        return
+    status = result.status
+    store().update_run(run_id, status=status, stage="done", finished_at=time.time())
+    record = store().get_run(run_id)
+    cost = store().run_cost(run_id)
+    halted = f", halted by budget in {result.halted_at}" if result.halted_at else ""
+    store().add_event(
+        run_id,
+        status,
+        f"run {status}: {result.words} words, cost ${cost:.4f}"
+        + (" (shadow)" if record.offline else "")
+        + f" of ${record.budget:.2f}{halted}",
+        data={"blocking": result.blocking, "skipped": result.skipped},
+    )
+
+
+@DBOS.step(name="castline.fail")
+def fail_step(run_id: str, message: str) -> None:
+    record_failure(run_id, message)
+
+
+def record_failure(run_id: str, message: str) -> None:
+    record = store().get_run(run_id)
+    store().update_run(run_id, status="failed", error=message, finished_at=time.time())
+    store().add_event(run_id, "failed", message, stage=record.stage)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -45,11 +48,23 @@ class Usage:
         return self.prompt_tokens + self.output_tokens
 
 
+# Every task class by its `kind`: filled by the classes themselves as they are defined (see
+# `Task.__pydantic_init_subclass__`); read it through `Task.of_kind` or `castline.llm.tasks`.
+_task_types: dict[str, type[Task[Any]]] = {}
+TASK_TYPES: Mapping[str, type[Task[Any]]] = MappingProxyType(_task_types)
+# The module whose task classes every run may journal; importing it completes the registry.
+TASKS_MODULE = "castline.llm.tasks"
+
+
 class Task(BaseModel, Generic[OutT]):
     """A role's request: its inputs as fields, its output schema as `output_type`.
 
     Real providers render a task into a prompt and parse the reply into `output_type`; the offline
     provider solves it directly from the fields.
+
+    A subclass that sets `kind` registers itself under it, so a journaled call (which records only
+    the kind and the fields) can be rebuilt: `Task.of_kind(kind).model_validate(fields)`. A class
+    made only for a test passes `register=False` in its class statement.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -59,9 +74,39 @@ class Task(BaseModel, Generic[OutT]):
     output_type: ClassVar[type[BaseModel]]
     max_output_tokens: ClassVar[int] = 4096
 
+    def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # `Task[Out]`, the parametrised base pydantic makes, sets no `kind`: it is not a task
+        if register and "kind" in cls.__dict__:
+            _register(cls)
+
+    @staticmethod
+    def of_kind(kind: str) -> type[Task[Any]]:
+        """The task class registered as `kind` (castline's own tasks are always found)."""
+        if kind not in _task_types:
+            importlib.import_module(TASKS_MODULE)
+        try:
+            return _task_types[kind]
+        except KeyError:
+            known = ", ".join(sorted(_task_types))
+            raise KeyError(f"no task of kind {kind!r} (known: {known})") from None
+
     def parse_output(self, data: Any) -> OutT:
         parsed: OutT = self.output_type.model_validate(data)  # type: ignore[assignment]
         return parsed
+
+
+def _register(cls: type[Task[Any]]) -> None:
+    existing = _task_types.get(cls.kind)
+    if existing is not None and (existing.__module__, existing.__qualname__) != (
+        cls.__module__,
+        cls.__qualname__,
+    ):
+        raise TypeError(
+            f"task kind {cls.kind!r} is declared twice: by {existing.__module__}."
+            f"{existing.__qualname__} and by {cls.__module__}.{cls.__qualname__}"
+        )
+    _task_types[cls.kind] = cls  # the same class again (its module reloaded) replaces itself
 
 
 @dataclass(frozen=True)

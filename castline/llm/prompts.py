@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from castline.llm.base import Task
+from castline.llm.base import Repair, Task
 
 SYSTEM_PREAMBLE = (
     "You are one role in castline, a production line for podcast episodes. Reply with one JSON "
@@ -61,6 +61,32 @@ def render(task: Task[Any]) -> Prompt:
         f"Inputs:\n{_json(data)}\n\nReply schema:\n{schema}\n</task>"
     )
     return Prompt(system=SYSTEM_PREAMBLE, blocks=tuple(blocks))
+
+
+# Framing a request adds around each message and content block besides its text (role markers and
+# other special tokens: a handful per message in every chat format castline speaks), bounded
+# generously.
+FRAMING_TOKENS = 32
+
+
+def token_bound(task: Task[Any], repair: Repair | None = None) -> int:
+    """A hard upper bound on the input tokens of the task's request, counted locally.
+
+    Every tokenizer behind castline's providers spends at least one byte of UTF-8 text on each
+    token (byte-level BPE for Claude and OpenAI models, SentencePiece with byte fallback for
+    Gemini, four characters a token for the offline provider), so a text's length in bytes
+    bounds its tokens. The bound adds up the system text, the blocks, the reply schema once more
+    (structured output sends it beside the prompt, and a provider may render it into the
+    model's context), the repair turn when there is one, and `FRAMING_TOKENS` per message and
+    block.
+    """
+    prompt = render(task)
+    texts = [prompt.system, *prompt.blocks, json.dumps(task.output_type.model_json_schema())]
+    parts = 2 + len(prompt.blocks)  # the system message, the user message and its blocks
+    if repair is not None:
+        texts += [repair.raw or "{}", repair.instruction]
+        parts += 2
+    return sum(len(text.encode("utf-8")) for text in texts) + FRAMING_TOKENS * parts
 
 
 def _json(value: Any) -> str:

@@ -126,6 +126,22 @@ def reset() -> None:
         _limiters.clear()
 
 
+def as_provider_error(exc: Exception) -> ProviderError:
+    """The engine's view of any exception raised while a provider was called.
+
+    castline's own `ProviderError` (and `MalformedOutput`) is returned as it is. Anything else
+    (an SDK's or its transport's unexpected error: a `RuntimeError`, an `httpx` error) is a
+    transient failure of the provider, `timeout` for a timeout and `server_error` otherwise,
+    retried and fallen back like one; its message names the exception's type.
+    """
+    if isinstance(exc, ProviderError):
+        return exc
+    name = type(exc).__name__
+    text = " ".join(str(exc).split())[:500] or "(no message)"
+    timed_out = isinstance(exc, TimeoutError) or "timeout" in name.lower()
+    return ProviderError(f"{name}: {text}", kind="timeout" if timed_out else "server_error")
+
+
 def backoff(attempt: int, retries: Retries, retry_after: float | None) -> float:
     """Seconds to wait before retry number `attempt` (1-based): the server's retry-after when it
     gave one, else exponential from `base_delay_s`; never more than `max_wait_s`."""

@@ -1,7 +1,8 @@
 """A provider whose replies a test dictates: queued outputs or failures per task kind.
 
 Kinds with nothing queued are answered by a fallback provider (the offline one by default), so a
-test scripts only the call it is about.
+test scripts only the call it is about. A queued string is the model's raw reply text, parsed as
+a real provider parses one: text that does not validate raises `MalformedOutput`, billed.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from pydantic import BaseModel
 from castline.errors import ScriptedFailure
 from castline.llm.base import OutT, Provider, Repair, Result, Task, Usage
 from castline.llm.offline import OfflineProvider
+from castline.llm.wire import parse_reply
 
-Reply = BaseModel | dict[str, Any] | Exception | Callable[[Task[Any]], BaseModel]
+Reply = BaseModel | dict[str, Any] | str | Exception | Callable[[Task[Any]], BaseModel]
+USAGE = Usage(100, 50)  # what every scripted reply is billed as
 
 
 class ScriptedProvider(Provider):
@@ -62,7 +65,9 @@ class ScriptedProvider(Provider):
             return self.fallback.complete(task, model, max_tokens=max_tokens)
         if isinstance(reply, Exception):
             raise reply
+        if isinstance(reply, str):
+            return parse_reply(task, reply, USAGE, model)
         if callable(reply) and not isinstance(reply, BaseModel):
             reply = reply(task)
         data = reply.model_dump() if isinstance(reply, BaseModel) else reply
-        return Result(output=task.parse_output(data), usage=Usage(100, 50), model=model)
+        return Result(output=task.parse_output(data), usage=USAGE, model=model)

@@ -1,4 +1,8 @@
-"""The typed tasks each role is asked to do, and the shapes of their answers."""
+"""The typed tasks each role is asked to do, and the shapes of their answers.
+
+`TASK_TYPES` is every task class by its `kind`: each task here registers itself as it is defined
+(`Task.__init_subclass__`), so the registry is complete once this module is imported.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from castline.config import BrandVoice, Rules, Show
 from castline.domain import Finding, KnowledgeBase, Note, Outline, Script, Segment, Source, Turn
+from castline.llm.base import TASK_TYPES as TASK_TYPES
 from castline.llm.base import Task
 
 

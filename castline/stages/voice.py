@@ -12,8 +12,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import soundfile as sf
-
 from castline.audio import clips, costs, master, tags
 from castline.audio.tts import Engine, Speech
 from castline.audio.tts.base import joined, pieces
@@ -21,11 +19,11 @@ from castline.budget.ledger import Ledger, Refusal
 from castline.budget.policy import Candidate, fixed
 from castline.config import ProviderSettings, state_dir
 from castline.domain import AudioInfo, Outline, Script
-from castline.errors import ProviderError, StageFailed
+from castline.errors import StageFailed
 from castline.fileio import write_atomic
 from castline.llm.base import Usage
 from castline.llm.registry import Route
-from castline.llm.resilience import RETRYABLE, backoff, limiter
+from castline.llm.resilience import RETRYABLE, as_provider_error, backoff, limiter
 from castline.stages import RunContext
 from castline.store import Store
 
@@ -103,6 +101,7 @@ def voice_clip(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
     )
+    Ledger(store).mark_completed_later(ctx.run_id, step_key, reservation.call_id)
     again = " after a second try" if rendered.attempts > 1 else ""
     store.add_event(
         ctx.run_id,
@@ -117,13 +116,19 @@ def voice_clip(
 def _settle_made_before_a_crash(
     store: Store, ctx: RunContext, spec: clips.ClipSpec, path: Path, step_key: str
 ) -> None:
-    """A clip written just before its process died was paid for, but its call was released as
-    abandoned on resume: settle it now at one take's price, the least it cost."""
+    """A clip written just before its process died was paid for. Its call was made unreconciled
+    on resume and stays counted at its reservation (every take it may have billed), marked as
+    found; a call an older castline released as abandoned is settled at one take's price, the
+    least it cost."""
+    if Ledger(store).mark_completed_later(ctx.run_id, step_key, None):
+        return
     abandoned = [
         c for c in store.calls(ctx.run_id) if c.step_key == step_key and c.status == "abandoned"
     ]
     if not abandoned:
         return
+    import soundfile as sf
+
     info = sf.info(str(path))
     seconds = info.frames / info.samplerate
     cost = costs.take_cost(ctx.policy.pricer, ctx.voicing, spec.text, seconds, None)
@@ -147,9 +152,12 @@ def _synthesize(
         try:
             with limiter(engine.name, settings).slot():
                 return engine.synthesize(text, spec.voice, words_per_minute=spec.words_per_minute)
-        except ProviderError as exc:
+        except Exception as raised:
+            exc = as_provider_error(raised)  # an SDK's unexpected error is a server error
             if exc.kind not in RETRYABLE or attempt == retries.max_attempts:
-                raise
+                if exc is raised:
+                    raise
+                raise exc from raised
             wait = backoff(attempt, retries, exc.retry_after)
             store.add_event(
                 ctx.run_id,

@@ -11,6 +11,7 @@ as integer nano-dollars so that sums in SQL are exact; the API speaks `Decimal`.
 from castline.store.engine import IMMEDIATE
 from castline.store.records import (
     NANOS,
+    UNRECONCILED,
     ArtifactRecord,
     CallRecord,
     EventRecord,
@@ -26,6 +27,7 @@ from castline.store.schema import (
     batches,
     calls,
     events,
+    executors,
     metadata,
     reviews,
     runs,
@@ -40,6 +42,7 @@ __all__ = [
     "MIGRATIONS",
     "NANOS",
     "NUMBERING_LOCK",
+    "UNRECONCILED",
     "V2_COLUMNS",
     "ArtifactRecord",
     "CallRecord",
@@ -51,6 +54,7 @@ __all__ = [
     "batches",
     "calls",
     "events",
+    "executors",
     "from_nanos",
     "metadata",
     "reviews",

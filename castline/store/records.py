@@ -12,6 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 NANOS = Decimal(1_000_000_000)
+# The status of a call that was in flight when its process died: it may have been billed, so it
+# keeps counting at its reservation (see `castline.budget.ledger`).
+UNRECONCILED = "unreconciled"
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,14 @@ class CallRecord:
     batch: bool
     max_tokens: int | None
     budget_note: str | None
+    rejected_replies: int  # replies paid for that did not validate (their cost is in `cost`)
+    rejected_cost: Decimal
+
+    @property
+    def unreconciled(self) -> Decimal:
+        """What a call in flight at a crash still counts at: its reservation, until a reply
+        proves otherwise (zero for every other call)."""
+        return self.reserved if self.status == UNRECONCILED else Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -126,4 +137,5 @@ def call_record(row: Any) -> CallRecord:
     values = dict(row)
     values["cost"] = from_nanos(values.pop("cost_nanos"))
     values["reserved"] = from_nanos(values.pop("reserved_nanos"))
+    values["rejected_cost"] = from_nanos(values.pop("rejected_nanos"))
     return CallRecord(**values)

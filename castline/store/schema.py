@@ -158,6 +158,22 @@ def _reviews_table(md: sa.MetaData) -> sa.Table:
     )
 
 
+def _executors_table(md: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "executors",
+        md,
+        sa.Column("id", sa.String(120), primary_key=True),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("kind", sa.String(20), nullable=False),
+        sa.Column("started_at", sa.Float, nullable=False),
+        sa.Column("heartbeat_at", sa.Float, nullable=False),
+        sa.Column("stopped_at", sa.Float),
+        sa.Column("recovered_at", sa.Float),
+        sa.Column("recovered_by", sa.String(120)),
+    )
+
+
 # Columns added after the first version, by table. Migration 0002 adds them to an existing
 # database; the current table objects get them appended.
 V2_COLUMNS: dict[str, list[sa.Column[Any]]] = {
@@ -183,9 +199,22 @@ artifacts = _artifacts_table(metadata)
 batches = _batches_table(metadata)
 scripts = _scripts_table(metadata)
 reviews = _reviews_table(metadata)
+executors = _executors_table(metadata)
 for _table in (runs, calls):
     for _column in V2_COLUMNS[_table.name]:
         _table.append_column(_column)
+
+# Migration 0006: a call in flight at a crash is kept as 'unreconciled' (longer than the first
+# version's status column allowed), and the replies a call paid for but rejected (invalid JSON)
+# are counted on its row.
+CALL_STATUS_LENGTH = 20
+V6_CALL_COLUMNS: list[sa.Column[Any]] = [
+    sa.Column("rejected_replies", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rejected_nanos", sa.BigInteger, nullable=False, server_default="0"),
+]
+calls.c.status.type = sa.String(CALL_STATUS_LENGTH)
+for _column in V6_CALL_COLUMNS:
+    calls.append_column(_column)
 
 
 def _migration_0001_initial(connection: Connection) -> None:
@@ -210,6 +239,10 @@ def _migration_0004_quality(connection: Connection) -> None:
     _reviews_table(md).create(connection)
 
 
+def _migration_0005_executors(connection: Connection) -> None:
+    _executors_table(sa.MetaData()).create(connection)
+
+
 def _migration_0002_budget_ledger(connection: Connection) -> None:
     for table, columns in V2_COLUMNS.items():
         for column in columns:
@@ -217,11 +250,23 @@ def _migration_0002_budget_ledger(connection: Connection) -> None:
             connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {ddl}")
 
 
+def _migration_0006_unreconciled_calls(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":  # SQLite does not enforce a VARCHAR's length
+        connection.exec_driver_sql(
+            f"ALTER TABLE calls ALTER COLUMN status TYPE VARCHAR({CALL_STATUS_LENGTH})"
+        )
+    for column in V6_CALL_COLUMNS:
+        ddl = sa.schema.CreateColumn(column).compile(dialect=connection.dialect)
+        connection.exec_driver_sql(f"ALTER TABLE calls ADD COLUMN {ddl}")
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _migration_0001_initial),
     ("0002_budget_ledger", _migration_0002_budget_ledger),
     ("0003_batches", _migration_0003_batches),
     ("0004_quality", _migration_0004_quality),
+    ("0005_executors", _migration_0005_executors),
+    ("0006_unreconciled_calls", _migration_0006_unreconciled_calls),
 ]
 
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -18,6 +18,7 @@ from castline.config import title_key
 from castline.errors import RunNotFound
 from castline.store.engine import IMMEDIATE, shared_engine
 from castline.store.records import (
+    UNRECONCILED,
     ArtifactRecord,
     CallRecord,
     EventRecord,
@@ -40,7 +41,33 @@ from castline.store.schema import (
     sources,
 )
 
+if TYPE_CHECKING:
+    from castline.llm.base import Usage
+
 NUMBERING_LOCK = 7_431_004  # Postgres advisory lock taken while a run's episode number is chosen
+TOKENS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+)
+# A call's cost, plus its reservation while it is unreconciled (it may have been billed).
+_CHARGED = calls.c.cost_nanos + sa.case(
+    (calls.c.status == UNRECONCILED, calls.c.reserved_nanos), else_=0
+)
+
+
+def billed(usage: Usage | None, rejected_nanos: int | None) -> dict[str, Any]:
+    """The `calls` column updates that add a billed attempt's tokens and, for a reply that was
+    rejected, one more rejected reply and its cost."""
+    values: dict[str, Any] = {}
+    if usage is not None:
+        values = {name: calls.c[name] + getattr(usage, name) for name in TOKENS}
+    if rejected_nanos is not None:
+        values["rejected_replies"] = calls.c.rejected_replies + 1
+        values["rejected_nanos"] = calls.c.rejected_nanos + rejected_nanos
+    return values
 
 
 class Store:
@@ -129,8 +156,14 @@ class Store:
             )
 
     def claim_run(self, run_id: str) -> None:
-        """Record that this process now owns the run."""
+        """Record that this process now owns the run; a queued run is now running."""
         self.update_run(run_id, pid=os.getpid(), host=_host())
+        with self._begin() as connection:
+            connection.execute(
+                runs.update()
+                .where(runs.c.id == run_id, runs.c.status == "queued")
+                .values(status="running", updated_at=time.time())
+            )
 
     def get_run(self, run_id: str) -> RunRecord:
         with self._begin() as connection:
@@ -183,12 +216,18 @@ class Store:
         return call_record(row) if row else None
 
     def finish_call(self, call_id: int, *, cost: Decimal, **values: Any) -> None:
+        """Settle the call: add `cost` and the token counts in `values` to what its earlier,
+        rejected attempts already recorded, and drop its reservation (an unreconciled call is
+        reconciled by its reply)."""
+        tokens = {name: calls.c[name] + values.pop(name) for name in TOKENS if name in values}
+        values.setdefault("error", None)
         with self._begin() as connection:
             connection.execute(
                 calls.update()
                 .where(calls.c.id == call_id)
                 .values(
                     **values,
+                    **tokens,
                     cost_nanos=calls.c.cost_nanos + to_nanos(cost),
                     reserved_nanos=0,
                     status="ok",
@@ -196,8 +235,17 @@ class Store:
                 )
             )
 
-    def fail_call(self, call_id: int, error: str, *, spent: Decimal | None = None) -> None:
-        """Release the call's reservation; `spent` adds what a billed but failed attempt cost."""
+    def fail_call(
+        self,
+        call_id: int,
+        error: str,
+        *,
+        spent: Decimal | None = None,
+        usage: Usage | None = None,
+        rejected: bool = False,
+    ) -> None:
+        """Release the call's reservation; `spent` and `usage` add what a billed but failed
+        attempt cost and consumed, counted as a rejected reply when `rejected`."""
         extra = to_nanos(spent) if spent else 0
         with self._begin() as connection:
             connection.execute(
@@ -209,6 +257,7 @@ class Store:
                     reserved_nanos=0,
                     cost_nanos=calls.c.cost_nanos + extra,
                     finished_at=time.time(),
+                    **billed(usage, extra if rejected else None),
                 )
             )
 
@@ -218,16 +267,18 @@ class Store:
             return [call_record(row) for row in connection.execute(query).mappings()]
 
     def run_cost(self, run_id: str) -> Decimal:
-        # every row counts: a billed attempt that failed (an invalid reply) was still paid for
-        query = sa.select(sa.func.coalesce(sa.func.sum(calls.c.cost_nanos), 0)).where(
+        """What the run may have been billed: every settled amount (a billed attempt that failed,
+        such as an invalid reply, was still paid for) plus every unreconciled call at its
+        reservation. Reservations of calls still in flight are not cost."""
+        query = sa.select(sa.func.coalesce(sa.func.sum(_CHARGED), 0)).where(
             calls.c.run_id == run_id
         )
         with self._begin() as connection:
             return from_nanos(int(connection.execute(query).scalar_one()))
 
     def costs(self) -> dict[str, Decimal]:
-        """Settled cost of every run, in one query (for the runs table)."""
-        query = sa.select(calls.c.run_id, sa.func.sum(calls.c.cost_nanos)).group_by(calls.c.run_id)
+        """`run_cost` of every run, in one query (for the runs table)."""
+        query = sa.select(calls.c.run_id, sa.func.sum(_CHARGED)).group_by(calls.c.run_id)
         with self._begin() as connection:
             return {run_id: from_nanos(int(total)) for run_id, total in connection.execute(query)}
 

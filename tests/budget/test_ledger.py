@@ -1,4 +1,7 @@
-"""The ledger's invariant, settled + reserved <= budget, under threads and processes."""
+"""The ledger's invariant, settled + reserved <= budget, under threads and processes.
+
+Every test runs on SQLite and on PostgreSQL (`database_url_param`, tests/postgres_server.py).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ import json
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from collections import Counter
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -20,7 +24,7 @@ from castline.budget.policy import BudgetPolicy, Candidate, Mode
 from castline.budget.prices import Pricer
 from castline.config import Budget
 from castline.llm.registry import Route
-from castline.store import Store, calls, to_nanos
+from castline.store import Store, calls, events, to_nanos
 
 ROUTE = Route("offline", "claude-haiku-4-5", "anthropic:claude-haiku-4-5")
 
@@ -35,8 +39,8 @@ def _budget(limit: Decimal) -> Budget:
     )
 
 
-def _store(tmp_path: Path, run_id: str, limit: Decimal) -> Store:
-    store = Store(f"sqlite:///{tmp_path / 'ledger.db'}")
+def _store(url: str, run_id: str, limit: Decimal) -> Store:
+    store = Store(url)
     store.create_run(
         id=run_id,
         show_title="S",
@@ -94,14 +98,14 @@ operation = st.tuples(
     threads=st.integers(min_value=1, max_value=6),
 )
 def test_invariant_holds_under_concurrent_reserve_settle_and_fail(
-    tmp_path_factory: pytest.TempPathFactory,
+    database_url_param: str,
     limit_cents: int,
     operations: list[tuple[int, float | None]],
     threads: int,
 ) -> None:
     limit = Decimal(limit_cents) / 100
-    run_id = "prop"
-    store = _store(tmp_path_factory.mktemp("ledger"), run_id, limit)
+    run_id = f"prop-{uuid.uuid4().hex[:12]}"  # a run of its own per example, in one database
+    store = _store(database_url_param, run_id, limit)
     ledger = Ledger(store)
     policy = BudgetPolicy(_budget(limit), Pricer())
     settled: list[Decimal] = []
@@ -185,43 +189,72 @@ print(json.dumps(accepted))
 """
 
 
+@pytest.mark.slow
 def test_fifty_concurrent_calls_from_five_processes_never_exceed_the_budget(
-    tmp_path: Path,
+    database_url_param: str,
 ) -> None:
     run_id = "stress"
-    store = _store(tmp_path, run_id, Decimal(30))  # room for ~30 calls reserving $1 each
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, store.url, run_id, str(worker), "10"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for worker in range(5)
-    ]
-    accepted: list[tuple[str, str]] = []
-    for process in processes:
-        out, _ = process.communicate(timeout=120)
-        assert process.returncode == 0
-        accepted += [tuple(item) for item in json.loads(out)]
+    limit = Decimal(30)  # room for ~30 calls reserving $1 each
+    store = _store(database_url_param, run_id, limit)
+    ledger = Ledger(store)
 
+    # Watch the invariant from outside while the workers run.
+    violations: list[Decimal] = []
+    done = threading.Event()
+
+    def monitor() -> None:
+        while not done.is_set():
+            committed = ledger.totals(run_id).committed
+            if committed > limit:
+                violations.append(committed)
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=monitor)
+    watcher.start()
+    try:
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, store.url, run_id, str(worker), "10"],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for worker in range(5)
+        ]
+        accepted: list[tuple[str, str]] = []
+        for process in processes:
+            out, _ = process.communicate(timeout=120)
+            assert process.returncode == 0
+            accepted += [tuple(item) for item in json.loads(out)]
+    finally:
+        done.set()
+        watcher.join()
+
+    assert violations == []
     with store.engine.connect() as connection:
         rows = connection.execute(
             sa.select(calls.c.step_key, calls.c.status, calls.c.cost_nanos, calls.c.reserved_nanos)
         ).all()
+        refusal_events = connection.execute(
+            sa.select(sa.func.count()).select_from(events).where(events.c.kind == "budget-refused")
+        ).scalar_one()
     statuses = Counter(status for _, status, _, _ in rows)
     assert statuses["ok"] == len(accepted)
-    assert statuses["refused"] == 50 - len(accepted)  # every refusal is recorded
+    assert statuses["refused"] == 50 - len(accepted) == refusal_events  # every refusal recorded
     assert len(rows) == 50 and all(reserved == 0 for *_, reserved in rows)
+    assert len({key for key, *_ in rows}) == 50
     assert 28 <= len(accepted) <= 37  # $30 of $1 reservations settling at $0.80 to $1.00
     spend = store.run_cost(run_id)
-    assert spend <= Decimal(30)
+    assert spend <= limit
     assert spend == sum((Decimal(cost) for _, cost in accepted), Decimal(0))
     assert max(Counter(key for key, status, *_ in rows if status == "ok").values()) == 1
+    totals = ledger.totals(run_id)
+    assert totals.reserved == 0 and totals.committed == spend
+    assert store.get_run(run_id).peak_reserved <= limit
 
 
-def test_a_mode_change_is_an_audit_event_with_the_numbers(tmp_path: Path) -> None:
+def test_a_mode_change_is_an_audit_event_with_the_numbers(database_url_param: str) -> None:
     run_id = "modes"
-    store = _store(tmp_path, run_id, Decimal(10))
+    store = _store(database_url_param, run_id, Decimal(10))
     ledger = Ledger(store)
     policy = BudgetPolicy(_budget(Decimal(10)), Pricer())
     seen: list[Mode] = []
@@ -248,15 +281,19 @@ def test_a_mode_change_is_an_audit_event_with_the_numbers(tmp_path: Path) -> Non
     assert event.data["headroom"] == str(refused.headroom)
 
 
-def test_stale_reservations_are_released(tmp_path: Path) -> None:
-    store = _store(tmp_path, "stale", Decimal(5))
+def test_stale_reservations_stay_counted_as_unreconciled(database_url_param: str) -> None:
+    store = _store(database_url_param, "stale", Decimal(5))
     ledger = Ledger(store)
     policy = BudgetPolicy(_budget(Decimal(5)), Pricer())
     held = _reserve(ledger, policy, "stale", "a", Decimal(3))
     assert isinstance(held, Reservation)
     assert isinstance(_reserve(ledger, policy, "stale", "b", Decimal(3)), Refusal)
 
-    assert ledger.release_stale("stale") == 1
+    assert ledger.mark_unreconciled("stale") == 1
 
-    assert ledger.totals("stale").committed == 0
-    assert isinstance(_reserve(ledger, policy, "stale", "c", Decimal(3)), Reservation)
+    totals = ledger.totals("stale")  # the crashed call may have been billed: still counted
+    assert (totals.committed, totals.unreconciled, totals.reserved) == (3, 3, 0)
+    refused = _reserve(ledger, policy, "stale", "c", Decimal(3))
+    assert isinstance(refused, Refusal) and refused.unreconciled == 3
+    assert "$3.000000 unreconciled" in refused.message
+    assert isinstance(_reserve(ledger, policy, "stale", "d", Decimal("1.9")), Reservation)

@@ -211,8 +211,12 @@ def test_sigkill_during_write_then_resume_repeats_no_completed_step(show_copy: P
     assert all(ok[f"write.{segment}"] == 1 for segment in segments)
     assert {t["segment"] for t in episode["script"]["turns"]} == set(segments)
     assert any(e.kind == "resumed" for e in store.events(run_id))
-    # the ledger after the crash: nothing still reserved, nothing settled twice, spend derived
-    # from the settled calls only
-    assert all(c.reserved == 0 for c in after)
-    assert store.run_cost(run_id) == sum((c.cost for c in after if c.status == "ok"), Decimal(0))
+    # the ledger after the crash: nothing still in flight, nothing settled twice; a call in
+    # flight at the kill may have been billed, so it stays counted at its reservation
+    # (unreconciled), marked once its step completed in the resumed run
+    doubtful = [c for c in after if c.status == "unreconciled"]
+    assert all(c.reserved > 0 and "completed later" in (c.error or "") for c in doubtful)
+    assert all(c.reserved == 0 for c in after if c.status != "unreconciled")
+    settled = sum((c.cost for c in after if c.status == "ok"), Decimal(0))
+    assert store.run_cost(run_id) == settled + sum((c.reserved for c in doubtful), Decimal(0))
     assert store.run_cost(run_id) <= record.budget

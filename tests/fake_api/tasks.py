@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from castline.domain import Source
-from castline.engine.paid.calls import TASK_TYPES
 from castline.errors import ProviderError
 from castline.llm.base import Task
 from castline.llm.offline import OfflineProvider
 from castline.llm.prompts import SYSTEM_PREAMBLE
+from castline.llm.tasks import TASK_TYPES
 
 _SEPARATOR = "\n\n"
 _SOURCE_OPEN = re.compile(r'<source id="([^"]*)" title="([^"]*)">\n')

@@ -20,11 +20,11 @@ from google.genai import types
 
 from castline.config import load_show
 from castline.domain import Finding, Script, Section, Source
-from castline.engine.paid.calls import TASK_TYPES
 from castline.llm import prompts
 from castline.llm.base import Task
 from castline.llm.offline import OfflineProvider, research, writing
 from castline.llm.tasks import (
+    TASK_TYPES,
     FanoutTask,
     JudgeTask,
     PlanTask,

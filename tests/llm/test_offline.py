@@ -690,7 +690,7 @@ def test_offline_provider_reports_usage_for_research(
 
 
 def test_offline_provider_rejects_unknown_tasks() -> None:
-    class Unknown(Task[Findings]):
+    class Unknown(Task[Findings], register=False):
         kind = "unknown"
         instructions = "none"
         output_type = Findings

@@ -14,14 +14,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from math import ceil
 from pathlib import Path
-from typing import ClassVar, Literal
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from castline.config import Host, ProviderSettings
 from castline.llm.base import Usage
 from castline.llm.wire import missing_sdk
+
+if TYPE_CHECKING:  # numpy is imported where samples are made, not to plan or price a run
+    import numpy as np
+    import numpy.typing as npt
 
 # How a vendor bills speech: per character of text, or per token (text in, audio out).
 Billing = Literal["characters", "tokens"]
@@ -55,6 +56,8 @@ class Speech:
 
 def pcm16(data: bytes, sample_rate: int, usage: Usage | None = None) -> Speech:
     """Speech from raw little-endian 16-bit PCM, the format every cloud engine can send."""
+    import numpy as np
+
     samples = np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2")
     return Speech(samples.astype(np.float32) / 32768.0, sample_rate, usage)
 
@@ -168,6 +171,8 @@ def joined(parts: list[Speech]) -> Speech:
     """Pieces of one turn, back to back, with their usage added up."""
     if len(parts) == 1:
         return parts[0]
+    import numpy as np
+
     usage = None
     for part in parts:
         if part.usage is not None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from castline.audio.tts.base import Engine, EngineSetup, Speech
 from castline.errors import ConfigError, ProviderError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _SYNCHRONOUS = 2  # AUDIO_OUTPUT_SYNCHRONOUS
 _UTF8 = 1  # espeakCHARS_UTF8
@@ -62,11 +63,15 @@ class _Library:
         self._lib.espeak_SetSynthCallback(self._callback)
 
     def _collect(self, wav: Any, count: int, _events: Any) -> int:
+        import numpy as np
+
         if count > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
         return 0
 
     def speak(self, text: str, voice: str, *, words_per_minute: int) -> Speech:
+        import numpy as np
+
         encoded = text.encode("utf-8")
         with self._lock:
             if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:

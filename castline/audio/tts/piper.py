@@ -9,8 +9,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-import numpy as np
-
 from castline.audio.tts.base import NORMAL_WORDS_PER_MINUTE, Engine, EngineSetup, Speech
 from castline.config import Host
 from castline.errors import ConfigError, ProviderError
@@ -91,6 +89,8 @@ class PiperEngine(Engine):
         raise _no_voice(self.name, [f"hosts[{host_index}].voices.{self.name}"])
 
     def synthesize(self, text: str, voice: str, *, words_per_minute: int) -> Speech:
+        import numpy as np
+
         model = self._voice(voice)
         settings = self._config(length_scale=length_scale(words_per_minute))
         try:

@@ -8,20 +8,18 @@ crash at any point reconnects to the recorded batch; it is never created twice.
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Any
 
 from castline.budget.ledger import Ledger, Refusal
 from castline.budget.policy import fixed
-from castline.engine.paid.calls import INPUT_MARGIN, CallOutcome
-from castline.errors import ProviderError
-from castline.llm import prompts, registry
+from castline.engine.paid.calls import CallOutcome
+from castline.errors import MalformedOutput
+from castline.llm import prompts, registry, resilience
 from castline.llm.base import Task
 from castline.llm.wire import BatchItem, BatchProvider, BatchState
 from castline.stages import RunContext
 from castline.store import Store
-from castline.text import estimate_tokens
 
 
 def batch_provider(ctx: RunContext, role: str) -> BatchProvider | None:
@@ -52,7 +50,7 @@ def submit(
     batch: list[BatchItem] = []
     for step_key, task in tasks.items():
         prompt = prompts.render(task).text
-        input_tokens = math.ceil(estimate_tokens(prompt) * INPUT_MARGIN) + 16
+        input_tokens = prompts.token_bound(task)
         candidates = [
             c
             for c in ctx.policy.candidates(
@@ -92,11 +90,14 @@ def submit(
         return {"batch_id": None, "items": items}
     try:
         batch_id = provider.submit_batch(route.model, batch)
-    except ProviderError as exc:
+    except Exception as raised:
+        exc = resilience.as_provider_error(raised)
         for entry in items.values():
             if "call_id" in entry:
                 store.fail_call(entry["call_id"], f"batch not created: {exc}")
-        raise
+        if exc is raised:
+            raise
+        raise exc from raised
     store.save_batch(ctx.run_id, key, batch_id, route.provider, route.model, items)
     store.add_event(
         ctx.run_id,
@@ -132,7 +133,20 @@ def collect(
         for key, entry in items.items()
         if "call_id" in entry
     ]
-    results = provider.batch_results(submitted["batch_id"], sent, route.model)
+    try:
+        results = provider.batch_results(submitted["batch_id"], sent, route.model)
+    except Exception as raised:
+        # the batch ran and may have been billed: its items count at their reservations until
+        # a later collect (on resume) settles or releases them
+        exc = resilience.as_provider_error(raised)
+        Ledger(store).mark_unreconciled(
+            ctx.run_id,
+            [entry["call_id"] for entry in items.values() if "call_id" in entry],
+            why=f"the batch's results could not be read ({exc}): counted at its reservation",
+        )
+        if exc is raised:
+            raise
+        raise exc from raised
     outcomes: dict[str, dict[str, Any]] = {}
     for key, entry in items.items():
         if "refusal" in entry:
@@ -141,8 +155,19 @@ def collect(
             ).as_dict()
             continue
         result = results.get(entry["custom_id"])
-        if result is None or isinstance(result, ProviderError):
-            store.fail_call(entry["call_id"], f"batch item failed: {result}")
+        if isinstance(result, MalformedOutput):  # answered and billed, but not valid
+            spent = ctx.policy.pricer.cost(route.priced_as, result.usage, batch=True)
+            store.fail_call(
+                entry["call_id"],
+                f"batch item failed: {result}",
+                spent=spent,
+                usage=result.usage,
+                rejected=True,
+            )
+            outcomes[key] = {"error": str(result)}
+            continue
+        if result is None or isinstance(result, Exception):
+            store.fail_call(entry["call_id"], f"batch item failed: {result or 'no result'}")
             outcomes[key] = {"error": str(result)}
             continue
         cost = ctx.policy.pricer.cost(route.priced_as, result.usage, batch=True)
@@ -157,6 +182,7 @@ def collect(
             cache_write_tokens=result.usage.cache_write_tokens,
             cache_write_1h_tokens=result.usage.cache_write_1h_tokens,
         )
+        Ledger(store).mark_completed_later(ctx.run_id, key, entry["call_id"])
         outcomes[key] = CallOutcome(
             output=json.loads(response),
             route=route.priced_as,

@@ -7,60 +7,38 @@ reserve the worst case, call, and settle; a rate limit is retried on the same ro
 retry-after, unless it asks to wait longer than `retries.max_wait_s`: then the call falls back
 instead of waiting it out); an overload, server error or timeout is retried once, then falls
 back; an unknown model falls back at once with a warning; a spend limit or a bad key takes the
-whole provider out; an invalid request is never retried. A reply that does not validate was
-paid for: its cost is recorded, and the model is asked once to repair it. Every attempt, retry
-and fallback is an audit event with its reason.
+whole provider out; an invalid request is never retried. Any other exception a provider's SDK
+raises is classified once (`resilience.as_provider_error`: a transient server error) and handled
+like one. A reply that does not validate was paid for: its cost and tokens are recorded as a
+rejected reply, and the model is asked once to repair it. Every attempt, retry and fallback is an
+audit event with its reason.
+
+The reservation's input tokens come from a local bound (`prompts.token_bound`: the request's
+UTF-8 bytes, at least one per token for every tokenizer in use), so no request is made before the
+call; only when that bound's worst case would not fit the budget (or would move the run to a later
+budget mode) is the provider asked to count the prompt exactly.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from castline.budget.ledger import Ledger, Refusal, Reservation
-from castline.budget.policy import BudgetPolicy, Candidate, Mode
+from castline.budget.policy import BudgetPolicy, Candidate, CandidateFactory, Mode
 from castline.config import Show
 from castline.errors import MalformedOutput, ProviderError
 from castline.llm import prompts, registry, resilience
 from castline.llm.base import Repair, Result, Task, Usage
 from castline.llm.registry import Route
-from castline.llm.tasks import (
-    FanoutTask,
-    JudgeTask,
-    PlanTask,
-    PolishTask,
-    QuestionsTask,
-    ResearchTask,
-    ReviewDecisionTask,
-    SynthesisTask,
-    WriteSegmentTask,
-)
 from castline.stages import RunContext
 from castline.store import Store
-from castline.text import estimate_tokens
 
-TASK_TYPES: dict[str, type[Task[Any]]] = {
-    cls.kind: cls
-    for cls in (
-        QuestionsTask,
-        FanoutTask,
-        ResearchTask,
-        SynthesisTask,
-        PlanTask,
-        WriteSegmentTask,
-        PolishTask,
-        ReviewDecisionTask,
-        JudgeTask,
-    )
-}
-
-
-# A prompt's tokens are estimated (about four characters each) unless the provider counts them;
-# the estimate gets this margin, so that a reservation is never below the real input.
+# The margin the forecast's *high* figure (castline.budget.estimate) puts on four characters a
+# token; reservations themselves use `prompts.token_bound`.
 INPUT_MARGIN = 1.1
 
 
@@ -161,11 +139,7 @@ class _Call:
             if not chain and not fallback:
                 tried = "; ".join(self.failures)
                 raise ProviderError(f"{self.spec.step_key}: every route failed ({tried})")
-            first = (chain or fallback)[0]
-            counted = registry.get(first.provider, self.spec.show).count_tokens(
-                self.task, first.model
-            )
-            input_tokens = counted or math.ceil(estimate_tokens(self.prompt) * INPUT_MARGIN) + 16
+            input_tokens = self._input_tokens(chain, fallback)
             reservation = self.ledger.reserve(
                 self.spec.run_id,
                 self.policy,
@@ -205,9 +179,31 @@ class _Call:
                     kind=exc.kind,
                 )
 
+    def _input_tokens(self, chain: list[Route], fallback: list[Route]) -> int:
+        """The prompt's input tokens to reserve for: the local bound, unless its worst case does
+        not fit what the call may spend (or would move the run to a later budget mode); then the
+        preferred route's provider counts them, where it can."""
+        bound = prompts.token_bound(self.task)
+        if self.ledger.fits(
+            self.spec.run_id,
+            self.policy,
+            self._ladder(chain, fallback, bound),
+            stage=self.spec.stage,
+            role=self.spec.role,
+        ):
+            return bound
+        first = (chain or fallback)[0]
+        try:
+            counted = registry.get(first.provider, self.spec.show).count_tokens(
+                self.task, first.model
+            )
+        except Exception:  # counting is an optimisation: the bound still holds
+            counted = None
+        return counted if counted else bound
+
     def _ladder(
         self, chain: list[Route], fallback: list[Route], input_tokens: int
-    ) -> Callable[[Mode], list[Candidate]]:
+    ) -> CandidateFactory:
         def ladder(mode: Mode) -> list[Candidate]:
             return self.policy.candidates(
                 mode=mode,
@@ -243,10 +239,16 @@ class _Call:
             except MalformedOutput as bad:
                 breaker.record(None)
                 spent = self.policy.pricer.cost(route.priced_as, bad.usage, batch=candidate.batch)
+                fixing = Repair(raw=bad.raw, error=str(bad))
                 if repair is None and self.ledger.recharge(
-                    reservation.call_id, self.spec.run_id, self.policy, spent, candidate.worst_case
+                    reservation.call_id,
+                    self.spec.run_id,
+                    self.policy,
+                    spent,
+                    self._repair_worst(candidate, input_tokens, fixing),
+                    usage=bad.usage,
                 ):
-                    repair = Repair(raw=bad.raw, error=str(bad))
+                    repair = fixing
                     self.event(
                         "call-repair",
                         f"{route.label} replied with invalid JSON, asking once more: {bad}",
@@ -254,9 +256,12 @@ class _Call:
                         cost=str(spent),
                     )
                     continue
-                self.store.fail_call(reservation.call_id, str(bad), spent=spent)
+                self.store.fail_call(
+                    reservation.call_id, str(bad), spent=spent, usage=bad.usage, rejected=True
+                )
                 raise
-            except ProviderError as exc:
+            except Exception as raised:
+                exc = resilience.as_provider_error(raised)
                 breaker.record(exc)
                 retryable = exc.kind in resilience.RETRYABLE
                 wait = resilience.backoff(attempt, self.retries, exc.retry_after)
@@ -276,7 +281,9 @@ class _Call:
                         time.sleep(wait)
                         continue
                 self.store.fail_call(reservation.call_id, f"{type(exc).__name__}: {exc}")
-                raise
+                if exc is raised:
+                    raise
+                raise exc from raised
             breaker.record(None)
             compute_ms = (time.perf_counter() - started) * 1000
             cost = self.policy.pricer.cost(route.priced_as, result.usage, batch=candidate.batch)
@@ -291,6 +298,9 @@ class _Call:
                 cache_write_tokens=result.usage.cache_write_tokens,
                 cache_write_1h_tokens=result.usage.cache_write_1h_tokens,
                 compute_ms=compute_ms,
+            )
+            self.ledger.mark_completed_later(
+                self.spec.run_id, self.spec.step_key, reservation.call_id
             )
             usage = result.usage
             self.event(
@@ -312,6 +322,15 @@ class _Call:
                 note=candidate.note,
             )
 
+    def _repair_worst(self, candidate: Candidate, input_tokens: int, repair: Repair) -> Decimal:
+        """The most the repair attempt can cost: the first request's input plus the invalid
+        reply and the instruction sent back, and the same output limit."""
+        pricer = self.policy.pricer
+        added = prompts.token_bound(self.task, repair) - prompts.token_bound(self.task)
+        priced_as = candidate.route.priced_as
+        worst = pricer.worst_case(priced_as, input_tokens + added, candidate.max_tokens)
+        return worst * (1 - pricer.batch_discount(priced_as)) if candidate.batch else worst
+
 
 def execute(store: Store, spec: CallSpec, task: Task[Any], policy: BudgetPolicy) -> CallOutcome:
     """Make one call: reuse a recorded reply, else reserve, call, settle (or release and try
@@ -319,11 +338,13 @@ def execute(store: Store, spec: CallSpec, task: Task[Any], policy: BudgetPolicy)
     workflow decides what to do without it."""
     recorded = store.completed_call(spec.run_id, spec.step_key)
     if recorded is not None and recorded.response is not None:
+        Ledger(store).mark_completed_later(spec.run_id, spec.step_key, recorded.id)
         store.add_event(
             spec.run_id,
             "call-reused",
             f"{spec.step_key}: reply recorded before a crash reused, not paid again",
             stage=spec.stage,
+            data={"call_id": recorded.id, "cost": str(recorded.cost)},
         )
         return CallOutcome(
             output=json.loads(recorded.response),

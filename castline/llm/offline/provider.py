@@ -78,6 +78,10 @@ class OfflineProvider(Provider):
         )
         return Result(output=output, usage=usage, model=model)
 
+    def count_tokens(self, task: Task[Any], model: str) -> int | None:
+        """Exactly the input tokens `complete` reports for the task."""
+        return estimate_tokens(prompts.render(task).text)
+
 
 def _shorten(data: dict[str, Any], max_tokens: int) -> dict[str, Any]:
     """Fit a reply into `max_tokens` the way a model asked for a shorter answer would: by saying
