@@ -34,7 +34,7 @@ from castline.budget.policy import (
     later,
     mode_for,
 )
-from castline.store import UNRECONCILED, Store, calls, events, from_nanos, runs, to_nanos
+from castline.store import UNRECONCILED, Store, calls, events, from_nanos, groups, runs, to_nanos
 from castline.store.store import billed
 
 if TYPE_CHECKING:
@@ -65,16 +65,35 @@ class Refusal:
     cheapest: Decimal | None
     unreconciled: Decimal = Decimal(0)
     reserved: Decimal = Decimal(0)
+    group: GroupHeadroom | None = None  # the batch's cap, when the run is part of one
 
     @property
     def message(self) -> str:
         need = f"at least ${self.cheapest:.6f}" if self.cheapest is not None else "a call"
         settled = self.committed - self.unreconciled - self.reserved
+        batch = ""
+        if self.group is not None and self.group.headroom <= self.headroom:
+            batch = (
+                f"; the batch's budget ${self.group.cap:.2f} has ${self.group.committed:.6f} "
+                "committed across its episodes"
+            )
         return (
             f"budget ${self.budget:.2f}: ${self.committed:.6f} committed (${settled:.6f} "
             f"settled, ${self.unreconciled:.6f} unreconciled, ${self.reserved:.6f} reserved), "
-            f"${self.headroom:.6f} available to this stage, this call needs {need}"
+            f"${self.headroom:.6f} available to this stage{batch}, this call needs {need}"
         )
+
+
+@dataclass(frozen=True)
+class GroupHeadroom:
+    """A batch's cap across its runs and what its runs have committed against it."""
+
+    cap: Decimal
+    committed: Decimal
+
+    @property
+    def headroom(self) -> Decimal:
+        return self.cap - self.committed
 
 
 class Ledger:
@@ -94,8 +113,13 @@ class Ledger:
         """
         key = allocation_key(call["stage"], call["role"])
         with self.store.exclusive() as connection:
-            budget, recorded_mode, peak = connection.execute(
-                sa.select(runs.c.budget_nanos, runs.c.budget_mode, runs.c.peak_reserved_nanos)
+            budget, recorded_mode, peak, group_id = connection.execute(
+                sa.select(
+                    runs.c.budget_nanos,
+                    runs.c.budget_mode,
+                    runs.c.peak_reserved_nanos,
+                    runs.c.group_id,
+                )
                 .where(runs.c.id == run_id)
                 .with_for_update()
             ).one()
@@ -104,6 +128,9 @@ class Ledger:
             mode = later(recorded_mode, mode_for(totals.committed, policy.budget))
             self._record_mode(connection, run_id, recorded_mode, mode, totals, limit)
             headroom = policy.headroom(key, totals)
+            group = _group_headroom(connection, group_id) if group_id is not None else None
+            if group is not None and group.headroom < headroom:
+                headroom = group.headroom
             ladder = candidates(mode)
             chosen = next((c for c in ladder if c.worst_case <= headroom), None)
             now = time.time()
@@ -129,6 +156,7 @@ class Ledger:
                     cheapest=ladder[-1].worst_case if ladder else None,
                     unreconciled=totals.unreconciled,
                     reserved=totals.reserved,
+                    group=group,
                 )
                 _event(
                     connection,
@@ -309,6 +337,20 @@ class Ledger:
     def totals(self, run_id: str) -> Totals:
         with self.store.engine.connect() as connection:
             return _totals(connection, run_id)
+
+
+def _group_headroom(connection: Connection, group_id: str) -> GroupHeadroom:
+    """The batch's cap (its row locked, so that reservations across its runs are serialised on
+    Postgres too) and the settled, unreconciled and reserved money of all its runs."""
+    cap = connection.execute(
+        sa.select(groups.c.cap_nanos).where(groups.c.id == group_id).with_for_update()
+    ).scalar_one()
+    committed = connection.execute(
+        sa.select(sa.func.sum(calls.c.cost_nanos + calls.c.reserved_nanos))
+        .select_from(calls.join(runs, calls.c.run_id == runs.c.id))
+        .where(runs.c.group_id == group_id)
+    ).scalar_one()
+    return GroupHeadroom(from_nanos(cap), from_nanos(int(committed or 0)))
 
 
 def _totals(connection: Connection, run_id: str) -> Totals:

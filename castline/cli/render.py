@@ -45,10 +45,18 @@ def print_cost(report: CostReport, *, brief: bool = False) -> None:
                 f"{row.output_tokens:,}",
                 f"${row.cost:,.4f}",
             )
-        table.add_row("total", "", "", "", "", "", f"${report.spent:,.4f}", style="bold")
+        table.add_row("total", "", "", "", "", "", f"${report.total:,.4f}", style="bold")
         app.console.print(table)
+    doubt = (
+        f" + ${report.unreconciled:,.4f} unreconciled = ${report.total:,.4f}"
+        if report.unreconciled
+        else ""
+    )
+    if report.rejected:
+        doubt += f" ({report.rejected} rejected repl(ies), ${report.rejected_cost:,.4f})"
     app.console.print(
-        f"budget ${report.budget:,.2f}: spent ${report.spent:,.4f}, left ${report.budget_left:,.4f}"
+        f"budget ${report.budget:,.2f}: spent ${report.spent:,.4f}{doubt}, "
+        f"left ${report.budget_left:,.4f}"
         f"; peak reserved ${report.peak_reserved:,.4f}; mode {report.mode}; "
         f"{report.refused} call(s) refused\n"
         f"list price ${report.list_price:,.4f}; saved ${report.cache_savings:,.4f} by caching, "

@@ -162,7 +162,13 @@ def episode_number(numbered: list[NumberedRun], requested: int | None) -> int:
 
 
 def record_run(
-    store: Store, prepared: Prepared, run_id: str, output_dir: Path, *, status: str = "running"
+    store: Store,
+    prepared: Prepared,
+    run_id: str,
+    output_dir: Path,
+    *,
+    status: str = "running",
+    group: str | None = None,
 ) -> int:
     """Record a run with a snapshot of its inputs, so that a resume sees exactly these, and its
     episode number, fixed now; return the number."""
@@ -191,6 +197,7 @@ def record_run(
         workflow_id=run_id,
         output_dir=str(output_dir),
         budget_nanos=to_nanos(show.budget.per_episode),
+        group_id=group,
     )
     sources = prepared.sources
     store.save_sources(run_id, [source.model_dump(mode="json") for source in sources])
@@ -217,6 +224,7 @@ def create_run(
     provider: str | None = None,
     number: int | None = None,
     queued: bool = False,
+    group: str | None = None,
 ) -> str:
     """Validate every input and record a new run with its episode number (`number`, or the
     show's next); nothing is spent until the workflow starts. A `queued` run waits for a
@@ -227,7 +235,12 @@ def create_run(
     folder = f"{slug or 'episode'}-{run_id[:6]}"
     output_dir = (prepared.show_path.parent / prepared.show.output_dir / folder).resolve()
     record_run(
-        runtime.store(), prepared, run_id, output_dir, status="queued" if queued else "running"
+        runtime.store(),
+        prepared,
+        run_id,
+        output_dir,
+        status="queued" if queued else "running",
+        group=group,
     )
     return run_id
 

@@ -24,22 +24,14 @@ from castline.domain import (
     KnowledgeBase,
     Outline,
     Script,
-    Turn,
     Verdict,
 )
 from castline.errors import BudgetRefused
-from castline.knowledge import merge_findings
 from castline.llm.base import Task
 from castline.llm.tasks import (
-    FanoutDecision,
-    FanoutTask,
-    Findings,
     JudgeTask,
     Question,
-    Questions,
-    SegmentDraft,
 )
-from castline.orchestrator import guard_fanout
 from castline.quality.verdicts import blocking as quality_blocking
 from castline.stages import RunContext, plan, research, write
 from castline.stages.review import ReviewLoop
@@ -136,16 +128,13 @@ class Pipeline:
 
     def run(self) -> RunResult:
         ctx = self.ctx
-        kb = self.research()
+        kb = research.run(self)
         if kb is None or not kb.notes:
             return self._halted_without_script("research")
-        self.steps.event("stage", "planning the episode", "plan")
-        try:
-            outline: Outline = self.call("plan.outline", "plan", "planner", plan.plan_task(ctx, kb))
-        except BudgetRefused as refused:
-            self.skip("planning", "plan", str(refused))
+        outline = plan.run(self, kb)
+        if outline is None:
             return self._halted_without_script("plan")
-        script = self.write(outline, kb)
+        script = write.run(self, outline, kb)
         loop = ReviewLoop(self)
         reviewed = loop.run(outline, script, kb)
         script, verdicts = reviewed.script, reviewed.verdicts
@@ -241,98 +230,6 @@ class Pipeline:
             "budget-halted", f"halted by budget in {stage}: no script could be written", stage
         )
         return RunResult(accepted=False, halted_at=stage, skipped=self.budget.skipped)
-
-    # research
-
-    def research(self) -> KnowledgeBase | None:
-        ctx = self.ctx
-        self.steps.event("stage", "generating research questions", "research")
-        try:
-            proposed: Questions = self.call(
-                "research.questions", "research", "researcher", research.questions_task(ctx)
-            )
-        except BudgetRefused as refused:
-            self.skip("research questions", "research", str(refused))
-            return None
-        chosen = self._fan_out(proposed.questions)
-        findings: list[Findings] = []
-        answered: list[Question] = []
-        # Batched at half price when the show asks for it, or once the budget is tight.
-        batch = ctx.show.research.batch or self.budget.mode != "normal"
-        outcomes = self.steps.research(chosen, batch=batch)
-        for question, outcome in zip(chosen, outcomes, strict=True):
-            self.note_mode(outcome["mode"])
-            if outcome["output"] is None:
-                self.skip(f"research question {question.focus!r}", "research", outcome["refusal"])
-                continue
-            answered.append(question)
-            findings.append(Findings.model_validate(outcome["output"]))
-        if not answered:
-            return None
-        task = research.synthesis_task(ctx, answered, findings)
-        try:
-            kb: KnowledgeBase = self.call("research.synthesis", "research", "researcher", task)
-        except BudgetRefused as refused:
-            self.skip("model synthesis (merged by code instead)", "research", str(refused))
-            kb = merge_findings(task)
-        self.steps.event(
-            "knowledge-base",
-            f"{len(kb.notes)} notes in {len(kb.themes)} themes",
-            "research",
-            notes=len(kb.notes),
-            themes=[theme.title for theme in kb.themes],
-        )
-        return kb
-
-    def _fan_out(self, questions: list[Question]) -> list[Question]:
-        limit = self.ctx.show.research.max_questions
-        by_code = FanoutDecision(
-            selected=list(range(min(limit, len(questions)))),
-            rationale=f"decided by code: the first {limit} questions, most relevant first",
-        )
-        decision = by_code
-        if self.by_code("fanout"):
-            self.skip("orchestrator fan-out decision", "research", f"{self.budget.mode} mode")
-        else:
-            task = FanoutTask(topic=self.ctx.topic, questions=questions, max_questions=limit)
-            try:
-                decision = self.call("orchestrate.fanout", "research", "orchestrator", task)
-            except BudgetRefused as refused:
-                self.skip("orchestrator fan-out decision", "research", str(refused))
-        guarded = guard_fanout(decision, questions, limit)
-        chosen = [questions[i] for i in guarded.selected]
-        self.steps.event(
-            "decision",
-            f"research fan-out: {len(chosen)} of {len(questions)} questions. {guarded.rationale}",
-            "research",
-            selected=guarded.selected,
-            rationale=guarded.rationale,
-            overrides=guarded.overrides,
-        )
-        return chosen
-
-    # writing
-
-    def write(self, outline: Outline, kb: KnowledgeBase) -> Script:
-        self.steps.event("stage", f"writing {len(outline.segments)} segments", "write")
-        drafts: dict[str, list[Turn]] = {}
-        for segment in outline.segments:
-            task = write.segment_task(self.ctx, outline, segment, kb)
-            try:
-                draft: SegmentDraft = self.call(f"write.{segment.id}", "write", "writer", task)
-            except BudgetRefused as refused:
-                unwritten = [s.id for s in outline.segments if s.id not in drafts]
-                self.skip(f"writing segments {', '.join(unwritten)}", "write", str(refused))
-                self.budget.halted_at = "write"
-                self.steps.event(
-                    "budget-halted",
-                    f"halted by budget while writing: publishing the {len(drafts)} segment(s) "
-                    "written so far",
-                    "write",
-                )
-                break
-            drafts[segment.id] = draft.turns
-        return write.assemble(outline, drafts)
 
 
 def _final(blocking: list[Finding], halted_at: str | None, human: str | None) -> str:

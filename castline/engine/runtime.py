@@ -33,6 +33,7 @@ _lock = threading.Lock()
 _launched_url: str | None = None
 _executor_id: str | None = None
 _heartbeat: executors.Heartbeat | None = None
+_listening: frozenset[str] = frozenset()
 _stores: dict[str, Store] = {}
 _contexts: dict[str, RunContext] = {}
 
@@ -70,12 +71,17 @@ def launch(kind: str = "cli", *, listen: Sequence[str] = ()) -> str:
     queues in `listen` only (a worker listens to the episode queue; every other command runs
     just its own episode), plus DBOS's internal queue, where recovered workflows wait.
     """
-    global _launched_url, _executor_id, _heartbeat
+    global _launched_url, _executor_id, _heartbeat, _listening
     from dbos import DBOS  # here, so that commands that only read the store start fast
 
     url = system_database_url()
     with _lock:
         if _launched_url == url and _executor_id is not None:
+            if set(listen) - _listening:
+                raise RuntimeError(
+                    f"this process was launched listening to {sorted(_listening)}; launch it "
+                    f"as a worker first to listen to {sorted(listen)}"
+                )
             return _executor_id
         if _launched_url is not None:
             _stop_locked()
@@ -102,7 +108,7 @@ def launch(kind: str = "cli", *, listen: Sequence[str] = ()) -> str:
         logging.getLogger("dbos").setLevel(logging.CRITICAL)
         _heartbeat = executors.Heartbeat(registry, executor_id)
         _heartbeat.start()
-        _launched_url, _executor_id = url, executor_id
+        _launched_url, _executor_id, _listening = url, executor_id, frozenset(listen)
         _contexts.clear()
         return executor_id
 

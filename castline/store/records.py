@@ -40,6 +40,7 @@ class RunRecord:
     budget: Decimal | None
     budget_mode: str
     peak_reserved: Decimal
+    group_id: str | None = None  # the batch it was produced in (`castline batch`)
 
     @property
     def number(self) -> int | None:

@@ -174,6 +174,22 @@ def _executors_table(md: sa.MetaData) -> sa.Table:
     )
 
 
+def _groups_table(md: sa.MetaData) -> sa.Table:
+    """Runs produced as one batch, under one total cap (`castline batch`)."""
+    return sa.Table(
+        "run_groups",
+        md,
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("cap_nanos", sa.BigInteger, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+    )
+
+
+# A run's group, added by migration 0007.
+V7_RUN_COLUMNS: list[sa.Column[Any]] = [sa.Column("group_id", sa.String(40))]
+
+
 # Columns added after the first version, by table. Migration 0002 adds them to an existing
 # database; the current table objects get them appended.
 V2_COLUMNS: dict[str, list[sa.Column[Any]]] = {
@@ -200,6 +216,7 @@ batches = _batches_table(metadata)
 scripts = _scripts_table(metadata)
 reviews = _reviews_table(metadata)
 executors = _executors_table(metadata)
+groups = _groups_table(metadata)
 for _table in (runs, calls):
     for _column in V2_COLUMNS[_table.name]:
         _table.append_column(_column)
@@ -215,6 +232,9 @@ V6_CALL_COLUMNS: list[sa.Column[Any]] = [
 calls.c.status.type = sa.String(CALL_STATUS_LENGTH)
 for _column in V6_CALL_COLUMNS:
     calls.append_column(_column)
+for _column in V7_RUN_COLUMNS:
+    runs.append_column(_column)
+    sa.Index(f"ix_runs_{_column.name}", _column)
 
 
 def _migration_0001_initial(connection: Connection) -> None:
@@ -260,6 +280,14 @@ def _migration_0006_unreconciled_calls(connection: Connection) -> None:
         connection.exec_driver_sql(f"ALTER TABLE calls ADD COLUMN {ddl}")
 
 
+def _migration_0007_groups(connection: Connection) -> None:
+    _groups_table(sa.MetaData()).create(connection)
+    for column in V7_RUN_COLUMNS:
+        ddl = sa.schema.CreateColumn(column).compile(dialect=connection.dialect)
+        connection.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN {ddl}")
+        connection.exec_driver_sql(f"CREATE INDEX ix_runs_{column.name} ON runs ({column.name})")
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _migration_0001_initial),
     ("0002_budget_ledger", _migration_0002_budget_ledger),
@@ -267,6 +295,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0004_quality", _migration_0004_quality),
     ("0005_executors", _migration_0005_executors),
     ("0006_unreconciled_calls", _migration_0006_unreconciled_calls),
+    ("0007_groups", _migration_0007_groups),
 ]
 
 

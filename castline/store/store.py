@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -35,6 +36,7 @@ from castline.store.schema import (
     batches,
     calls,
     events,
+    groups,
     reviews,
     runs,
     scripts,
@@ -154,6 +156,24 @@ class Store:
             connection.execute(
                 runs.update().where(runs.c.id == run_id).values(**values, updated_at=time.time())
             )
+
+    def create_group(self, name: str, cap: Decimal) -> str:
+        """Record a batch of runs sharing one total cap; return its id."""
+        group_id = uuid.uuid4().hex[:12]
+        with self._begin() as connection:
+            connection.execute(
+                groups.insert().values(
+                    id=group_id, name=name, cap_nanos=to_nanos(cap), created_at=time.time()
+                )
+            )
+        return group_id
+
+    def group_runs(self, group_id: str) -> list[RunRecord]:
+        with self._begin() as connection:
+            rows = connection.execute(
+                sa.select(runs).where(runs.c.group_id == group_id).order_by(runs.c.created_at)
+            ).mappings()
+            return [run_record(row) for row in rows]
 
     def claim_run(self, run_id: str) -> None:
         """Record that this process now owns the run; a queued run is now running."""

@@ -1,0 +1,261 @@
+"""Benchmark: many episodes on the queue, run by `castline worker` processes, against one alone.
+
+Every model request goes through the real SDKs to the local fake API (`tests/fake_api`), which
+answers each one after a fixed latency (1 s by default). The example episode is produced as text
+(`audio: {voice: false}`), so this measures the run engine, not voicing.
+
+Three set-ups, each in a fresh state directory and with the runs all enqueued before any worker
+starts:
+
+- one episode, one worker (`castline worker --concurrency 1`): the reference;
+- N episodes, one worker (`castline worker --concurrency N`);
+- N episodes, two workers (`castline worker --concurrency N/2` each).
+
+Wall times are taken from the run store, from the first event the episode workflow writes (the
+moment a worker started it) to the run's `finished_at`, so they leave out the workers'
+interpreter start-up and DBOS launch; the time from spawning the workers to the last episode
+finishing is printed too. The *critical path* of the lone episode is the longest chain of paid
+calls that ran one after another: calls ordered by the store's `started_at`/`finished_at`
+(reservation to settlement), a link being a call that started after the previous one finished,
+and the chain's length the sum of its calls' durations (the longest such chain, found by dynamic
+programming). It is what the episode would take if everything between calls cost nothing. The
+time with at least one call in flight is printed too (it also counts the stagger of concurrent
+calls). Ratios of the N-episode wall times to both are the figures of merit (goal: at most 1.2).
+
+The fake runs in this process: a `ThreadingHTTPServer`, one thread per connection, so the
+requests of all episodes are served at once; its listen backlog is raised from socketserver's 5
+(`--backlog`), since a full backlog drops a connection attempt and the client's retry costs a
+1 s SYN retransmission, which would be the fake's delay, not castline's.
+
+    python bench/bench_workers.py [--episodes 20] [--runs 3] [--latency-ms 1000]
+        [--provider-concurrency 64] [--backlog 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from castline.engine import episodes, runtime  # noqa: E402
+from castline.store.records import CallRecord  # noqa: E402
+from tests.fake_api import FakeAPI  # noqa: E402
+from tests.fake_api import server as fake_server  # noqa: E402
+
+EXAMPLE = ROOT / "examples" / "heat-island"
+TOPIC = "Why cities run hot, who pays for it, and what actually cools them"
+SOURCES = [
+    EXAMPLE / "sources" / "cities-and-heat.md",
+    EXAMPLE / "sources" / "health-and-equity.html",
+    EXAMPLE / "sources" / "cooling-strategies.pdf",
+]
+KEYS = {  # fake keys: the fake accepts any
+    "ANTHROPIC_API_KEY": "sk-ant-benchmark-key-not-real",
+    "GEMINI_API_KEY": "gemini-benchmark-key-not-real",
+    "OPENAI_API_KEY": "sk-proj-benchmark-key-not-real",
+}
+FINAL = {"completed", "rejected", "halted", "failed", "awaiting-review"}
+RUN_TIMEOUT_S = 540.0
+
+
+def wire(show: Path, url: str, concurrency: int) -> None:
+    """The example show, text only, with every provider pointed at the fake (the approach of
+    tests/test_episode_via_fake_api.py, with a timeout well above the simulated latency)."""
+    settings = f"timeout_s: 60, concurrency: {concurrency}"
+    show.write_text(
+        (EXAMPLE / "show.yaml").read_text()
+        + "\naudio: {voice: false}\n"
+        + "providers:\n"
+        + f'  anthropic: {{base_url: "{url}", {settings}}}\n'
+        + f'  gemini: {{base_url: "{url}", {settings}}}\n'
+        + f'  openai: {{base_url: "{url}/v1", {settings}}}\n'
+    )
+
+
+def critical_path(calls: list[CallRecord]) -> tuple[float, int]:
+    """The longest chain of calls that ran one after another (each started after the previous
+    finished), by the sum of their durations; and how many calls it has."""
+    done = sorted(
+        ((c.started_at, c.finished_at) for c in calls if c.finished_at is not None),
+        key=lambda span: span[1],
+    )
+    best: list[tuple[float, int]] = []
+    for i, (start, stop) in enumerate(done):
+        before = [best[j] for j in range(i) if done[j][1] <= start]
+        length, links = max(before, default=(0.0, 0))
+        best.append((length + stop - start, links + 1))
+    return max(best, default=(0.0, 0))
+
+
+def in_flight(calls: list[CallRecord]) -> float:
+    """Time with at least one call in flight (the union of the calls' intervals)."""
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted((c.started_at, c.finished_at) for c in calls if c.finished_at):
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total
+
+
+@dataclass
+class Measured:
+    wall: float  # first episode started -> last finished (engine time)
+    spawn_to_done: float  # workers spawned -> last finished (start-up included)
+    per_episode: float  # median of the episodes' own wall times
+    late_start: float  # last episode's start - first episode's start
+    critical: float  # critical path (the lone episode's; for a batch, the median)
+    critical_links: int
+    busy: float  # time with a call in flight (same)
+    calls: int  # paid calls, all episodes
+    statuses: dict[str, int]
+    peak: int  # most model requests the fake served at once
+
+
+def measure(count: int, workers: int, concurrency: int, args: argparse.Namespace) -> Measured:
+    fake_server._Server.request_queue_size = args.backlog  # read when the server starts listening
+    with FakeAPI(latency_ms=args.latency_ms) as fake, tempfile.TemporaryDirectory() as home:
+        os.environ["CASTLINE_HOME"] = home
+        show = Path(home) / "show" / "show.yaml"
+        show.parent.mkdir()
+        wire(show, fake.url, args.provider_concurrency)
+        run_ids = [episodes.enqueue(show, TOPIC, SOURCES) for _ in range(count)]
+        runtime.shutdown()  # this process only enqueues; the workers run the episodes
+        store = runtime.store()
+        env = {**os.environ, "CASTLINE_HOME": home}
+        command = [sys.executable, "-m", "castline", "worker", "--concurrency", str(concurrency)]
+        logs = [open(Path(home) / f"worker-{i}.log", "wb") for i in range(workers)]  # noqa: SIM115
+        spawned = time.time()
+        processes = [
+            subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs
+        ]
+        try:
+            while True:
+                statuses = [store.get_run(run_id).status for run_id in run_ids]
+                if all(status in FINAL for status in statuses):
+                    break
+                if time.time() - spawned > RUN_TIMEOUT_S:
+                    raise SystemExit(f"timed out: {statuses}")
+                if any(p.poll() is not None for p in processes):
+                    log_text = (Path(home) / "worker-0.log").read_text()
+                    raise SystemExit(f"a worker exited: {log_text}")
+                time.sleep(0.2)
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            for log in logs:
+                log.close()
+        starts, ends, walls, criticals, busies, all_calls = [], [], [], [], [], 0
+        for run_id in run_ids:
+            record = store.get_run(run_id)
+            started = min(e.ts for e in store.events(run_id) if e.kind != "created")
+            assert record.finished_at is not None
+            starts.append(started)
+            ends.append(record.finished_at)
+            walls.append(record.finished_at - started)
+            calls = store.calls(run_id)
+            all_calls += len(calls)
+            criticals.append(critical_path(calls))
+            busies.append(in_flight(calls))
+        counted: dict[str, int] = {}
+        for status in statuses:
+            counted[status] = counted.get(status, 0) + 1
+        store.engine.dispose()
+        return Measured(
+            wall=max(ends) - min(starts),
+            spawn_to_done=max(ends) - spawned,
+            per_episode=statistics.median(walls),
+            late_start=max(starts) - min(starts),
+            critical=statistics.median(c[0] for c in criticals),
+            critical_links=int(statistics.median(c[1] for c in criticals)),
+            busy=statistics.median(busies),
+            calls=all_calls,
+            statuses=counted,
+            peak=max(
+                fake.stats.peak_in_flight[e]
+                for e in ("anthropic.messages", "gemini.generate", "openai.chat")
+            ),
+        )
+
+
+def median_of(measured: list[Measured], name: str) -> float:
+    return statistics.median(getattr(m, name) for m in measured)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--latency-ms", type=int, default=1000)
+    parser.add_argument(
+        "--provider-concurrency",
+        type=int,
+        default=64,
+        help="each provider's `concurrency` in the show bible (castline's default is 4)",
+    )
+    parser.add_argument("--backlog", type=int, default=1024, help="the fake's listen backlog")
+    args = parser.parse_args()
+    n, runs = args.episodes, args.runs
+    os.environ.update(KEYS)  # routing is fixed when a run is recorded: it needs the keys then
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
+    print(
+        f"{args.latency_ms} ms per model request, provider concurrency "
+        f"{args.provider_concurrency}, fake backlog {args.backlog}, median of {runs} runs"
+    )
+    setups = [
+        ("1 episode, 1 worker (--concurrency 1)", 1, 1, 1),
+        (f"{n} episodes, 1 worker (--concurrency {n})", n, 1, n),
+        (f"{n} episodes, 2 workers (--concurrency {max(1, n // 2)} each)", n, 2, max(1, n // 2)),
+    ]
+    results: list[tuple[str, list[Measured]]] = []
+    for label, count, workers, concurrency in setups:
+        measured = [measure(count, workers, concurrency, args) for _ in range(runs)]
+        results.append((label, measured))
+    alone = results[0][1]
+    one_wall, one_critical = median_of(alone, "wall"), median_of(alone, "critical")
+    print(
+        f"one episode: {alone[0].calls} paid calls; critical path {one_critical:.2f} s "
+        f"({alone[0].critical_links} calls one after another); a call in flight "
+        f"{median_of(alone, 'busy'):.2f} s"
+    )
+    for label, measured in results:
+        wall = median_of(measured, "wall")
+        print(f"{label}:")
+        print(
+            f"  wall time {wall:.2f} s (min {min(m.wall for m in measured):.2f}, max "
+            f"{max(m.wall for m in measured):.2f}) = {wall / one_wall:.2f}x one episode, "
+            f"{wall / one_critical:.2f}x its critical path"
+        )
+        print(
+            f"  workers spawned to last finished {median_of(measured, 'spawn_to_done'):.2f} s; "
+            f"each episode {median_of(measured, 'per_episode'):.2f} s (median); last start "
+            f"{median_of(measured, 'late_start'):.2f} s after the first"
+        )
+        print(
+            f"  episodes' critical path {median_of(measured, 'critical'):.2f} s (median); "
+            f"{measured[0].calls} paid calls; statuses {measured[-1].statuses}; at most "
+            f"{max(m.peak for m in measured)} model requests at once"
+        )
+
+
+if __name__ == "__main__":
+    main()
