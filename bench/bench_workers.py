@@ -34,16 +34,21 @@ requests of all episodes are served at once; its listen backlog is raised from s
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
 import platform
+import pstats
+import resource
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -120,9 +125,17 @@ class Measured:
     calls: int  # paid calls, all episodes
     statuses: dict[str, int]
     peak: int  # most model requests the fake served at once
+    worker_cpu: float  # CPU seconds of the worker processes
+    fake_cpu: float  # CPU seconds of this process while they ran (the fake, mostly)
 
 
-def measure(count: int, workers: int, concurrency: int, args: argparse.Namespace) -> Measured:
+def measure(
+    count: int,
+    workers: int,
+    concurrency: int,
+    args: argparse.Namespace,
+    profile_to: Path | None = None,
+) -> Measured:
     fake_server._Server.request_queue_size = args.backlog  # read when the server starts listening
     with FakeAPI(latency_ms=args.latency_ms) as fake, tempfile.TemporaryDirectory() as home:
         os.environ["CASTLINE_HOME"] = home
@@ -134,22 +147,29 @@ def measure(count: int, workers: int, concurrency: int, args: argparse.Namespace
         store = runtime.store()
         env = {**os.environ, "CASTLINE_HOME": home}
         command = [sys.executable, "-m", "castline", "worker", "--concurrency", str(concurrency)]
+        if profile_to is not None:  # the same worker, its threads profiled (CPU time)
+            command = [sys.executable, __file__, "--profiled-worker", str(profile_to), *command[3:]]
         logs = [open(Path(home) / f"worker-{i}.log", "wb") for i in range(workers)]  # noqa: SIM115
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu0 = time.process_time()
         spawned = time.time()
         processes = [
             subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs
         ]
+        final: dict[str, str] = {}
         try:
             while True:
-                statuses = [store.get_run(run_id).status for run_id in run_ids]
-                if all(status in FINAL for status in statuses):
+                for run_id in run_ids:
+                    if run_id not in final and (status := store.get_run(run_id).status) in FINAL:
+                        final[run_id] = status
+                if len(final) == len(run_ids):
                     break
                 if time.time() - spawned > RUN_TIMEOUT_S:
-                    raise SystemExit(f"timed out: {statuses}")
+                    raise SystemExit(f"timed out; finished: {final}")
                 if any(p.poll() is not None for p in processes):
                     log_text = (Path(home) / "worker-0.log").read_text()
                     raise SystemExit(f"a worker exited: {log_text}")
-                time.sleep(0.2)
+                time.sleep(0.25)
         finally:
             for process in processes:
                 process.send_signal(signal.SIGTERM)
@@ -161,6 +181,9 @@ def measure(count: int, workers: int, concurrency: int, args: argparse.Namespace
                     process.wait()
             for log in logs:
                 log.close()
+        fake_cpu = time.process_time() - cpu0
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        worker_cpu = used.ru_utime + used.ru_stime - children.ru_utime - children.ru_stime
         starts, ends, walls, criticals, busies, all_calls = [], [], [], [], [], 0
         for run_id in run_ids:
             record = store.get_run(run_id)
@@ -174,7 +197,7 @@ def measure(count: int, workers: int, concurrency: int, args: argparse.Namespace
             criticals.append(critical_path(calls))
             busies.append(in_flight(calls))
         counted: dict[str, int] = {}
-        for status in statuses:
+        for status in final.values():
             counted[status] = counted.get(status, 0) + 1
         store.engine.dispose()
         return Measured(
@@ -191,7 +214,79 @@ def measure(count: int, workers: int, concurrency: int, args: argparse.Namespace
                 fake.stats.peak_in_flight[e]
                 for e in ("anthropic.messages", "gemini.generate", "openai.chat")
             ),
+            worker_cpu=worker_cpu,
+            fake_cpu=fake_cpu,
         )
+
+
+def profiled_worker(out: str, worker_args: list[str]) -> None:
+    """Run `castline worker` with every thread profiled by CPU time, and save the merged stats
+    to `out` when it stops."""
+    profiles: list[cProfile.Profile] = []
+
+    def start(*_: Any) -> None:  # the first call in each new thread; replaced by the profiler
+        profile = cProfile.Profile(time.thread_time)
+        profiles.append(profile)
+        profile.enable()
+
+    threading.setprofile(start)
+    from castline.cli import cli
+
+    try:
+        cli(worker_args, standalone_mode=False)
+    finally:
+        threading.setprofile(None)  # type: ignore[arg-type]
+        for profile in profiles:
+            profile.create_stats()
+        pstats.Stats(*profiles).dump_stats(out)
+
+
+# Functions reported by --profile (cumulative CPU): (file's tail, function name).
+WATCHED = [
+    ("engine/workflows.py", "call_step"),
+    ("paid/calls.py", "execute"),
+    ("budget/ledger.py", "reserve"),
+    ("budget/ledger.py", "fits"),
+    ("store/store.py", "finish_call"),
+    ("store/store.py", "add_event"),
+    ("llm/prompts.py", "render"),
+    ("llm/prompts.py", "token_bound"),
+    ("llm/anthropic.py", "complete"),
+    ("llm/gemini.py", "complete"),
+    ("engine/runtime.py", "context"),
+    ("engine/workflows.py", "event_step"),
+    ("engine/workflows.py", "review_step"),
+    ("engine/workflows.py", "publish_step"),
+    ("dbos/_core.py", "invoke_step"),
+    ("dbos/_sys_db.py", "record_operation_result"),
+    ("dbos/_queue.py", "queue_thread"),
+    ("sqlalchemy/engine/base.py", "_execute_context"),
+    ("httpx/_client.py", "send"),
+    ("pydantic/main.py", "model_validate"),
+]
+
+
+def report_profile(path: Path, episodes_run: int) -> None:
+    stats = pstats.Stats(str(path))
+    entries: dict[tuple[str, int, str], Any] = stats.stats  # type: ignore[attr-defined]
+    total = sum(tt for _cc, _nc, tt, _ct, _callers in entries.values())
+    print(
+        f"CPU profile of the worker's threads ({total:.1f} s, {total / episodes_run:.2f} s an "
+        "episode; cumulative, recursion counted once per function):"
+    )
+    for tail, name in WATCHED:
+        cumulative = sum(
+            ct
+            for (file, _line, func), (_cc, _nc, _tt, ct, _callers) in entries.items()
+            if func == name and file.replace(os.sep, "/").endswith(tail)
+        )
+        if cumulative:
+            print(f"  {tail}:{name:<28} {cumulative:6.2f} s  {cumulative / total:6.1%}")
+    print("  top functions by own CPU time:")
+    own = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)[:15]
+    for (file, line, func), (_cc, calls_made, tt, _ct, _callers) in own:
+        where = "/".join(Path(file).parts[-2:]) if file != "~" else "built-in"
+        print(f"    {tt:6.2f} s  {tt / total:6.1%}  {calls_made:7d} calls  {func} ({where}:{line})")
 
 
 def median_of(measured: list[Measured], name: str) -> float:
@@ -210,7 +305,18 @@ def main() -> None:
         help="each provider's `concurrency` in the show bible (castline's default is 4)",
     )
     parser.add_argument("--backlog", type=int, default=1024, help="the fake's listen backlog")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also run the N episodes once more in one worker whose threads are profiled",
+    )
+    parser.add_argument("--profiled-worker", help=argparse.SUPPRESS)
+    args, rest = parser.parse_known_args()
+    if args.profiled_worker:
+        profiled_worker(args.profiled_worker, rest)
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     n, runs = args.episodes, args.runs
     os.environ.update(KEYS)  # routing is fixed when a run is recorded: it needs the keys then
     print(
@@ -255,6 +361,19 @@ def main() -> None:
             f"{measured[0].calls} paid calls; statuses {measured[-1].statuses}; at most "
             f"{max(m.peak for m in measured)} model requests at once"
         )
+        worker_cpu, fake_cpu = median_of(measured, "worker_cpu"), median_of(measured, "fake_cpu")
+        spawned, cores = median_of(measured, "spawn_to_done"), os.cpu_count() or 1
+        print(
+            f"  CPU: workers {worker_cpu:.1f} s, the fake (this process) {fake_cpu:.1f} s; "
+            f"{(worker_cpu + fake_cpu) / (spawned * cores):.0%} of the machine's {cores} cores "
+            "from spawn to the last episode"
+        )
+    if args.profile:
+        with tempfile.TemporaryDirectory() as folder:
+            out = Path(folder) / "worker.prof"
+            profiled = measure(n, 1, n, args, profile_to=out)
+            print(f"{n} episodes, 1 profiled worker: wall time {profiled.wall:.2f} s")
+            report_profile(out, n)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +94,17 @@ class Rendered:
     path: Path
     duration: float
     attempts: int
+
+
+@contextmanager
+def exclusive(spec: ClipSpec, directory: Path) -> Iterator[None]:
+    """One process at a time renders a given clip from a clip directory: a second one (another
+    worker, a zombie of a recovered run) waits, then finds the clip made and pays nothing."""
+    from filelock import FileLock
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with FileLock(directory / f"{spec.key}.lock"):
+        yield
 
 
 def cached(spec: ClipSpec, directory: Path) -> Path | None:

@@ -62,8 +62,16 @@ def init(directory: Path) -> None:
     type=int,
     help="The episode number (1 or more). Default: one more than the show's highest so far.",
 )
+@click.option(
+    "--queue", "queued", is_flag=True, help="Put it on the queue for `castline worker` instead."
+)
 def produce(
-    show: Path, topic: str, sources: Sequence[Path], provider: str | None, number: int | None
+    show: Path,
+    topic: str,
+    sources: Sequence[Path],
+    provider: str | None,
+    number: int | None,
+    queued: bool,
 ) -> None:
     """Produce an episode: research, plan, write, review, polish, publish.
 
@@ -72,9 +80,17 @@ def produce(
       castline produce show.yaml --topic "Cool roofs" --source notes.md --source paper.pdf
       castline produce show.yaml -t "Cool roofs" -s notes.md --provider offline
       castline produce show.yaml -t "Cool roofs" -s notes.md --number 12
+      castline produce show.yaml -t "Cool roofs" -s notes.md --queue   # for a worker
     """
     from castline import create_run, describe
 
+    if queued:
+        from castline.cli.queue import enqueue
+
+        click.get_current_context().invoke(
+            enqueue, show=show, topic=topic, sources=sources, provider=provider, number=number
+        )
+        return
     run_id = guarded(
         lambda: create_run(show, topic, list(sources), provider=provider, number=number)
     )

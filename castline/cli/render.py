@@ -45,7 +45,7 @@ def print_cost(report: CostReport, *, brief: bool = False) -> None:
                 f"{row.output_tokens:,}",
                 f"${row.cost:,.4f}",
             )
-        table.add_row("total", "", "", "", "", "", f"${report.total:,.4f}", style="bold")
+        table.add_row("total", "", "", "", "", "", f"${report.spent:,.4f}", style="bold")
         app.console.print(table)
     doubt = (
         f" + ${report.unreconciled:,.4f} unreconciled = ${report.total:,.4f}"

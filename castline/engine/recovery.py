@@ -17,6 +17,7 @@ from dbos import DBOS, WorkflowStatus
 
 from castline.engine import runtime
 from castline.engine.executors import Executor, Executors
+from castline.engine.paid.limits import release_held_by
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ def recover(executor_ids: Iterable[str]) -> list[str]:
     if not ids:
         return []
     handles = DBOS._recover_pending_workflows(ids)
+    release_held_by(runtime.store(), ids)  # their requests in flight died with them
     registry = Executors(runtime.store())
     for executor_id in ids:
         registry.mark_recovered(executor_id, runtime.executor_id())

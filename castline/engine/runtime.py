@@ -120,6 +120,11 @@ def executor_id() -> str:
     return _executor_id
 
 
+def current_executor() -> str | None:
+    """This process's executor id, or None where DBOS is not launched (a forecast)."""
+    return _executor_id
+
+
 def _sqlite_engine(url: str) -> sa.Engine | None:
     """For a SQLite system database, an engine in WAL mode with synchronous=NORMAL.
 

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from castline.config import ProviderSettings, Retries
+from castline.config import Retries
 from castline.errors import ProviderError
 
 # Failures that say the provider itself is unwell; they trip the breaker.
@@ -66,42 +63,7 @@ class Breaker:
                     self.opened_at = now
 
 
-@dataclass
-class Limiter:
-    """At most `concurrency` calls at once and `per_minute` calls in any 60 seconds."""
-
-    concurrency: int
-    per_minute: int | None
-    slots: threading.BoundedSemaphore = field(init=False)
-    started: deque[float] = field(default_factory=deque)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self.slots = threading.BoundedSemaphore(self.concurrency)
-
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        with self.slots:
-            self._pace()
-            yield
-
-    def _pace(self) -> None:
-        if self.per_minute is None:
-            return
-        while True:
-            with self.lock:
-                now = time.monotonic()
-                while self.started and now - self.started[0] >= 60:
-                    self.started.popleft()
-                if len(self.started) < self.per_minute:
-                    self.started.append(now)
-                    return
-                wait = 60 - (now - self.started[0])
-            time.sleep(wait)
-
-
 _breakers: dict[str, Breaker] = {}
-_limiters: dict[str, Limiter] = {}
 _lock = threading.Lock()
 
 
@@ -112,18 +74,10 @@ def breaker(provider: str, retries: Retries) -> Breaker:
         return _breakers[provider]
 
 
-def limiter(provider: str, settings: ProviderSettings) -> Limiter:
-    with _lock:
-        if provider not in _limiters:
-            _limiters[provider] = Limiter(settings.concurrency, settings.requests_per_minute)
-        return _limiters[provider]
-
-
 def reset() -> None:
-    """Forget every breaker and limiter (tests, and a long-lived worker between shows)."""
+    """Forget every breaker (tests, and a long-lived worker between shows)."""
     with _lock:
         _breakers.clear()
-        _limiters.clear()
 
 
 def as_provider_error(exc: Exception) -> ProviderError:

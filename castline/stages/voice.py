@@ -19,11 +19,13 @@ from castline.budget.ledger import Ledger, Refusal
 from castline.budget.policy import Candidate, fixed
 from castline.config import ProviderSettings, state_dir
 from castline.domain import AudioInfo, Outline, Script
+from castline.engine import runtime
+from castline.engine.paid.limits import Limits, slot
 from castline.errors import StageFailed
 from castline.fileio import write_atomic
 from castline.llm.base import Usage
 from castline.llm.registry import Route
-from castline.llm.resilience import RETRYABLE, as_provider_error, backoff, limiter
+from castline.llm.resilience import RETRYABLE, as_provider_error, backoff
 from castline.stages import RunContext
 from castline.store import Store
 
@@ -47,6 +49,13 @@ def voice_clip(
     """Render one clip (or find it in the cache), paid for through the ledger like any call:
     the reservation holds two takes (a bad one is made again), the settlement what was made.
     A clip the budget cannot fit is not made: `{"refused": why}`."""
+    with clips.exclusive(spec, clip_directory()):
+        return _voice_clip(store, ctx, spec, step_key)
+
+
+def _voice_clip(
+    store: Store, ctx: RunContext, spec: clips.ClipSpec, step_key: str
+) -> dict[str, Any]:
     voicing, pricer = ctx.voicing, ctx.policy.pricer
     path = clips.cached(spec, clip_directory())
     if path is not None:
@@ -150,7 +159,7 @@ def _synthesize(
     settings = ctx.show.providers.get(engine.name) or ProviderSettings()
     for attempt in range(1, retries.max_attempts + 1):
         try:
-            with limiter(engine.name, settings).slot():
+            with slot(store, Limits.of(engine.name, settings), runtime.current_executor()):
                 return engine.synthesize(text, spec.voice, words_per_minute=spec.words_per_minute)
         except Exception as raised:
             exc = as_provider_error(raised)  # an SDK's unexpected error is a server error

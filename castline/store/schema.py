@@ -186,6 +186,20 @@ def _groups_table(md: sa.MetaData) -> sa.Table:
     )
 
 
+def _provider_slots_table(md: sa.MetaData) -> sa.Table:
+    """Requests in flight to each provider, shared by every process (`engine.paid.limits`)."""
+    return sa.Table(
+        "provider_slots",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("provider", sa.String(40), nullable=False),
+        sa.Column("holder", sa.String(120)),
+        sa.Column("acquired_at", sa.Float, nullable=False),
+        sa.Column("released_at", sa.Float),
+        sa.Index("ix_provider_slots_provider_acquired_at", "provider", "acquired_at"),
+    )
+
+
 # A run's group, added by migration 0007.
 V7_RUN_COLUMNS: list[sa.Column[Any]] = [sa.Column("group_id", sa.String(40))]
 
@@ -217,6 +231,7 @@ scripts = _scripts_table(metadata)
 reviews = _reviews_table(metadata)
 executors = _executors_table(metadata)
 groups = _groups_table(metadata)
+provider_slots = _provider_slots_table(metadata)
 for _table in (runs, calls):
     for _column in V2_COLUMNS[_table.name]:
         _table.append_column(_column)
@@ -288,6 +303,10 @@ def _migration_0007_groups(connection: Connection) -> None:
         connection.exec_driver_sql(f"CREATE INDEX ix_runs_{column.name} ON runs ({column.name})")
 
 
+def _migration_0008_provider_slots(connection: Connection) -> None:
+    _provider_slots_table(sa.MetaData()).create(connection)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _migration_0001_initial),
     ("0002_budget_ledger", _migration_0002_budget_ledger),
@@ -296,6 +315,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0005_executors", _migration_0005_executors),
     ("0006_unreconciled_calls", _migration_0006_unreconciled_calls),
     ("0007_groups", _migration_0007_groups),
+    ("0008_provider_slots", _migration_0008_provider_slots),
 ]
 
 

@@ -128,3 +128,20 @@ def test_a_killed_worker_s_episode_is_finished_by_the_survivor(
             if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=30)
+
+
+def test_produce_with_queue_only_queues_the_episode(show_copy: Path) -> None:
+    from click.testing import CliRunner
+
+    from castline.cli import cli
+
+    args = ["produce", str(show_copy), "--topic", EXAMPLE_TOPIC, "--queue"]
+    for source in EXAMPLE_SOURCES:
+        args += ["--source", str(source)]
+    result = CliRunner().invoke(cli, args)
+
+    assert result.exit_code == 0, result.output
+    assert "queued run" in result.output
+    [run] = runtime.store().list_runs()
+    assert run.status == "queued" and runtime.store().calls(run.id) == []
+    assert "queued" in CliRunner().invoke(cli, ["runs"]).output

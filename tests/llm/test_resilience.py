@@ -1,14 +1,11 @@
-"""Circuit breakers, concurrency caps, rate limits and the retry schedule."""
+"""Circuit breakers and the retry schedule (the shared limits are tests/engine/test_limits.py)."""
 
 from __future__ import annotations
 
-import threading
-import time
-
-from castline.config import ProviderSettings, Retries
+from castline.config import Retries
 from castline.errors import ProviderError
 from castline.llm import resilience
-from castline.llm.resilience import Breaker, Limiter, backoff
+from castline.llm.resilience import Breaker, backoff
 
 
 def test_breaker_opens_after_consecutive_provider_failures_and_half_opens_after_cooldown() -> None:
@@ -50,47 +47,10 @@ def test_backoff_honours_retry_after_but_never_beyond_the_cap() -> None:
     assert backoff(1, retries, 60) == 4
 
 
-def test_limiter_caps_concurrent_calls() -> None:
-    limiter = Limiter(concurrency=2, per_minute=None)
-    inside, most = 0, 0
-    lock = threading.Lock()
-
-    def call() -> None:
-        nonlocal inside, most
-        with limiter.slot():
-            with lock:
-                inside += 1
-                most = max(most, inside)
-            time.sleep(0.02)
-            with lock:
-                inside -= 1
-
-    threads = [threading.Thread(target=call) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert most == 2
-
-
-def test_limiter_paces_calls_per_minute() -> None:
-    limiter = Limiter(concurrency=4, per_minute=3)
-    for _ in range(3):
-        with limiter.slot():
-            pass
-    assert len(limiter.started) == 3
-    limiter.started[0] -= 61  # the oldest call left the window a second ago
-    started = time.monotonic()
-    with limiter.slot():
-        pass
-    assert time.monotonic() - started < 0.5 and len(limiter.started) == 3
-
-
-def test_breakers_and_limiters_are_shared_per_provider() -> None:
+def test_breakers_are_shared_per_provider() -> None:
     retries = Retries()
     assert resilience.breaker("anthropic", retries) is resilience.breaker("anthropic", retries)
     assert resilience.breaker("anthropic", retries) is not resilience.breaker("gemini", retries)
-    settings = ProviderSettings(concurrency=3)
-    assert resilience.limiter("x", settings).concurrency == 3
+    first = resilience.breaker("anthropic", retries)
     resilience.reset()
-    assert resilience.limiter("x", ProviderSettings(concurrency=1)).concurrency == 1
+    assert resilience.breaker("anthropic", retries) is not first

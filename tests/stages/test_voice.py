@@ -3,6 +3,10 @@ before anything is written; a length beyond tolerance is said, with the voice's 
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import pytest
 
 from castline.config import load_show
@@ -38,3 +42,35 @@ def test_a_voice_slower_than_planned_is_reported_with_its_real_pace() -> None:
 def test_audio_far_shorter_than_its_words_fails_the_stage() -> None:
     with pytest.raises(StageFailed, match=r"lasts 10\.0 min but its 3000 words need about 20\.0"):
         length_verdict(_context(), _script(3000), 10 * 60)
+
+
+def test_two_workers_voicing_the_same_clip_at_once_pay_for_it_once(tmp_path: Path) -> None:
+    from castline.config import database_url
+    from castline.stages.voice import clip_specs, voice_clip
+    from castline.store import Store
+
+    store = Store(database_url())
+    store.create_run(
+        id="r1", show_title="Heat Check", show_path=str(EXAMPLE / "show.yaml"), topic="t",
+        status="running", offline=True, routing_reason="", spec="{}", output_dir=str(tmp_path),
+        budget_nanos=33_250_000_000,
+    )  # fmt: skip
+    ctx = _context()
+    [spec] = clip_specs(
+        ctx, Script(title="t", turns=[Turn(speaker="Maya", text="Hello there.", segment="intro")])
+    )
+    start = threading.Barrier(2)
+
+    def voice() -> dict[str, object]:
+        start.wait()
+        return voice_clip(store, ctx, spec, "voice.turn.0")
+
+    with ThreadPoolExecutor(2) as pool:
+        made = [future.result() for future in [pool.submit(voice), pool.submit(voice)]]
+
+    assert sorted(bool(m["cached"]) for m in made) == [False, True]
+    assert made[0]["path"] == made[1]["path"]
+    paid = [c for c in store.calls("r1") if c.status == "ok"]
+    assert len(paid) == 1
+    kinds = [e.kind for e in store.events("r1")]
+    assert kinds.count("clip-synthesized") == 1 and kinds.count("clip-cached") == 1

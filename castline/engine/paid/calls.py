@@ -30,6 +30,8 @@ from typing import Any
 from castline.budget.ledger import Ledger, Refusal, Reservation
 from castline.budget.policy import BudgetPolicy, Candidate, CandidateFactory, Mode
 from castline.config import Show
+from castline.engine import runtime
+from castline.engine.paid.limits import Limits, slot
 from castline.errors import MalformedOutput, ProviderError
 from castline.llm import prompts, registry, resilience
 from castline.llm.base import Repair, Result, Task, Usage
@@ -223,16 +225,14 @@ class _Call:
         route = candidate.route
         provider = registry.get(route.provider, self.spec.show)
         breaker = resilience.breaker(route.provider, self.retries)
-        limiter = resilience.limiter(
-            route.provider, registry.settings_for(route.provider, self.spec.show)
-        )
+        limits = Limits.of(route.provider, registry.settings_for(route.provider, self.spec.show))
         repair: Repair | None = None
         attempt = 0
         while True:
             attempt += 1
             started = time.perf_counter()
             try:
-                with limiter.slot():
+                with slot(self.store, limits, runtime.current_executor()):
                     result: Result[Any] = provider.complete(
                         self.task, route.model, max_tokens=candidate.max_tokens, repair=repair
                     )
