@@ -38,6 +38,7 @@ from castline.config import Show
 from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Verdict
 from castline.engine.episodes import prepare, record_run
 from castline.engine.paid import calls as calls_module
+from castline.engine.payloads import HumanDecision, Published, Voiced
 from castline.engine.runner import Pipeline
 from castline.llm import prompts, registry
 from castline.llm.base import Task, Usage
@@ -120,13 +121,13 @@ class _DryRunSteps:
     ) -> list[Verdict]:
         return gates.run_checks(self.ctx.show, outline, script, kb, self.ctx.earlier)
 
-    def publish(self, episode: Episode) -> dict[str, Any]:
-        return {"output_dir": None}
+    def publish(self, episode: Episode) -> Published:
+        return Published(output_dir=None)
 
     def judge(self, tasks: list[tuple[str, str, JudgeTask]]) -> list[dict[str, Any]]:
         return [self.call(key, "review", role, task) for key, role, task in tasks]
 
-    def voice(self, outline: Outline, script: Script) -> dict[str, Any]:
+    def voice(self, outline: Outline, script: Script) -> Voiced:
         """The speech's price, booked like the real clips (one take each, lasting what the
         words imply at the show's pace); no audio is made."""
         voicing = self.ctx.voicing
@@ -161,11 +162,11 @@ class _DryRunSteps:
             clips=len(script.turns),
             synthesized=len(script.turns),
         )
-        return {"audio": forecast.model_dump(mode="json"), "timeline": {}}
+        return Voiced(audio=forecast)
 
-    def await_review(self, round_: int, summary: dict[str, Any]) -> dict[str, Any] | None:
+    def await_review(self, round_: int, summary: dict[str, Any]) -> HumanDecision | None:
         # a forecast assumes the reviewer approves; the cost of waiting is nobody's money
-        return {"status": "approved", "note": "assumed for the forecast", "script": None}
+        return HumanDecision(status="approved", note="assumed for the forecast")
 
 
 def estimate(show_path: Path, topic: str, source_paths: Sequence[Path]) -> Forecast:

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 
 # What an unreconciled call's `error` says, before and after its step completed.
 CRASHED = "in flight when its process died: counted at its reservation until a reply settles it"
+RESTARTED = (
+    "in flight when its step was started again (its process died or lost the step): counted at "
+    "its reservation until a reply settles it"
+)
 COMPLETED_LATER = "unreconciled; the step completed later"
 
 
@@ -276,17 +280,30 @@ class Ledger:
             return fits
 
     def mark_unreconciled(
-        self, run_id: str, call_ids: Collection[int] | None = None, *, why: str = CRASHED
+        self,
+        run_id: str,
+        call_ids: Collection[int] | None = None,
+        *,
+        step_key: str | None = None,
+        why: str = CRASHED,
     ) -> int:
-        """Mark calls still in flight (all of the run's, or those of `call_ids`) unreconciled:
-        the provider may have billed them, so they keep counting at their reservation until a
-        reply settles or releases them; `why` goes into their `error`. Returns how many."""
-        query = calls.update().where(calls.c.run_id == run_id, calls.c.status == "started")
+        """Mark calls still in flight (all of the run's, or those of `call_ids` or of one step)
+        unreconciled: the provider may have billed them, so they keep counting at their
+        reservation until a reply settles or releases them; `why` goes into their `error`.
+        Returns how many."""
+        which = sa.and_(calls.c.run_id == run_id, calls.c.status == "started")
         if call_ids is not None:
-            query = query.where(calls.c.id.in_(list(call_ids)))
+            which = sa.and_(which, calls.c.id.in_(list(call_ids)))
+        if step_key is not None:
+            which = sa.and_(which, calls.c.step_key == step_key)
+        with self.store.engine.connect() as connection:  # a read first: usually none
+            if connection.execute(sa.select(calls.c.id).where(which).limit(1)).first() is None:
+                return 0
         with self.store.exclusive() as connection:
             result = connection.execute(
-                query.values(status=UNRECONCILED, finished_at=time.time(), error=why)
+                calls.update()
+                .where(which)
+                .values(status=UNRECONCILED, finished_at=time.time(), error=why)
             )
             return int(result.rowcount or 0)
 

@@ -26,7 +26,7 @@ from castline.budget.ledger import Ledger
 from castline.budget.prices import Pricer
 from castline.budget.report import CostReport, cost_report
 from castline.config import Show, load_show, roles_reached, show_key
-from castline.domain import Script, Source
+from castline.domain import Episode, Script, Source
 from castline.engine import runtime
 from castline.errors import (
     ConfigError,
@@ -619,6 +619,6 @@ def revoice(
     runtime.forget(record.id)
     store.update_run(record.id, status="running", stage="voice")
     store.claim_run(record.id)
-    handle = workflows.start_revoice(record.id, episode, attempt)
+    handle = workflows.start_revoice(record.id, Episode.model_validate(episode), attempt)
     store.update_run(record.id, workflow_id=handle.workflow_id)  # what `resume` continues
     return follow(record.id, handle, on_event)

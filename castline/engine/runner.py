@@ -26,6 +26,7 @@ from castline.domain import (
     Script,
     Verdict,
 )
+from castline.engine.payloads import HumanDecision, Published, Voiced
 from castline.errors import BudgetRefused
 from castline.llm.base import Task
 from castline.llm.tasks import (
@@ -50,19 +51,19 @@ class Steps(Protocol):
         self, round_: int, outline: Outline, script: Script, kb: KnowledgeBase
     ) -> list[Verdict]: ...
 
-    def publish(self, episode: Episode) -> dict[str, Any]: ...
+    def publish(self, episode: Episode) -> Published: ...
 
     def judge(self, tasks: list[tuple[str, str, JudgeTask]]) -> list[dict[str, Any]]:
         """Make (step key, role, task) calls concurrently; their outcomes in the same order."""
         ...
 
-    def await_review(self, round_: int, summary: dict[str, Any]) -> dict[str, Any] | None:
+    def await_review(self, round_: int, summary: dict[str, Any]) -> HumanDecision | None:
         """A person's decision on an escalated episode, or None while nobody has decided."""
         ...
 
-    def voice(self, outline: Outline, script: Script) -> dict[str, Any]:
-        """Render every turn and master the episode: its audio info and timeline, or
-        `{"audio": None, "refused": why}` when the budget could not fit a clip."""
+    def voice(self, outline: Outline, script: Script) -> Voiced:
+        """Render every turn and master the episode: its audio info and timeline, or no audio
+        and why, when the budget could not fit a clip."""
         ...
 
 
@@ -159,12 +160,12 @@ class Pipeline:
             answer = self.steps.await_review(reviewed.round, summary)
             if answer is None:
                 return self._awaiting_review(reviewed.round)
-            human = answer["status"]
-            if answer.get("script"):
-                script = Script.model_validate(answer["script"])
+            human = answer.status
+            if answer.script is not None:
+                script = answer.script
             verdicts = self.steps.review(reviewed.round + 1, outline, script, kb)
             self.steps.event(
-                "decision", f"a person {human} the episode: {answer.get('note') or ''}", "review"
+                "decision", f"a person {human} the episode: {answer.note or ''}", "review"
             )
             loop.report = loop.report.model_copy(update={"human": human})
         blocking = (
@@ -181,12 +182,12 @@ class Pipeline:
         if accepted and ctx.show.audio.voice:  # no speech is paid for a script that failed
             self.steps.event("stage", f"voicing {len(script.turns)} turns", "voice")
             voiced = self.steps.voice(outline, script)
-            if voiced["audio"] is None:  # a clip the budget could not fit: the script is kept
-                self.skip("the episode's audio", "voice", voiced["refused"])
+            if voiced.audio is None:  # a clip the budget could not fit: the script is kept
+                self.skip("the episode's audio", "voice", voiced.refused or "")
                 self.budget.halted_at = "voice"
                 accepted = False
             else:
-                audio = AudioInfo.model_validate(voiced["audio"])
+                audio = voiced.audio
         self.steps.event("stage", "publishing", "publish")
         episode = Episode(
             run_id=ctx.run_id,
@@ -212,7 +213,7 @@ class Pipeline:
             halted_at=self.budget.halted_at,
             blocking=[f.message for f in blocking],
             skipped=self.budget.skipped,
-            output_dir=published["output_dir"],
+            output_dir=published.output_dir,
             words=script.word_count,
         )
 

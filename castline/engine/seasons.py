@@ -60,9 +60,9 @@ def plan_season(show_path: Path, season_path: Path, *, provider: str | None = No
     plan = SeasonPlan(Path(show_path), Path(season_path), planned, cap)
     if plan.expected > cap:
         raise ConfigError(
-            f"{season_path}: the {len(planned)} episodes are forecast at ${plan.expected:.2f} "
-            f"(up to ${plan.high:.2f}), more than the batch budget ${cap:.2f}; raise `budget:` "
-            "in the batch file or drop episodes"
+            f"{season_path}: the batch ({len(planned)} episode(s)) is forecast at "
+            f"${plan.expected:.2f} (up to ${plan.high:.2f}), more than the batch budget "
+            f"${cap:.2f}; raise `budget:` in the batch file or drop episodes"
         )
     return plan
 

@@ -20,8 +20,9 @@ from castline import __version__
 from castline.audio.timeline import Timeline
 from castline.budget.report import cost_report
 from castline.config import show_key
-from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Verdict
+from castline.domain import Episode, KnowledgeBase, Outline, Script, Verdict
 from castline.engine.paid import batches, calls
+from castline.engine.payloads import HumanDecision, Published, Voiced
 from castline.engine.runner import Pipeline, RunResult
 from castline.engine.runtime import context, store
 from castline.errors import StageFailed
@@ -102,17 +103,11 @@ def event_step(
 
 @DBOS.step(name="castline.review")
 def review_step(
-    run_id: str, round_: int, outline: dict[str, Any], script: dict[str, Any], kb: dict[str, Any]
-) -> list[dict[str, Any]]:
+    run_id: str, round_: int, outline: Outline, script: Script, kb: KnowledgeBase
+) -> list[Verdict]:
     ctx = context(run_id)
     started = time.perf_counter()
-    verdicts = gates.run_checks(
-        ctx.show,
-        Outline.model_validate(outline),
-        Script.model_validate(script),
-        KnowledgeBase.model_validate(kb),
-        ctx.earlier,
-    )
+    verdicts = gates.run_checks(ctx.show, outline, script, kb, ctx.earlier)
     compute_ms = (time.perf_counter() - started) * 1000
     failing = [v for v in verdicts if not v.passed]
     store().add_event(
@@ -127,14 +122,13 @@ def review_step(
             "compute_ms": compute_ms,
         },
     )
-    return [v.model_dump(mode="json") for v in verdicts]
+    return verdicts
 
 
 @DBOS.step(name="castline.publish")
-def publish_step(run_id: str, episode: dict[str, Any]) -> dict[str, Any]:
+def publish_step(run_id: str, parsed: Episode) -> Published:
     ctx = context(run_id)
     started = time.perf_counter()
-    parsed = Episode.model_validate(episode)
     directory = Path(ctx.output_dir)
     written = publish.publish(parsed, directory)
     if parsed.audio is not None:
@@ -163,7 +157,7 @@ def publish_step(run_id: str, episode: dict[str, Any]) -> dict[str, Any]:
         stage="publish",
         data={"files": [item.name for item in written], "compute_ms": compute_ms},
     )
-    return {"output_dir": ctx.output_dir, "files": [item.name for item in written]}
+    return Published(output_dir=ctx.output_dir, files=[item.name for item in written])
 
 
 @DBOS.step(name="castline.batch.submit")
@@ -202,27 +196,25 @@ BATCH_POLL_S = (0.2, 60.0)
 
 
 @DBOS.step(name="castline.clip")
-def clip_step(run_id: str, index: int, script: dict[str, Any]) -> dict[str, Any]:
+def clip_step(run_id: str, index: int, script: Script) -> voice.Clip:
     ctx = context(run_id)
-    spec = voice.clip_specs(ctx, Script.model_validate(script))[index]
+    spec = voice.clip_specs(ctx, script)[index]
     return voice.voice_clip(store(), ctx, spec, f"voice.turn.{index}")
 
 
 @DBOS.workflow(name="castline.clips")
-def clips_workflow(run_id: str, indices: list[int], script: dict[str, Any]) -> list[dict[str, Any]]:
+def clips_workflow(run_id: str, indices: list[int], script: Script) -> list[voice.Clip]:
     """A share of the clips, one step each; several of these run at once."""
     return [clip_step(run_id, index, script) for index in indices]
 
 
 @DBOS.step(name="castline.master")
 def master_step(
-    run_id: str, outline: dict[str, Any], script: dict[str, Any], rendered: list[dict[str, Any]]
-) -> dict[str, Any]:
+    run_id: str, outline: Outline, script: Script, rendered: list[voice.Clip]
+) -> Voiced:
     ctx = context(run_id)
     started = time.perf_counter()
-    info, timeline = voice.master_episode(
-        ctx, Outline.model_validate(outline), Script.model_validate(script), rendered
-    )
+    info, timeline = voice.master_episode(ctx, outline, script, rendered)
     compute_ms = (time.perf_counter() - started) * 1000
     if info.length_note is not None:
         store().add_event(run_id, "audio-length", info.length_note, stage="voice")
@@ -235,18 +227,18 @@ def master_step(
         stage="voice",
         data={"audio": info.model_dump(mode="json"), "compute_ms": compute_ms},
     )
-    return {"audio": info.model_dump(mode="json"), "timeline": timeline}
+    return Voiced(audio=info, timeline=timeline)
 
 
 @DBOS.step(name="castline.review_gate")
-def review_gate_step(run_id: str, round_: int, summary: dict[str, Any]) -> dict[str, Any] | None:
+def review_gate_step(run_id: str, round_: int, summary: dict[str, Any]) -> HumanDecision | None:
     """A person's decision, if one was made; otherwise put the run in the review queue.
 
     When a decision is made later, `castline review` forks the workflow at this step, so that
     it runs again, finds the decision and the episode goes on from here."""
     review = store().review(run_id, round_)
     if review is not None and review["status"] != "pending":
-        return {k: review[k] for k in ("status", "note", "script")}
+        return HumanDecision.model_validate({k: review[k] for k in ("status", "note", "script")})
     store().request_review(run_id, round_, summary)
     store().update_run(run_id, status="awaiting-review", stage="review")
     return None
@@ -267,7 +259,7 @@ class DurableSteps:
         if batch and batches.batch_provider(self.ctx, "researcher") is not None:
             outcomes = self._research_batch(questions)
         handles = {
-            i: DBOS.start_workflow(research_question, self.ctx.run_id, i, q.model_dump(mode="json"))
+            i: DBOS.start_workflow(research_question, self.ctx.run_id, i, q)
             for i, q in enumerate(questions)
             if i not in outcomes  # not batched, or a batch item that failed
         }
@@ -301,17 +293,10 @@ class DurableSteps:
     def review(
         self, round_: int, outline: Outline, script: Script, kb: KnowledgeBase
     ) -> list[Verdict]:
-        verdicts = review_step(
-            self.ctx.run_id,
-            round_,
-            outline.model_dump(mode="json"),
-            script.model_dump(mode="json"),
-            kb.model_dump(mode="json"),
-        )
-        return [Verdict.model_validate(v) for v in verdicts]
+        return review_step(self.ctx.run_id, round_, outline, script, kb)
 
-    def publish(self, episode: Episode) -> dict[str, Any]:
-        return publish_step(self.ctx.run_id, episode.model_dump(mode="json"))
+    def publish(self, episode: Episode) -> Published:
+        return publish_step(self.ctx.run_id, episode)
 
     def judge(self, tasks: list[tuple[str, str, JudgeTask]]) -> list[dict[str, Any]]:
         handles = [
@@ -323,34 +308,33 @@ class DurableSteps:
         ]  # fmt: skip
         return [handle.get_result() for handle in handles]
 
-    def await_review(self, round_: int, summary: dict[str, Any]) -> dict[str, Any] | None:
+    def await_review(self, round_: int, summary: dict[str, Any]) -> HumanDecision | None:
         return review_gate_step(self.ctx.run_id, round_, summary)
 
-    def voice(self, outline: Outline, script: Script) -> dict[str, Any]:
-        payload = script.model_dump(mode="json")
+    def voice(self, outline: Outline, script: Script) -> Voiced:
         share = self.ctx.show.audio.concurrency
         indices = list(range(len(script.turns)))
         groups = [indices[i::share] for i in range(min(share, len(indices)))]
         handles = [
-            DBOS.start_workflow(clips_workflow, self.ctx.run_id, group, payload) for group in groups
+            DBOS.start_workflow(clips_workflow, self.ctx.run_id, group, script) for group in groups
         ]
-        rendered: dict[int, dict[str, Any]] = {}
+        rendered: dict[int, voice.Clip] = {}
         for group, handle in zip(groups, handles, strict=True):
             rendered.update(zip(group, handle.get_result(), strict=True))
         ordered = [rendered[i] for i in indices]
-        refused = [r["refused"] for r in ordered if "refused" in r]
+        refused = [r.refused for r in ordered if r.refused is not None]
         if refused:
-            return {"audio": None, "refused": refused[0]}
-        return master_step(self.ctx.run_id, outline.model_dump(mode="json"), payload, ordered)
+            return Voiced(audio=None, refused=refused[0])
+        return master_step(self.ctx.run_id, outline, script, ordered)
 
 
 # Workflows
 
 
 @DBOS.workflow(name="castline.research_question")
-def research_question(run_id: str, index: int, question: dict[str, Any]) -> dict[str, Any]:
+def research_question(run_id: str, index: int, question: Question) -> dict[str, Any]:
     ctx = context(run_id)
-    task = research.research_task(ctx, Question.model_validate(question))
+    task = research.research_task(ctx, question)
     return DurableSteps(ctx).call(f"research.question.{index}", "research", "researcher", task)
 
 
@@ -363,18 +347,18 @@ def call_workflow(
 
 
 @DBOS.workflow(name="castline.revoice")
-def revoice_workflow(run_id: str, episode: dict[str, Any]) -> RunResult:
+def revoice_workflow(run_id: str, episode: Episode) -> RunResult:
     """Voice a published episode again (an edited script, a changed voice): only clips whose
     text, voice or settings changed are rendered; research, writing and review are not redone."""
-    return _finishing(run_id, lambda: _revoice(run_id, Episode.model_validate(episode)))
+    return _finishing(run_id, lambda: _revoice(run_id, episode))
 
 
 def _revoice(run_id: str, parsed: Episode) -> RunResult:
     ctx = context(run_id)
     steps = DurableSteps(ctx)
     voiced = steps.voice(parsed.outline, parsed.script)
-    if voiced["audio"] is None:  # the published episode stays as it was
-        raise StageFailed("voice", run_id, f"the budget cannot fit {voiced['refused']}")
+    if voiced.audio is None:  # the published episode stays as it was
+        raise StageFailed("voice", run_id, f"the budget cannot fit {voiced.refused}")
     budget = parsed.budget.model_copy(update={"halted_at": None})  # if it halted before audio
     quality = parsed.quality.model_copy(
         update={
@@ -383,7 +367,7 @@ def _revoice(run_id: str, parsed: Episode) -> RunResult:
     )
     updated = parsed.model_copy(
         update={
-            "audio": AudioInfo.model_validate(voiced["audio"]),
+            "audio": voiced.audio,
             "number": ctx.number,
             "accepted": True,
             "budget": budget,
@@ -391,12 +375,10 @@ def _revoice(run_id: str, parsed: Episode) -> RunResult:
         }
     )
     published = steps.publish(updated)
-    return RunResult(
-        accepted=True, output_dir=published["output_dir"], words=parsed.script.word_count
-    )
+    return RunResult(accepted=True, output_dir=published.output_dir, words=parsed.script.word_count)
 
 
-def start_revoice(run_id: str, episode: dict[str, Any], attempt: int) -> WorkflowHandle[RunResult]:
+def start_revoice(run_id: str, episode: Episode, attempt: int) -> WorkflowHandle[RunResult]:
     with SetWorkflowID(f"{run_id}-voice-{attempt}"):
         return DBOS.start_workflow(revoice_workflow, run_id, episode)
 

@@ -12,10 +12,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from castline.audio import clips, costs, master, tags
 from castline.audio.tts import Engine, Speech
 from castline.audio.tts.base import joined, pieces
-from castline.budget.ledger import Ledger, Refusal
+from castline.budget.ledger import RESTARTED, Ledger, Refusal
 from castline.budget.policy import Candidate, fixed
 from castline.config import ProviderSettings, state_dir
 from castline.domain import AudioInfo, Outline, Script
@@ -33,6 +35,15 @@ MP3 = "episode.mp3"
 TIMELINE = "timeline.json"
 
 
+class Clip(BaseModel):
+    """A turn's clip as its step checkpoints it: where it is, whether it was already made, or
+    why the budget refused it."""
+
+    path: str | None = None
+    cached: bool = False
+    refused: str | None = None
+
+
 def clip_directory() -> Path:
     """Clips are shared by every run in this state directory: an unchanged turn is never
     rendered twice, even across episodes."""
@@ -43,25 +54,23 @@ def clip_specs(ctx: RunContext, script: Script) -> list[clips.ClipSpec]:
     return clips.specs(ctx.show, script.turns, ctx.voicing.build(ctx.show), Path(ctx.show_dir))
 
 
-def voice_clip(
-    store: Store, ctx: RunContext, spec: clips.ClipSpec, step_key: str
-) -> dict[str, Any]:
+def voice_clip(store: Store, ctx: RunContext, spec: clips.ClipSpec, step_key: str) -> Clip:
     """Render one clip (or find it in the cache), paid for through the ledger like any call:
     the reservation holds two takes (a bad one is made again), the settlement what was made.
-    A clip the budget cannot fit is not made: `{"refused": why}`."""
+    A clip the budget cannot fit is not made: `Clip(refused=why)`."""
     with clips.exclusive(spec, clip_directory()):
         return _voice_clip(store, ctx, spec, step_key)
 
 
-def _voice_clip(
-    store: Store, ctx: RunContext, spec: clips.ClipSpec, step_key: str
-) -> dict[str, Any]:
+def _voice_clip(store: Store, ctx: RunContext, spec: clips.ClipSpec, step_key: str) -> Clip:
     voicing, pricer = ctx.voicing, ctx.policy.pricer
+    # a take of this clip left in flight by a process that died may have been billed
+    Ledger(store).mark_unreconciled(ctx.run_id, step_key=step_key, why=RESTARTED)
     path = clips.cached(spec, clip_directory())
     if path is not None:
         _settle_made_before_a_crash(store, ctx, spec, path, step_key)
         store.add_event(ctx.run_id, "clip-cached", f"{step_key}: unchanged, reused", stage="voice")
-        return {"path": str(path), "cached": True}
+        return Clip(path=str(path), cached=True)
     engine = voicing.build(ctx.show)
     most = 2 * costs.ceiling(pricer, voicing, spec.text, spec.words_per_minute)
     route = Route(engine.name, engine.model, voicing.priced_as)
@@ -77,7 +86,7 @@ def _voice_clip(
         shadow=voicing.shadow,
     )
     if isinstance(reservation, Refusal):  # the pipeline publishes the script, halted
-        return {"refused": f"{step_key}: {reservation.message}"}
+        return Clip(refused=f"{step_key}: {reservation.message}")
     takes: list[tuple[str, Speech]] = []  # every request answered (each one billed)
 
     def speak(clip: clips.ClipSpec) -> Speech:
@@ -119,7 +128,7 @@ def _voice_clip(
         stage="voice",
         data={"attempts": rendered.attempts, "cost": str(paid)},
     )
-    return {"path": str(rendered.path), "cached": False}
+    return Clip(path=str(rendered.path), cached=False)
 
 
 def _settle_made_before_a_crash(
@@ -206,12 +215,12 @@ def length_verdict(ctx: RunContext, script: Script, duration_s: float) -> str | 
 
 
 def master_episode(
-    ctx: RunContext, outline: Outline, script: Script, rendered: list[dict[str, Any]]
+    ctx: RunContext, outline: Outline, script: Script, rendered: list[Clip]
 ) -> tuple[AudioInfo, dict[str, Any]]:
     audio = ctx.show.audio
     specs = clip_specs(ctx, script)
     inputs = [
-        master.ClipIn(s.index, s.speaker, s.segment, s.text, Path(r["path"]))
+        master.ClipIn(s.index, s.speaker, s.segment, s.text, Path(str(r.path)))
         for s, r in zip(specs, rendered, strict=True)
     ]
     base = Path(ctx.show_dir)
@@ -240,7 +249,7 @@ def master_episode(
         loudness_lufs=round(done.loudness_lufs, 2),
         true_peak_db=round(done.true_peak_db, 2),
         clips=len(rendered),
-        synthesized=sum(1 for r in rendered if not r["cached"]),
+        synthesized=sum(1 for r in rendered if not r.cached),
         length_note=length_note,
     )
     return info, done.timeline.model_dump(mode="json")

@@ -295,6 +295,25 @@ def test_an_unreconciled_call_stays_counted_when_its_step_completes_later(
     assert store.run_cost(RUN) == new.cost + held
 
 
+def test_a_step_started_again_counts_the_attempt_left_in_flight(
+    tmp_path: Path, task: Task[Any]
+) -> None:
+    store, _, spec, policy = _setup(tmp_path)
+    ledger = Ledger(store)
+    crashed = _in_flight(ledger, policy)  # a worker took the step over; no resume marked it
+
+    calls.execute(store, spec, task, policy)
+
+    old, new = store.calls(RUN)
+    assert (old.id, old.status, old.unreconciled) == (
+        crashed.call_id,
+        "unreconciled",
+        Decimal("0.25"),
+    )
+    assert old.error is not None and f"completed later by call {new.id}" in old.error
+    assert store.run_cost(RUN) == new.cost + Decimal("0.25") == ledger.totals(RUN).committed
+
+
 def test_a_late_reply_reconciles_an_unreconciled_call(tmp_path: Path, task: Task[Any]) -> None:
     store, _, _, policy = _setup(tmp_path)
     ledger = Ledger(store)

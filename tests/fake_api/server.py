@@ -76,8 +76,10 @@ class Stats:
         self.faults: Counter[str] = Counter()
         self.batch_creations = 0
         self.tokens: dict[str, dict[str, int]] = {vendor: _zero_tokens() for vendor in VENDORS}
+        self.by_model: dict[str, dict[str, int]] = {}  # "vendor:model": what it was billed for
         self.in_flight: Counter[str] = Counter()
         self.peak_in_flight: Counter[str] = Counter()  # most requests of an endpoint at once
+        self.delayed_s = 0.0  # what latency and TIMEOUT faults held replies back, in total
 
     def cache_hit_share(self, vendor: str) -> float:
         with self._lock:
@@ -91,6 +93,11 @@ class Stats:
             self.batch_creations = 0
             for totals in self.tokens.values():
                 totals.update(_zero_tokens())
+            self.by_model.clear()
+
+    def _delay(self, seconds: float) -> None:
+        with self._lock:
+            self.delayed_s += seconds
 
     def _request(self, endpoint: str) -> None:
         with self._lock:
@@ -117,14 +124,22 @@ class Stats:
             self.batch_creations += 1
 
     def _tokens(
-        self, vendor: str, *, prompt: int, cache_read: int, cache_write: int, output: int
+        self,
+        vendor: str,
+        *,
+        model: str,
+        prompt: int,
+        cache_read: int,
+        cache_write: int,
+        output: int,
     ) -> None:
+        key = f"{vendor}:{model.removeprefix('models/')}"
         with self._lock:
-            totals = self.tokens[vendor]
-            totals["input"] += prompt
-            totals["cache_read"] += cache_read
-            totals["cache_write"] += cache_write
-            totals["output"] += output
+            for totals in (self.tokens[vendor], self.by_model.setdefault(key, _zero_tokens())):
+                totals["input"] += prompt
+                totals["cache_read"] += cache_read
+                totals["cache_write"] += cache_write
+                totals["output"] += output
 
 
 @dataclass
@@ -535,6 +550,7 @@ class FakeAPI:
         request.fault = fault
         self.stats._fault(fault)
         if fault is Fault.TIMEOUT:
+            self.stats._delay(self.timeout_sleep_s)
             self._closing.wait(self.timeout_sleep_s)
             return None
         return fault
@@ -544,6 +560,7 @@ class FakeAPI:
 
     def _model_latency(self) -> None:
         if self.latency_ms > 0:
+            self.stats._delay(self.latency_ms / 1000)
             self._closing.wait(self.latency_ms / 1000)
 
     def _reply(
@@ -616,6 +633,7 @@ class FakeAPI:
         if not overloaded:
             self.stats._tokens(
                 "anthropic",
+                model=model,
                 prompt=cache.total,
                 cache_read=cache.read,
                 cache_write=cache.write,
@@ -685,6 +703,7 @@ class FakeAPI:
         output_tokens = estimate_tokens(reply.text)
         self.stats._tokens(
             "anthropic",
+            model=model,
             prompt=cache.total,
             cache_read=cache.read,
             cache_write=cache.write,
@@ -775,7 +794,12 @@ class FakeAPI:
         cached = min(self._gemini_cache.account(model, text, self.now()), prompt_tokens)
         output_tokens = estimate_tokens(reply.text)
         self.stats._tokens(
-            "gemini", prompt=prompt_tokens, cache_read=cached, cache_write=0, output=output_tokens
+            "gemini",
+            model=model,
+            prompt=prompt_tokens,
+            cache_read=cached,
+            cache_write=0,
+            output=output_tokens,
         )
         return gemini_api.response(
             model,
@@ -888,7 +912,12 @@ class FakeAPI:
         cached = self._openai_cache.account(model, text, self.now())
         output_tokens = estimate_tokens(reply.text)
         self.stats._tokens(
-            "openai", prompt=prompt_tokens, cache_read=cached, cache_write=0, output=output_tokens
+            "openai",
+            model=model,
+            prompt=prompt_tokens,
+            cache_read=cached,
+            cache_write=0,
+            output=output_tokens,
         )
         completion = openai_api.completion(
             model,

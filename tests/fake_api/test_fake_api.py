@@ -868,8 +868,7 @@ def test_timeouts_reach_each_client_as_its_timeout_error(
     fake: FakeAPI, tasks: dict[str, Task[Any]]
 ) -> None:
     task = tasks["fanout"]
-    fake.queue(Fault.TIMEOUT, times=3)
-    started = time.monotonic()
+    fake.queue(Fault.TIMEOUT, times=3)  # each waits 5 s, then answers: a timeout must cut it
 
     claude_client = anthropic.Anthropic(api_key="k", base_url=fake.url, max_retries=0, timeout=0.1)
     gpt_client = openai.OpenAI(api_key="k", base_url=fake.url + "/v1", max_retries=0, timeout=0.1)
@@ -884,7 +883,6 @@ def test_timeouts_reach_each_client_as_its_timeout_error(
         with pytest.raises(httpx2.TimeoutException):
             gemini_client.models.generate_content(model=GEMINI, contents=contents, config=config)
 
-    assert time.monotonic() - started < 2
     assert fake.stats.faults == {"TIMEOUT": 3}
 
 
@@ -893,11 +891,10 @@ def test_a_timeout_fault_answers_a_patient_client(
 ) -> None:
     fake.timeout_sleep_s = 0.1
     fake.queue(Fault.TIMEOUT)
-    started = time.monotonic()
 
     message = claude.messages.create(**claude_params(tasks["fanout"]))
 
-    assert time.monotonic() - started >= 0.1
+    assert fake.stats.delayed_s == pytest.approx(0.1)  # held back, then answered
     assert message.stop_reason == "end_turn"
 
 
@@ -1156,6 +1153,6 @@ def test_latency_delays_model_calls(tasks: dict[str, Task[Any]]) -> None:
         FakeAPI(latency_ms=60) as server,
         openai.OpenAI(api_key="k", base_url=server.url + "/v1", max_retries=0) as client,
     ):
-        started = time.monotonic()
         client.chat.completions.create(**openai_params(tasks["fanout"]))
-        assert time.monotonic() - started >= 0.06
+        client.chat.completions.create(**openai_params(tasks["fanout"]))
+        assert server.stats.delayed_s == pytest.approx(0.12)  # 60 ms for each call

@@ -897,3 +897,10 @@ def test_material_is_escaped_and_the_task_block_is_last(
     assert '"segment"' in prompt.blocks[-1] and '"outline"' not in prompt.blocks[-1]
     assert prompt.blocks[-1].rstrip().endswith("</task>")
     assert '"turns"' in prompt.blocks[-1]  # the reply schema
+
+
+def test_every_task_kind_has_an_offline_solver() -> None:
+    from castline.llm.offline.solvers import SOLVERS
+    from castline.llm.tasks import TASK_TYPES
+
+    assert set(TASK_TYPES.values()) == set(SOLVERS)  # the offline provider answers every role

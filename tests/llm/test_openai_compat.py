@@ -4,7 +4,6 @@ JSON schema to a JSON object to no response format for servers that reject them.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -217,15 +216,13 @@ def test_each_fault_maps_to_its_kind(
 
 def test_a_slow_reply_is_a_timeout(fake: FakeAPI, tasks: dict[str, Task[Any]]) -> None:
     provider = make_provider(fake, timeout_s=0.3)
-    fake.timeout_sleep_s = 1.5
+    fake.timeout_sleep_s = 1.5  # then it answers: only the 0.3 s timeout makes this an error
     fake.queue(Fault.TIMEOUT)
-    started = time.monotonic()
 
     with pytest.raises(ProviderError) as raised:
         provider.complete(tasks["fanout"], MODEL)
     provider.client.close()
 
-    assert time.monotonic() - started < 1.2
     assert raised.value.kind == "timeout"
     assert raised.value.retry_after is None
     assert_clean(raised.value)

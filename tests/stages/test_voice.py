@@ -46,7 +46,7 @@ def test_audio_far_shorter_than_its_words_fails_the_stage() -> None:
 
 def test_two_workers_voicing_the_same_clip_at_once_pay_for_it_once(tmp_path: Path) -> None:
     from castline.config import database_url
-    from castline.stages.voice import clip_specs, voice_clip
+    from castline.stages.voice import Clip, clip_specs, voice_clip
     from castline.store import Store
 
     store = Store(database_url())
@@ -61,15 +61,15 @@ def test_two_workers_voicing_the_same_clip_at_once_pay_for_it_once(tmp_path: Pat
     )
     start = threading.Barrier(2)
 
-    def voice() -> dict[str, object]:
+    def voice() -> Clip:
         start.wait()
         return voice_clip(store, ctx, spec, "voice.turn.0")
 
     with ThreadPoolExecutor(2) as pool:
         made = [future.result() for future in [pool.submit(voice), pool.submit(voice)]]
 
-    assert sorted(bool(m["cached"]) for m in made) == [False, True]
-    assert made[0]["path"] == made[1]["path"]
+    assert sorted(m.cached for m in made) == [False, True]
+    assert made[0].path == made[1].path
     paid = [c for c in store.calls("r1") if c.status == "ok"]
     assert len(paid) == 1
     kinds = [e.kind for e in store.events("r1")]

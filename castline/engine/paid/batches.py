@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from castline.budget.ledger import Ledger, Refusal
+from castline.budget.ledger import RESTARTED, Ledger, Refusal
 from castline.budget.policy import fixed
 from castline.engine.paid.calls import CallOutcome
 from castline.errors import MalformedOutput
@@ -49,6 +49,8 @@ def submit(
     items: dict[str, Any] = {}
     batch: list[BatchItem] = []
     for step_key, task in tasks.items():
+        # an earlier submit that died before recording its batch may have created it
+        ledger.mark_unreconciled(ctx.run_id, step_key=step_key, why=RESTARTED)
         prompt = prompts.render(task).text
         input_tokens = prompts.token_bound(task)
         candidates = [

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from castline.budget.ledger import Ledger, Refusal, Reservation
+from castline.budget.ledger import RESTARTED, Ledger, Refusal, Reservation
 from castline.budget.policy import BudgetPolicy, Candidate, CandidateFactory, Mode
 from castline.config import Show
 from castline.engine import runtime
@@ -336,9 +336,13 @@ def execute(store: Store, spec: CallSpec, task: Task[Any], policy: BudgetPolicy)
     """Make one call: reuse a recorded reply, else reserve, call, settle (or release and try
     the next route). A call the budget cannot fit comes back refused, not raised, so that the
     workflow decides what to do without it."""
+    ledger = Ledger(store)
+    # an attempt of this step left in flight by a process that died (or lost the step to a
+    # recovery) may have been billed: it stays counted, as unreconciled
+    ledger.mark_unreconciled(spec.run_id, step_key=spec.step_key, why=RESTARTED)
     recorded = store.completed_call(spec.run_id, spec.step_key)
     if recorded is not None and recorded.response is not None:
-        Ledger(store).mark_completed_later(spec.run_id, spec.step_key, recorded.id)
+        ledger.mark_completed_later(spec.run_id, spec.step_key, recorded.id)
         store.add_event(
             spec.run_id,
             "call-reused",

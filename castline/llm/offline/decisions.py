@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from castline.llm.offline.solvers import solves
 from castline.llm.tasks import ReviewDecision, ReviewDecisionTask
 
 
+@solves(ReviewDecisionTask)
 def review(task: ReviewDecisionTask) -> ReviewDecision:
     """Revise the segments that have blocking findings while rounds remain; otherwise accept."""
     blocking = [f for f in task.findings if f.severity == "error"]

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 
 from castline.domain import Turn
+from castline.llm.offline.solvers import solves
 from castline.llm.tasks import Evidence, JudgeTask, Judgment
 from castline.text import overlap, sentences, terms
 
@@ -148,6 +149,7 @@ _JUDGES: dict[str, Callable[[JudgeTask], Judgment]] = {
 }
 
 
+@solves(JudgeTask)
 def judge(task: JudgeTask) -> Judgment:
     measure = _JUDGES[task.criterion]
     if task.evaluator != "tiebreaker":

@@ -6,41 +6,18 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from castline.errors import ProviderError
 from castline.llm import prompts
 from castline.llm.base import OutT, Provider, Repair, Result, Task, Usage
-from castline.llm.offline import decisions, judging, research, writing
-from castline.llm.tasks import (
-    FanoutTask,
-    JudgeTask,
-    PlanTask,
-    PolishTask,
-    QuestionsTask,
-    ResearchTask,
-    ReviewDecisionTask,
-    SynthesisTask,
-    WriteSegmentTask,
-)
+from castline.llm.offline import decisions, judging, research, writing  # noqa: F401 (solvers)
+from castline.llm.offline.solvers import SOLVERS
 from castline.text import estimate_tokens
 
 LATENCY_ENV = "CASTLINE_OFFLINE_LATENCY_MS"
-
-_SOLVERS: dict[type[Task[Any]], Callable[[Any], BaseModel]] = {
-    QuestionsTask: research.questions,
-    FanoutTask: research.fanout,
-    ResearchTask: research.research,
-    SynthesisTask: research.synthesis,
-    PlanTask: writing.plan,
-    WriteSegmentTask: writing.write,
-    PolishTask: writing.polish,
-    ReviewDecisionTask: decisions.review,
-    JudgeTask: judging.judge,
-}
 
 
 class OfflineProvider(Provider):
@@ -57,7 +34,7 @@ class OfflineProvider(Provider):
         max_tokens: int | None = None,
         repair: Repair | None = None,
     ) -> Result[OutT]:
-        solver = _SOLVERS.get(type(task))
+        solver = SOLVERS.get(type(task))
         if solver is None:
             raise TypeError(f"the offline provider has no solver for {type(task).__name__}")
         latency_ms = float(os.environ.get(LATENCY_ENV, "0") or 0)

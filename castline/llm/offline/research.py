@@ -6,6 +6,7 @@ import re
 
 from castline.domain import KnowledgeBase
 from castline.knowledge import merge_findings
+from castline.llm.offline.solvers import solves
 from castline.llm.tasks import (
     FanoutDecision,
     FanoutTask,
@@ -36,6 +37,7 @@ def _phrase(heading: str) -> str:
     return " ".join(w if w.isupper() and len(w) > 1 else w.lower() for w in heading.split())
 
 
+@solves(QuestionsTask)
 def questions(task: QuestionsTask) -> Questions:
     """One question per section heading; each source's most relevant sections come first, taken
     in turn from each source so that no single document crowds out the others."""
@@ -68,6 +70,7 @@ def questions(task: QuestionsTask) -> Questions:
     return Questions(questions=interleaved[: task.max_questions * 2])
 
 
+@solves(FanoutTask)
 def fanout(task: FanoutTask) -> FanoutDecision:
     """Pursue the most relevant questions, up to the limit, in the order of the sources (the
     order the user gave them is the episode's arc); say what was dropped and why."""
@@ -84,6 +87,7 @@ def fanout(task: FanoutTask) -> FanoutDecision:
     return FanoutDecision(selected=selected, rationale=rationale)
 
 
+@solves(ResearchTask)
 def research(task: ResearchTask) -> Findings:
     """Pick the source sentences that best answer the question, favouring its own section."""
     question_terms = terms(task.question.focus or task.question.text)
@@ -125,6 +129,7 @@ def _quotable(sentence: str) -> bool:
     )
 
 
+@solves(SynthesisTask)
 def synthesis(task: SynthesisTask) -> KnowledgeBase:
     """Offline, synthesis is the deterministic merge castline also falls back on."""
     return merge_findings(task)

@@ -11,6 +11,7 @@ import hashlib
 import re
 
 from castline.domain import Note, Outline, Segment, Turn
+from castline.llm.offline.solvers import solves
 from castline.llm.tasks import PlanTask, PolishTask, SegmentDraft, ShowBrief, WriteSegmentTask
 from castline.text import phrase_pattern, sentences, word_count
 
@@ -60,6 +61,7 @@ def _pick(options: tuple[str, ...], *seed: object) -> str:
     return options[digest[0] % len(options)]
 
 
+@solves(PlanTask)
 def plan(task: PlanTask) -> Outline:
     """Intro, one body segment per theme sized by its material, outro; targets sum to the goal."""
     kb = task.knowledge_base
@@ -170,6 +172,7 @@ def _lowerable(claim: str) -> bool:
     }
 
 
+@solves(WriteSegmentTask)
 def write(task: WriteSegmentTask) -> SegmentDraft:
     segment, show = task.segment, task.show
     convo = _Conversation(show, segment)
@@ -246,6 +249,7 @@ _DROP_SENTENCE = frozenset(
 _REWRITE = frozenset({"repeated-segment", "coherence", "missing-segment"})
 
 
+@solves(PolishTask)
 def polish(task: PolishTask) -> SegmentDraft:
     """Resolve each finding with the smallest edit that removes it."""
     if any(f.check in _REWRITE for f in task.findings):
