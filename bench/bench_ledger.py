@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from decimal import Decimal
 from pathlib import Path
 
-from castline.budget.ledger import Ledger, Reservation
-from castline.budget.policy import BudgetPolicy, Candidate
-from castline.budget.prices import Pricer
-from castline.config import Budget
-from castline.llm.registry import Route
-from castline.store import Store, to_nanos
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from castline.budget.ledger import Ledger, Reservation  # noqa: E402
+from castline.budget.policy import BudgetPolicy, Candidate  # noqa: E402
+from castline.budget.prices import Pricer  # noqa: E402
+from castline.config import Budget  # noqa: E402
+from castline.llm.registry import Route  # noqa: E402
+from castline.store import Store  # noqa: E402
+from tests.runs import add_run  # noqa: E402
 
 ROUTE = Route("offline", "claude-haiku-4-5", "anthropic:claude-haiku-4-5")
 
@@ -30,17 +35,15 @@ ROUTE = Route("offline", "claude-haiku-4-5", "anthropic:claude-haiku-4-5")
 def one_round(calls: int, threads: int) -> float:
     with tempfile.TemporaryDirectory() as scratch:
         store = Store(f"sqlite:///{Path(scratch) / 'bench.db'}")
-        store.create_run(
-            id="bench",
+        add_run(
+            store,
+            "bench",
+            budget=Decimal(100_000),
             show_title="bench",
             show_path="-",
             topic="-",
-            status="running",
-            offline=True,
             routing_reason="bench",
-            spec={},
             output_dir="-",
-            budget_nanos=to_nanos(Decimal(100_000)),
         )
         ledger = Ledger(store)
         policy = BudgetPolicy(Budget(per_episode=Decimal(100_000)), Pricer())

@@ -2,7 +2,9 @@
 
 Times `castline --help`, `castline keys` and `castline runs` (a fresh, empty state directory) as a
 user runs them, interpreter start-up included, and prints the median wall time over the runs.
-Then prints an import-time breakdown (from `python -X importtime`) of `import castline.cli` and
+Then the time from starting `castline produce` (the example, text only, offline) to its first
+paid request: the checks, the run's record, DBOS's launch and the first stage. Then prints an
+import-time breakdown (from `python -X importtime`) of `import castline.cli` and
 of `import castline.engine.workflows`: the total, the modules with the largest cumulative import
 time, and the import time summed per top-level package (self time, so nothing counts twice).
 
@@ -99,6 +101,39 @@ def breakdown(module: str, top: int) -> None:
     print(f"  heavy packages loaded: {', '.join(present) or 'none'}")
 
 
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "heat-island"
+TOPIC = "Why cities run hot, who pays for it, and what actually cools them"
+SOURCES = ["cities-and-heat.md", "health-and-equity.html", "cooling-strategies.pdf"]
+
+
+def first_request(runs: int) -> None:
+    """Wall time from the command's start to the first paid call's start, read from the store."""
+    import sqlite3
+
+    waits = []
+    for _ in range(runs):
+        scratch = Path(tempfile.mkdtemp(prefix="castline-bench-"))
+        try:
+            show = scratch / "show.yaml"
+            show.write_text((EXAMPLE / "show.yaml").read_text() + "\naudio: {voice: false}\n")
+            command = [*_castline(), "produce", str(show), "--topic", TOPIC]
+            for name in SOURCES:
+                command += ["--source", str(EXAMPLE / "sources" / name)]
+            env = {**os.environ, "CASTLINE_HOME": str(scratch / "home")}
+            started = time.time()
+            subprocess.run(command, env=env, check=True, capture_output=True)
+            with sqlite3.connect(scratch / "home" / "castline.db") as connection:
+                [(first,)] = connection.execute("SELECT min(started_at) FROM calls").fetchall()
+            waits.append(first - started)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    print(
+        f"castline produce: first paid request after {statistics.median(waits):.3f} s, "
+        f"median of {runs} runs (min {min(waits):.3f}, max {max(waits):.3f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -109,6 +144,7 @@ def main() -> None:
         f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
     )
     commands(args.runs)
+    first_request(max(3, args.runs // 2))
     for module in MODULES:
         breakdown(module, args.top)
 

@@ -25,10 +25,17 @@ calls). Ratios of the N-episode wall times to both are the figures of merit (goa
 The fake runs in this process: a `ThreadingHTTPServer`, one thread per connection, so the
 requests of all episodes are served at once; its listen backlog is raised from socketserver's 5
 (`--backlog`), since a full backlog drops a connection attempt and the client's retry costs a
-1 s SYN retransmission, which would be the fake's delay, not castline's.
+1 s SYN retransmission, which would be the fake's delay, not castline's. Each provider's
+`concurrency` (castline's per-process cap on calls in flight, 4 by default) is raised to 64, the
+most the show bible allows, unless `--provider-concurrency` says otherwise: with 4, twenty
+episodes queue behind four Claude calls at a time, which measures that setting, not the engine.
+
+The CPU time of the workers and of this process (the fake) is printed for each set-up. With
+`--profile`, the N episodes run once more in one worker whose threads are each profiled by their
+CPU time (cProfile with `time.thread_time`), and the functions that use it are printed.
 
     python bench/bench_workers.py [--episodes 20] [--runs 3] [--latency-ms 1000]
-        [--provider-concurrency 64] [--backlog 1024]
+        [--provider-concurrency 64] [--backlog 1024] [--profile]
 """
 
 from __future__ import annotations
@@ -126,7 +133,7 @@ class Measured:
     statuses: dict[str, int]
     peak: int  # most model requests the fake served at once
     worker_cpu: float  # CPU seconds of the worker processes
-    fake_cpu: float  # CPU seconds of this process while they ran (the fake, mostly)
+    fake_cpu: float  # CPU seconds of this process while they ran (the fake; polling the store)
 
 
 def measure(
@@ -159,9 +166,9 @@ def measure(
         final: dict[str, str] = {}
         try:
             while True:
-                for run_id in run_ids:
-                    if run_id not in final and (status := store.get_run(run_id).status) in FINAL:
-                        final[run_id] = status
+                for record in store.list_runs(limit=len(run_ids)):  # one query a poll
+                    if record.status in FINAL:
+                        final[record.id] = record.status
                 if len(final) == len(run_ids):
                     break
                 if time.time() - spawned > RUN_TIMEOUT_S:
@@ -169,7 +176,7 @@ def measure(
                 if any(p.poll() is not None for p in processes):
                     log_text = (Path(home) / "worker-0.log").read_text()
                     raise SystemExit(f"a worker exited: {log_text}")
-                time.sleep(0.25)
+                time.sleep(0.5)  # the wall times come from the store, not from polling
         finally:
             for process in processes:
                 process.send_signal(signal.SIGTERM)
@@ -236,33 +243,47 @@ def profiled_worker(out: str, worker_args: list[str]) -> None:
         cli(worker_args, standalone_mode=False)
     finally:
         threading.setprofile(None)  # type: ignore[arg-type]
-        for profile in profiles:
-            profile.create_stats()
-        pstats.Stats(*profiles).dump_stats(out)
+        # A snapshot, not `create_stats`: that would close the calls still on the stacks of the
+        # idle threads with this thread's CPU clock, which means nothing for theirs.
+        snapshots = [_Snapshot(profile) for profile in profiles]
+        pstats.Stats(*[s for s in snapshots if s.stats]).dump_stats(out)
+
+
+class _Snapshot:
+    """A profile's statistics so far, as pstats reads a profile."""
+
+    def __init__(self, profile: cProfile.Profile) -> None:
+        profile.snapshot_stats()
+        self.stats = profile.stats  # type: ignore[attr-defined]
+
+    def create_stats(self) -> None:
+        pass
 
 
 # Functions reported by --profile (cumulative CPU): (file's tail, function name).
 WATCHED = [
     ("engine/workflows.py", "call_step"),
     ("paid/calls.py", "execute"),
-    ("budget/ledger.py", "reserve"),
     ("budget/ledger.py", "fits"),
+    ("budget/ledger.py", "reserve"),
+    ("budget/policy.py", "candidates"),
+    ("budget/prices.py", "worst_case"),
+    ("budget/prices.py", "cost"),
+    ("genai_prices/__init__.py", "calc_price"),
+    ("paid/limits.py", "slot"),
+    ("paid/limits.py", "take"),
     ("store/store.py", "finish_call"),
     ("store/store.py", "add_event"),
     ("llm/prompts.py", "render"),
     ("llm/prompts.py", "token_bound"),
+    ("llm/registry.py", "get"),
     ("llm/anthropic.py", "complete"),
     ("llm/gemini.py", "complete"),
-    ("engine/runtime.py", "context"),
-    ("engine/workflows.py", "event_step"),
+    ("httpx/_client.py", "send"),
     ("engine/workflows.py", "review_step"),
     ("engine/workflows.py", "publish_step"),
-    ("dbos/_core.py", "invoke_step"),
     ("dbos/_sys_db.py", "record_operation_result"),
-    ("dbos/_queue.py", "queue_thread"),
     ("sqlalchemy/engine/base.py", "_execute_context"),
-    ("httpx/_client.py", "send"),
-    ("pydantic/main.py", "model_validate"),
 ]
 
 
@@ -281,7 +302,7 @@ def report_profile(path: Path, episodes_run: int) -> None:
             if func == name and file.replace(os.sep, "/").endswith(tail)
         )
         if cumulative:
-            print(f"  {tail}:{name:<28} {cumulative:6.2f} s  {cumulative / total:6.1%}")
+            print(f"  {tail + ':' + name:<44} {cumulative:6.2f} s  {cumulative / total:6.1%}")
     print("  top functions by own CPU time:")
     own = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)[:15]
     for (file, line, func), (_cc, calls_made, tt, _ct, _callers) in own:

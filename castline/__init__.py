@@ -16,30 +16,25 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from castline.budget.estimate import estimate
     from castline.config import Show, load_show
-    from castline.engine.episodes import (
-        Outcome,
-        audit_trail,
-        create_run,
-        decide,
-        describe,
-        produce,
-        resume,
-        revoice,
-    )
+    from castline.engine.episodes import Outcome, produce, resume
+    from castline.engine.inspection import audit_trail, describe
+    from castline.engine.preflight import create_run
+    from castline.engine.reviews import decide
+    from castline.engine.revoice import revoice
 
 # Each lazy name and the module that defines it.
 _LAZY: dict[str, str] = {
     "Outcome": "castline.engine.episodes",
     "Show": "castline.config",
-    "audit_trail": "castline.engine.episodes",
-    "create_run": "castline.engine.episodes",
-    "decide": "castline.engine.episodes",
-    "describe": "castline.engine.episodes",
+    "audit_trail": "castline.engine.inspection",
+    "create_run": "castline.engine.preflight",
+    "decide": "castline.engine.reviews",
+    "describe": "castline.engine.inspection",
     "estimate": "castline.budget.estimate",
     "load_show": "castline.config",
     "produce": "castline.engine.episodes",
     "resume": "castline.engine.episodes",
-    "revoice": "castline.engine.episodes",
+    "revoice": "castline.engine.revoice",
 }
 
 __all__ = [

@@ -12,7 +12,7 @@ import pytest
 import castline
 from castline.budget.estimate import estimate
 from castline.config import Show, load_show
-from castline.engine import episodes
+from castline.engine import episodes, inspection, preflight, reviews, revoice
 from castline.errors import ConfigError, RunError
 
 PUBLIC = [
@@ -47,7 +47,14 @@ def test_every_public_name_resolves_to_its_definition() -> None:
         "Show": Show,
         "load_show": load_show,
         "estimate": estimate,
-        **{name: getattr(episodes, name) for name in PUBLIC if hasattr(episodes, name)},
+        "Outcome": episodes.Outcome,
+        "produce": episodes.produce,
+        "resume": episodes.resume,
+        "create_run": preflight.create_run,
+        "describe": inspection.describe,
+        "audit_trail": inspection.audit_trail,
+        "decide": reviews.decide,
+        "revoice": revoice.revoice,
     }
     for name in PUBLIC:
         value = getattr(castline, name)

@@ -14,7 +14,7 @@ from rich.console import Console
 from castline import cli as cli_module
 from castline.cli import cli
 from castline.config import database_url
-from castline.engine import episodes
+from castline.engine import preflight
 from castline.errors import EpisodeNumberTaken
 from castline.store import Store
 from tests.conftest import EXAMPLE_SOURCES, EXAMPLE_TOPIC
@@ -224,8 +224,8 @@ def _other_show(show_copy: Path) -> Path:
 
 
 def test_episodes_are_numbered_per_show(show_copy: Path) -> None:
-    first = episodes.create_run(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
-    elsewhere = episodes.create_run(_other_show(show_copy), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    first = preflight.create_run(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    elsewhere = preflight.create_run(_other_show(show_copy), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
 
     produced = _produce(show_copy)
 
@@ -255,7 +255,7 @@ def test_an_episode_number_below_one_is_a_usage_error(show_copy: Path, number: s
 
 
 def test_a_number_another_run_holds_is_refused_naming_it(show_copy: Path) -> None:
-    holder = episodes.create_run(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES, number=3)
+    holder = preflight.create_run(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES, number=3)
 
     refused = _run(
         "produce", str(show_copy), "-t", "x", "-s", str(EXAMPLE_SOURCES[0]), "--number", "3"
@@ -266,18 +266,18 @@ def test_a_number_another_run_holds_is_refused_naming_it(show_copy: Path) -> Non
     assert f"episode number 3 is already run {holder}'s (running)" in message
     assert len(Store(database_url()).list_runs()) == 1  # nothing recorded
     with pytest.raises(EpisodeNumberTaken) as taken:  # another show's runs do not count
-        episodes.create_run(show_copy, "x", EXAMPLE_SOURCES[:1], number=3)
+        preflight.create_run(show_copy, "x", EXAMPLE_SOURCES[:1], number=3)
     assert taken.value.run_id == holder
-    assert episodes.create_run(_other_show(show_copy), "x", EXAMPLE_SOURCES[:1], number=3)
+    assert preflight.create_run(_other_show(show_copy), "x", EXAMPLE_SOURCES[:1], number=3)
 
 
 def test_the_number_of_a_failed_run_may_be_given_again(show_copy: Path) -> None:
-    holder = episodes.create_run(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES, number=3)
+    holder = preflight.create_run(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES, number=3)
     store = Store(database_url())
     store.update_run(holder, status="failed")
 
     produced = _produce(show_copy)  # the default still counts the failed run's number
-    again = episodes.create_run(show_copy, "x", EXAMPLE_SOURCES[:1], number=3)
+    again = preflight.create_run(show_copy, "x", EXAMPLE_SOURCES[:1], number=3)
 
     assert produced.exit_code == 0, produced.output
     assert store.get_run(_run_id(produced)).number == 4

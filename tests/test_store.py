@@ -22,6 +22,7 @@ from castline.budget.prices import Pricer
 from castline.config import Budget
 from castline.llm.registry import Route
 from castline.store import NumberedRun, Store, from_nanos, to_nanos
+from tests.runs import add_run
 
 
 def test_migrate_blank_builds_the_current_schema(database_url_param: str) -> None:
@@ -50,18 +51,7 @@ def test_money_round_trips_through_nanodollars() -> None:
 
 def test_run_cost_sums_only_successful_calls(database_url_param: str) -> None:
     store = Store(database_url_param)
-    store.create_run(
-        id="r1",
-        show_title="S",
-        show_path="s.yaml",
-        topic="t",
-        status="running",
-        offline=True,
-        routing_reason="test",
-        spec={},
-        output_dir="out",
-        budget_nanos=to_nanos(Decimal(10)),
-    )
+    add_run(store, budget=Decimal(10))
     ledger = Ledger(store)
     policy = BudgetPolicy(Budget(per_episode=Decimal(10)), Pricer())
     route = Route("offline", "m", "anthropic:claude-haiku-4-5")

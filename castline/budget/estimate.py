@@ -36,9 +36,9 @@ from castline.budget.ledger import Ledger, Reservation
 from castline.budget.policy import BATCH_ELIGIBLE, Candidate, fixed
 from castline.config import Show
 from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Verdict
-from castline.engine.episodes import prepare, record_run
 from castline.engine.paid import calls as calls_module
 from castline.engine.payloads import HumanDecision, Published, Voiced
+from castline.engine.preflight import prepare, record_run
 from castline.engine.runner import Pipeline
 from castline.llm import prompts, registry
 from castline.llm.base import Task, Usage
@@ -52,6 +52,9 @@ from castline.text import estimate_tokens
 # Providers cache nothing shorter than this many tokens (Anthropic's minimum for Sonnet and Opus).
 MIN_CACHEABLE_TOKENS = 1024
 STAGE_ORDER = ("research", "plan", "write", "review", "polish", "voice")
+# The high figure's margin on four characters a token: what a call's prompt could really be
+# billed (its reservation uses the stricter `prompts.token_bound`, which a reply then settles).
+INPUT_MARGIN = 1.1
 
 
 @dataclass(frozen=True)
@@ -208,7 +211,7 @@ def _rows(ctx: RunContext, made: list[CallRecord], steps: _DryRunSteps) -> list[
     high: dict[int, Decimal] = {
         call.id: pricer.worst_case(
             call.priced_as,
-            math.ceil(estimate_tokens(call.prompt) * calls_module.INPUT_MARGIN) + 16,
+            math.ceil(estimate_tokens(call.prompt) * INPUT_MARGIN) + 16,
             Task.of_kind(call.task_kind).max_output_tokens,
         )
         for call in calls

@@ -1,13 +1,14 @@
 """The budget ledger: every call reserves its worst case before it is made, atomically.
 
 A reservation is a row of `calls` in status `started` carrying `reserved_nanos`; settling turns
-it into status `ok` with its real cost and no reservation; a failure releases it. A call that was
-in flight when its process died may have been billed, so on resume it becomes `unreconciled` and
-keeps its reservation: it counts at its worst case until a reply settles or releases it. Spend
-is the sum of recorded costs, so it is derived from recorded step results and a replay cannot
-count anything twice. The check and the insert happen in one transaction that holds the write
-lock (SQLite `BEGIN IMMEDIATE`, Postgres `SELECT ... FOR UPDATE` on the run's row), so at every
-instant, across threads and processes:
+it into status `ok` with its real cost and no reservation; a failure releases it. The ledger owns
+these transitions (`castline.engine.paid.spend` carries one reservation through them). A call
+that was in flight when its process died may have been billed, so on resume it becomes
+`unreconciled` and keeps its reservation: it counts at its worst case until a reply settles or
+releases it. Spend is the sum of recorded costs, so it is derived from recorded step results and
+a replay cannot count anything twice. The check and the insert happen in one transaction that
+holds the write lock (SQLite `BEGIN IMMEDIATE`, Postgres `SELECT ... FOR UPDATE` on the run's
+row), so at every instant, across threads and processes:
 
     settled + unreconciled + reserved <= budget
 """
@@ -35,7 +36,7 @@ from castline.budget.policy import (
     mode_for,
 )
 from castline.store import UNRECONCILED, Store, calls, events, from_nanos, groups, runs, to_nanos
-from castline.store.store import billed
+from castline.store.store import TOKENS, billed
 
 if TYPE_CHECKING:
     from castline.llm.base import Usage
@@ -109,11 +110,14 @@ class Ledger:
         run_id: str,
         policy: BudgetPolicy,
         candidates: CandidateFactory,
+        *,
+        tentative: bool = False,
         **call: Any,
     ) -> Reservation | Refusal:
         """Reserve the first candidate that fits, or record the call as refused.
 
-        `call` holds the `calls` columns that describe the call (step_key, stage, role, ...).
+        `call` holds the `calls` columns that describe the call (step_key, stage, role, ...). A
+        `tentative` refusal is not recorded: the caller will try again with tighter figures.
         """
         key = allocation_key(call["stage"], call["role"])
         with self.store.exclusive() as connection:
@@ -138,6 +142,8 @@ class Ledger:
             ladder = candidates(mode)
             chosen = next((c for c in ladder if c.worst_case <= headroom), None)
             now = time.time()
+            if chosen is None and tentative:
+                return Refusal(mode, limit, totals.committed, headroom, None)
             if chosen is None:
                 connection.execute(
                     calls.insert().values(
@@ -237,6 +243,45 @@ class Ledger:
             None,
             {"from": before, "to": after, "committed": str(totals.committed), "budget": str(limit)},
         )
+
+    def step_started(self, run_id: str, step_key: str) -> int:
+        """A paid step starts (perhaps again): an attempt of it left in flight by a process that
+        died, or that lost the step to a recovery, may have been billed, so it becomes
+        unreconciled and stays counted at its reservation. Returns how many."""
+        return self.mark_unreconciled(run_id, step_key=step_key, why=RESTARTED)
+
+    def settle(
+        self,
+        call_id: int,
+        run_id: str,
+        step_key: str,
+        cost: Decimal,
+        *,
+        usage: Usage | None = None,
+        **values: Any,
+    ) -> bool:
+        """The call answered: its real `cost` and `usage` are added to what its rejected replies
+        recorded and its reservation is dropped (`values`: response, compute_ms, budget_note);
+        attempts of the step left unreconciled are marked as completed later, still counted.
+        Returns False for a call already ended: a step run twice settles once."""
+        tokens = {name: getattr(usage, name) for name in TOKENS} if usage is not None else {}
+        settled = self.store.finish_call(call_id, cost=cost, **tokens, **values)
+        self.mark_completed_later(run_id, step_key, call_id)
+        return settled
+
+    def release(
+        self,
+        call_id: int,
+        error: str,
+        *,
+        spent: Decimal | None = None,
+        usage: Usage | None = None,
+        rejected: bool = False,
+    ) -> bool:
+        """The call failed: its reservation is released, keeping what billed attempts `spent`
+        (with their `usage`; a rejected reply when `rejected`). Returns False for a call no
+        longer in flight."""
+        return self.store.fail_call(call_id, error, spent=spent, usage=usage, rejected=rejected)
 
     def recharge(
         self,

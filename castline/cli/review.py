@@ -29,11 +29,11 @@ def review(ctx: click.Context) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from castline.engine import episodes
+    from castline.engine import reviews
 
-    for run_id, status in guarded(episodes.apply_review_timeouts):
+    for run_id, status in guarded(reviews.apply_review_timeouts):
         app.console.print(f"run {run_id}: nobody answered in time, {status} by the show's policy")
-    waiting = episodes.pending_reviews()
+    waiting = reviews.pending_reviews()
     if not waiting:
         app.console.print("no episode is waiting for review")
         return
@@ -60,9 +60,9 @@ def review(ctx: click.Context) -> None:
 @click.argument("run_id")
 def review_show(run_id: str) -> None:
     """Show what the evaluators disagreed on, their reasons, and the script."""
-    from castline.engine import episodes
+    from castline.engine import reviews
 
-    item = guarded(lambda: episodes.review_of(run_id))
+    item = guarded(lambda: reviews.review_of(run_id))
     summary = item["summary"]
     app.console.print(f"[bold]{item['record'].id}[/] round {summary['round']}: {item['status']}")
     for escalated in summary["escalated"]:
@@ -103,10 +103,10 @@ def review_reject(run_id: str, note: str | None) -> None:
 def review_edit(run_id: str) -> None:
     """Open the script in $EDITOR, re-check it, and approve it as edited if it passes."""
     from castline import decide
-    from castline.engine import episodes
+    from castline.engine import reviews
     from castline.quality.editing import check_edit, parse_script
 
-    item = guarded(lambda: episodes.review_of(run_id))
+    item = guarded(lambda: reviews.review_of(run_id))
     summary = item["summary"]
     edited = click.edit(script_text(summary["script"]), extension=".txt")
     if edited is None:

@@ -28,7 +28,7 @@ def runs(ctx: click.Context, limit: int) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from castline.engine import episodes, runtime
+    from castline.engine import inspection, runtime
 
     store = runtime.store()
     records = store.list_runs(limit)
@@ -42,7 +42,7 @@ def runs(ctx: click.Context, limit: int) -> None:
             record.show_title,
             str(record.number) if record.number is not None else "",
             record.episode_title or record.topic,
-            episodes.display_status(record),
+            inspection.display_status(record),
             record.stage or "",
             money(costs.get(record.id, Decimal(0)), record.offline),
             timestamp(record.created_at),
@@ -61,7 +61,7 @@ def runs(ctx: click.Context, limit: int) -> None:
 def runs_show(run_id: str, as_json: bool) -> None:
     """Show one run: stages, steps, verdicts, cost by stage, artifacts."""
     from castline import describe
-    from castline.engine.episodes import display_status
+    from castline.engine.inspection import display_status
 
     detail = guarded(lambda: describe(run_id))
     if as_json:

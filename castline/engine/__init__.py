@@ -1,8 +1,12 @@
 """The run engine: what an episode run is, in one place.
 
 - `runtime`: DBOS launched once per process, the run store, each run's fixed inputs.
-- `workflows`: the only DBOS code; the episode workflow and its durable steps.
+- `executors`, `recovery`: which processes are alive, and taking over the work of those that
+  are not.
+- `workflows`: the only DBOS workflows and steps; `payloads` what crosses that boundary.
 - `runner`: the stages in order, against a `Steps` interface the workflows make durable.
 - `paid`: the one way money is spent (reserve, attempt, settle or release).
-- `runs`: the public API for producing, resuming and inspecting runs.
+- `queue`, `seasons`: queued episodes, workers and batches.
+- `preflight`, `episodes`, `inspection`, `reviews`, `revoice`: the public API for checking,
+  producing, resuming, inspecting, deciding on and re-voicing runs.
 """

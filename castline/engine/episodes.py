@@ -1,51 +1,29 @@
-"""The public API: produce an episode, resume a run, and follow its progress.
-
-Everything that can be checked before money is spent is checked here, in this order: episode
-number, topic, show bible, sources, routing (keys and provider names), prices. Only then is a run
-created, with its episode number.
-"""
+"""Producing, queueing and resuming episodes, and following a run to its end."""
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from castline.audio import costs, master
-from castline.audio.tts import Voicing, plan_voicing
 from castline.budget.ledger import Ledger
-from castline.budget.prices import Pricer
-from castline.budget.report import CostReport, cost_report
-from castline.config import Show, load_show, roles_reached, show_key
-from castline.domain import Episode, Script, Source
+from castline.config import Show, show_key
 from castline.engine import runtime
+from castline.engine.inspection import owner_alive
+from castline.engine.preflight import NUMBER_RELEASED_BY, create_run
 from castline.errors import (
-    ConfigError,
-    EpisodeNumberTaken,
     ProviderError,
     RunError,
     RunNotResumable,
     StageFailed,
 )
-from castline.llm.registry import Routing, plan_routing
-from castline.sources import read_sources
 from castline.store import (
-    ArtifactRecord,
-    CallRecord,
     EventRecord,
-    NumberedRun,
-    RunRecord,
-    Store,
-    to_nanos,
 )
 
 if TYPE_CHECKING:
@@ -92,159 +70,6 @@ def produce(
     return follow(run_id, workflows.start(run_id), on_event)
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A run's inputs, validated: everything checked before any money is spent."""
-
-    show_path: Path
-    show: Show
-    topic: str
-    sources: list[Source]
-    routing: Routing
-    provider: str | None
-    read_ms: float
-    number: int | None = None  # the episode number asked for; None: the show's next
-    voicing: Voicing | None = None  # None when the show publishes the script only
-
-
-def prepare(
-    show_path: Path,
-    topic: str,
-    source_paths: Sequence[Path],
-    *,
-    provider: str | None = None,
-    number: int | None = None,
-) -> Prepared:
-    """Check, in this order, the episode number, the topic, the show bible, the sources, the
-    routing (provider names and keys) and the prices of every routed model."""
-    if number is not None and number < 1:
-        raise ConfigError(f"--number {number}: episode numbers start at 1")
-    topic = " ".join(topic.split())
-    if not topic:
-        raise ConfigError("the topic is empty; pass --topic with what the episode is about")
-    show_path = Path(show_path)
-    show = load_show(show_path)
-    if not source_paths:
-        raise ConfigError("no sources given; pass at least one --source FILE (text, md, html, pdf)")
-    started = time.perf_counter()
-    sources = read_sources([Path(p) for p in source_paths])
-    read_ms = (time.perf_counter() - started) * 1000
-    routing = plan_routing(show, provider, needed=roles_reached(show))
-    pricer = Pricer(show.prices)
-    for chain in routing.routes.values():
-        for route in chain:
-            pricer.check(route.priced_as)
-    voicing = (
-        plan_voicing(show, show_path.parent, offline=routing.offline, paid=provider != "offline")
-        if show.audio.voice
-        else None
-    )
-    if voicing is not None:
-        costs.check(pricer, voicing)
-        master.check_music(show.audio, show_path.parent)
-    return Prepared(show_path, show, topic, sources, routing, provider, read_ms, number, voicing)
-
-
-# Runs that ended without publishing an episode to the feed: their number may be given again.
-NUMBER_RELEASED_BY = frozenset({"failed", "rejected", "halted"})
-
-
-def episode_number(numbered: list[NumberedRun], requested: int | None) -> int:
-    """The number a new episode of the show gets: `requested` unless a run that may still
-    publish holds it, else one more than the highest any of the show's runs holds (failed ones
-    too, so that resuming one never duplicates a number given out after it)."""
-    if requested is None:
-        return 1 + max((run.number for run in numbered), default=0)
-    for run in numbered:
-        if run.number == requested and run.status not in NUMBER_RELEASED_BY:
-            raise EpisodeNumberTaken(requested, run.id, run.status)
-    return requested
-
-
-def record_run(
-    store: Store,
-    prepared: Prepared,
-    run_id: str,
-    output_dir: Path,
-    *,
-    status: str = "running",
-    group: str | None = None,
-) -> int:
-    """Record a run with a snapshot of its inputs, so that a resume sees exactly these, and its
-    episode number, fixed now; return the number."""
-    show, routing = prepared.show, prepared.routing
-    number = store.create_numbered_run(
-        show_key(show),
-        lambda numbered: episode_number(numbered, prepared.number),
-        id=run_id,
-        show_title=show.show.title,
-        show_path=str(prepared.show_path.resolve()),
-        topic=prepared.topic,
-        status=status,
-        stage="research",
-        offline=routing.offline,
-        routing_reason=routing.reason,
-        spec={
-            "show": show.model_dump(mode="json"),
-            "routing": {
-                role: [asdict(route) for route in chain] for role, chain in routing.routes.items()
-            },
-            "provider": prepared.provider,
-            "voicing": asdict(prepared.voicing) if prepared.voicing else None,
-            # the show's earlier episodes, fixed now so that a resumed run checks the same ones
-            "earlier": [row["run_id"] for row in store.earlier_scripts(show_key(show), run_id)],
-        },
-        workflow_id=run_id,
-        output_dir=str(output_dir),
-        budget_nanos=to_nanos(show.budget.per_episode),
-        group_id=group,
-    )
-    sources = prepared.sources
-    store.save_sources(run_id, [source.model_dump(mode="json") for source in sources])
-    store.add_event(
-        run_id,
-        "created",
-        f"run created for {show.show.title!r}, episode {number}: {prepared.topic!r} from "
-        f"{len(sources)} source(s); {routing.reason}",
-        data={
-            "sources": [s.id for s in sources],
-            "offline": routing.offline,
-            "compute_ms": prepared.read_ms,
-            "number": number,
-        },
-    )
-    return number
-
-
-def create_run(
-    show_path: Path,
-    topic: str,
-    source_paths: Sequence[Path],
-    *,
-    provider: str | None = None,
-    number: int | None = None,
-    queued: bool = False,
-    group: str | None = None,
-) -> str:
-    """Validate every input and record a new run with its episode number (`number`, or the
-    show's next); nothing is spent until the workflow starts. A `queued` run waits for a
-    worker (`enqueue`)."""
-    prepared = prepare(show_path, topic, source_paths, provider=provider, number=number)
-    run_id = uuid.uuid4().hex[:12]
-    slug = re.sub(r"[^a-z0-9]+", "-", prepared.topic.lower()).strip("-")[:48].rstrip("-")
-    folder = f"{slug or 'episode'}-{run_id[:6]}"
-    output_dir = (prepared.show_path.parent / prepared.show.output_dir / folder).resolve()
-    record_run(
-        runtime.store(),
-        prepared,
-        run_id,
-        output_dir,
-        status="queued" if queued else "running",
-        group=group,
-    )
-    return run_id
-
-
 def enqueue(
     show_path: Path,
     topic: str,
@@ -282,6 +107,12 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
             f"{record.output_dir}",
             run_id=record.id,
         )
+    if not force and owner_alive(record):
+        raise RunNotResumable(
+            f"run {record.id} is being run by process {record.pid} on {record.host}; wait for "
+            "it, or stop that process first (or pass --force if it is gone)",
+            run_id=record.id,
+        )
     runtime.launch()
     assert record.workflow_id is not None
     found = recovery.stuck(recovery.tree(record.workflow_id))
@@ -293,6 +124,10 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
             f"run {record.id} is still running in {where}; wait for it, or stop that process "
             "first (or pass --force if it is gone)",
             run_id=record.id,
+        )
+    if not store.take_over(record):
+        raise RunNotResumable(
+            f"run {record.id} is being resumed by another process right now", run_id=record.id
         )
     if record.number is not None and record.status == "failed":
         show = Show.model_validate(record.spec["show"])
@@ -327,20 +162,6 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
         },
     )
     return follow(record.id, handle, on_event)
-
-
-def _alive_elsewhere(record: RunRecord) -> bool:
-    if record.status != "running" or record.pid is None or record.pid == os.getpid():
-        return False
-    if record.host != socket.gethostname():
-        return True
-    try:
-        os.kill(record.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def follow(run_id: str, handle: Any, on_event: EventCallback | None = None) -> Outcome:
@@ -427,198 +248,3 @@ def outcome(run_id: str, result: RunResult) -> Outcome:
         skipped=result.skipped,
         number=record.number,
     )
-
-
-def display_status(record: RunRecord) -> str:
-    """The stored status, except that a 'running' run whose process is gone is 'interrupted'."""
-    if record.status == "running" and record.pid is not None and not _alive_elsewhere(record):
-        return "running" if record.pid == os.getpid() else "interrupted"
-    return record.status
-
-
-@dataclass(frozen=True)
-class RunDetail:
-    record: RunRecord
-    calls: list[CallRecord]
-    cost: CostReport
-    verdicts: list[dict[str, Any]]
-    artifacts: list[ArtifactRecord]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "run": {
-                **asdict(self.record),
-                "status": display_status(self.record),
-                "number": self.record.number,
-            },
-            "cost": self.cost.as_json(),
-            "calls": [
-                {k: v for k, v in asdict(call).items() if k not in {"prompt", "response"}}
-                for call in self.calls
-            ],
-            "verdicts": self.verdicts,
-            "artifacts": [asdict(artifact) for artifact in self.artifacts],
-        }
-
-
-def describe(run_id: str) -> RunDetail:
-    """Everything the store knows about one run, summarised for `castline runs show`."""
-    store = runtime.store()
-    record = store.get_run(run_id)
-    reviews = [e for e in store.events(record.id) if e.kind == "verdicts"]
-    return RunDetail(
-        record=record,
-        calls=store.calls(record.id),
-        cost=cost_report(store, record.id),
-        verdicts=reviews[-1].data.get("verdicts", []) if reviews else [],
-        artifacts=store.artifacts(record.id),
-    )
-
-
-def audit_trail(run_id: str) -> list[dict[str, Any]]:
-    """The run's events, oldest first, as plain dictionaries."""
-    store = runtime.store()
-    record = store.get_run(run_id)
-    return [asdict(event) for event in store.events(record.id)]
-
-
-def pending_reviews() -> list[dict[str, Any]]:
-    """Episodes waiting for a person, oldest first, with what the evaluators disagreed on."""
-    store = runtime.store()
-    waiting = []
-    for review in store.pending_reviews():
-        record = store.get_run(review["run_id"])
-        waiting.append({**review, "record": record})
-    return waiting
-
-
-def review_of(run_id: str) -> dict[str, Any]:
-    store = runtime.store()
-    record = store.get_run(run_id)
-    review = store.review(record.id)
-    if review is None:
-        raise RunNotResumable(f"run {record.id} never asked for a review", run_id=record.id)
-    return {**review, "record": record}
-
-
-def decide(
-    run_id: str,
-    status: str,
-    *,
-    note: str | None = None,
-    script: dict[str, Any] | None = None,
-    on_event: EventCallback | None = None,
-) -> Outcome:
-    """Record a person's decision and continue the episode from its review gate."""
-    from castline.engine import workflows
-
-    store = runtime.store()
-    review = review_of(run_id)
-    record = review["record"]
-    if review["status"] != "pending":
-        raise RunNotResumable(
-            f"run {record.id} was already {review['status']} on review", run_id=record.id
-        )
-    store.decide_review(record.id, review["round"], status, note=note, script=script)
-    store.add_event(record.id, "review-decided", f"a person {status} the episode: {note or ''}")
-    runtime.launch()
-    assert record.workflow_id is not None
-    handle = workflows.continue_after_review(record.workflow_id)
-    store.claim_run(record.id)
-    store.update_run(record.id, status="running", workflow_id=handle.workflow_id)
-    return follow(record.id, handle, on_event)
-
-
-def apply_review_timeouts(now: float | None = None) -> list[tuple[str, str]]:
-    """Decide, by each show's policy, the reviews nobody answered in time."""
-    decided = []
-    moment = time.time() if now is None else now
-    for review in pending_reviews():
-        record: RunRecord = review["record"]
-        quality = Show.model_validate(record.spec["show"]).quality
-        if moment - review["requested_at"] < quality.review_timeout_hours * 3600:
-            continue
-        status = "approved" if quality.on_timeout == "approve" else "rejected"
-        note = f"nobody answered within {quality.review_timeout_hours:g} hours"
-        decide(record.id, status, note=note)
-        decided.append((record.id, status))
-    return decided
-
-
-def _current_voices(record: RunRecord) -> tuple[Show, Voicing]:
-    """The run's show with the voices, audio settings, endpoints, prices and (if higher) budget
-    the show bible has now (a changed voice or engine is why one voices again); the rest stays
-    as the episode was written under. The voicing is planned again, and checked, before
-    anything is spent."""
-    show = Show.model_validate(record.spec["show"])
-    path = Path(record.show_path)
-    if path.exists():
-        now = load_show(path)
-        voices = {host.name: host.voices for host in now.hosts}
-        hosts = [h.model_copy(update={"voices": voices.get(h.name, h.voices)}) for h in show.hosts]
-        show = show.model_copy(
-            update={
-                "hosts": hosts,
-                "audio": now.audio,
-                "providers": now.providers,
-                "prices": now.prices,
-                "retries": now.retries,
-                # a budget is only ever raised (to voice an episode it halted)
-                "budget": max(show.budget, now.budget, key=lambda b: b.per_episode),
-            }
-        )
-    if not show.audio.voice:
-        raise ConfigError(
-            f"{path} has `audio: {{voice: false}}`; set it to true to voice run {record.id}"
-        )
-    paid = record.spec.get("provider") != "offline"
-    voicing = plan_voicing(show, path.parent, offline=record.offline, paid=paid)
-    costs.check(Pricer(show.prices), voicing)
-    master.check_music(show.audio, path.parent)
-    return show, voicing
-
-
-def revoice(
-    run_id: str, *, script: Script | None = None, on_event: EventCallback | None = None
-) -> Outcome:
-    """Voice a finished episode again, optionally with an edited script, re-rendering only the
-    clips that changed and paying nothing again for research, writing or review."""
-    from castline.engine import workflows
-
-    store = runtime.store()
-    record = store.get_run(run_id)
-    episode_file = Path(record.output_dir) / "episode.json"
-    episode = json.loads(episode_file.read_text()) if episode_file.exists() else {}
-    unvoiced = record.status == "halted" and episode["budget"]["halted_at"] == "voice"
-    if record.status != "completed" and not unvoiced:
-        raise RunNotResumable(
-            f"run {record.id} is {record.status}; only a completed episode, or one the budget "
-            "halted before its audio, can be voiced",
-            run_id=record.id,
-        )
-    if script is not None:
-        episode["script"] = script.model_dump(mode="json")
-    show, voicing = _current_voices(record)
-    if record.budget is not None and show.budget.per_episode > record.budget:
-        store.update_run(record.id, budget_nanos=to_nanos(show.budget.per_episode))
-        store.add_event(
-            record.id,
-            "budget-raised",
-            f"budget raised from ${record.budget} to ${show.budget.per_episode} by the show "
-            "bible, to voice the episode",
-        )
-    attempt = 1 + sum(1 for e in store.events(record.id) if e.kind == "revoice")
-    store.update_run(
-        record.id,
-        spec={**record.spec, "show": show.model_dump(mode="json"), "voicing": asdict(voicing)},
-    )
-    store.add_event(
-        record.id, "revoice", f"voicing the episode again (attempt {attempt}); {voicing.reason}"
-    )
-    runtime.launch()
-    runtime.forget(record.id)
-    store.update_run(record.id, status="running", stage="voice")
-    store.claim_run(record.id)
-    handle = workflows.start_revoice(record.id, Episode.model_validate(episode), attempt)
-    store.update_run(record.id, workflow_id=handle.workflow_id)  # what `resume` continues
-    return follow(record.id, handle, on_event)

@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from castline.budget.estimate import Forecast, estimate
-from castline.engine import episodes, runtime
+from castline.engine import preflight, runtime
 from castline.errors import ConfigError
 from castline.season import PlannedEpisode, Season, load_season
 
@@ -46,7 +46,7 @@ def plan_season(show_path: Path, season_path: Path, *, provider: str | None = No
     for position, episode in enumerate(season.episodes, start=1):
         sources = season.source_paths(episode, base)
         try:
-            prepared = episodes.prepare(
+            prepared = preflight.prepare(
                 show_path, episode.topic, sources, provider=provider, number=episode.number
             )
             forecast = estimate(show_path, episode.topic, sources)
@@ -73,7 +73,7 @@ def start_season(plan: SeasonPlan, *, provider: str | None = None) -> list[str]:
     group_id = store.create_group(str(plan.season_path.resolve()), plan.cap)
     run_ids = []
     for run in plan.runs:
-        run_id = episodes.create_run(
+        run_id = preflight.create_run(
             plan.show_path,
             run.episode.topic,
             run.sources,

@@ -1,8 +1,9 @@
-"""Per-provider circuit breakers, concurrency caps and rate limits, and the retry schedule.
+"""Per-provider circuit breakers, the classification of failures, and the retry schedule.
 
-The engine (`castline.calls`) owns the retry policy; SDK retries are turned off. These objects
-are process-wide, keyed by provider name, because what they protect against (a provider that is
-down, a per-key rate limit) is shared by every run in the process.
+The paid-call engine (`castline.engine.paid.attempts`) applies them to every paid request, model
+call or speech take; SDK retries are turned off. Breakers are process-wide, keyed by name (a
+provider's; a speech engine's is "<engine> speech"), because what they protect against (a
+provider that is down) is shared by every run in the process.
 """
 
 from __future__ import annotations

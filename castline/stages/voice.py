@@ -6,9 +6,9 @@ the show's `audio.concurrency`.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +17,16 @@ from pydantic import BaseModel
 from castline.audio import clips, costs, master, tags
 from castline.audio.tts import Engine, Speech
 from castline.audio.tts.base import joined, pieces
-from castline.budget.ledger import RESTARTED, Ledger, Refusal
+from castline.budget.ledger import Ledger, Refusal
 from castline.budget.policy import Candidate, fixed
-from castline.config import ProviderSettings, state_dir
+from castline.config import state_dir
 from castline.domain import AudioInfo, Outline, Script
-from castline.engine import runtime
-from castline.engine.paid.limits import Limits, slot
-from castline.errors import StageFailed
+from castline.engine.paid.attempts import PERSIST, Attempts
+from castline.engine.paid.spend import Spend, describe
+from castline.errors import ProviderError, StageFailed
 from castline.fileio import write_atomic
 from castline.llm.base import Usage
 from castline.llm.registry import Route
-from castline.llm.resilience import RETRYABLE, as_provider_error, backoff
 from castline.stages import RunContext
 from castline.store import Store
 
@@ -64,17 +63,26 @@ def voice_clip(store: Store, ctx: RunContext, spec: clips.ClipSpec, step_key: st
 
 def _voice_clip(store: Store, ctx: RunContext, spec: clips.ClipSpec, step_key: str) -> Clip:
     voicing, pricer = ctx.voicing, ctx.policy.pricer
-    # a take of this clip left in flight by a process that died may have been billed
-    Ledger(store).mark_unreconciled(ctx.run_id, step_key=step_key, why=RESTARTED)
+    Ledger(store).step_started(ctx.run_id, step_key)  # a take left in flight stays counted
     path = clips.cached(spec, clip_directory())
     if path is not None:
         _settle_made_before_a_crash(store, ctx, spec, path, step_key)
         store.add_event(ctx.run_id, "clip-cached", f"{step_key}: unchanged, reused", stage="voice")
         return Clip(path=str(path), cached=True)
     engine = voicing.build(ctx.show)
+    attempts = _attempts(store, ctx, engine, step_key)
+    closed = attempts.closed()
+    if closed is not None:  # one engine, nowhere to fall back to: the stage fails, resumable
+        skipped = attempts.skipped(closed)
+        raise ProviderError(
+            f"{step_key}: {skipped}; resume the run (`castline resume {ctx.run_id}`) once the "
+            "engine answers again, or choose another `audio.engine`",
+            kind=skipped.kind,
+        )
     most = 2 * costs.ceiling(pricer, voicing, spec.text, spec.words_per_minute)
     route = Route(engine.name, engine.model, voicing.priced_as)
-    reservation = Ledger(store).reserve(
+    spend = Spend.reserve(
+        store,
         ctx.run_id,
         ctx.policy,
         fixed([Candidate(route, 0, False, most)]),
@@ -85,15 +93,17 @@ def _voice_clip(store: Store, ctx: RunContext, spec: clips.ClipSpec, step_key: s
         prompt=spec.text,
         shadow=voicing.shadow,
     )
-    if isinstance(reservation, Refusal):  # the pipeline publishes the script, halted
-        return Clip(refused=f"{step_key}: {reservation.message}")
+    if isinstance(spend, Refusal):  # the pipeline publishes the script, halted
+        return Clip(refused=f"{step_key}: {spend.message}")
     takes: list[tuple[str, Speech]] = []  # every request answered (each one billed)
 
     def speak(clip: clips.ClipSpec) -> Speech:
         # one request per piece, each retried alone: a piece already spoken is not paid twice
         made = []
         for part in pieces(clip.text, engine.max_characters):
-            speech = _synthesize(store, ctx, engine, clip, part, step_key)
+            speech = attempts.run(
+                partial(engine.synthesize, part, clip.voice, words_per_minute=clip.words_per_minute)
+            )
             takes.append((part, speech))
             made.append(speech)
         return joined(made)
@@ -106,20 +116,14 @@ def _voice_clip(store: Store, ctx: RunContext, spec: clips.ClipSpec, step_key: s
         )
         return paid, usage
 
-    try:
-        rendered = clips.render(spec, speak, clip_directory(), ctx.run_id)
-    except Exception as exc:
-        store.fail_call(reservation.call_id, f"{type(exc).__name__}: {exc}", spent=spent()[0])
-        raise
-    paid, usage = spent()
-    store.finish_call(
-        reservation.call_id,
-        cost=paid,
-        response=str(rendered.path),
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-    )
-    Ledger(store).mark_completed_later(ctx.run_id, step_key, reservation.call_id)
+    with spend:
+        try:
+            rendered = clips.render(spec, speak, clip_directory(), ctx.run_id)
+        except Exception as exc:  # the takes made were billed, good or not
+            spend.release(describe(exc), spent=spent()[0])
+            raise
+        paid, usage = spent()
+        spend.settle(paid, usage=usage, response=str(rendered.path))
     again = " after a second try" if rendered.attempts > 1 else ""
     store.add_event(
         ctx.run_id,
@@ -138,7 +142,8 @@ def _settle_made_before_a_crash(
     on resume and stays counted at its reservation (every take it may have billed), marked as
     found; a call an older castline released as abandoned is settled at one take's price, the
     least it cost."""
-    if Ledger(store).mark_completed_later(ctx.run_id, step_key, None):
+    ledger = Ledger(store)
+    if ledger.mark_completed_later(ctx.run_id, step_key, None):
         return
     abandoned = [
         c for c in store.calls(ctx.run_id) if c.step_key == step_key and c.status == "abandoned"
@@ -150,42 +155,38 @@ def _settle_made_before_a_crash(
     info = sf.info(str(path))
     seconds = info.frames / info.samplerate
     cost = costs.take_cost(ctx.policy.pricer, ctx.voicing, spec.text, seconds, None)
-    store.finish_call(
-        abandoned[-1].id,
-        cost=cost,
+    Spend.held(store, ctx.run_id, step_key, abandoned[-1].id).settle(
+        cost,
         response=str(path),
         budget_note="settled on resume: the clip was made before the crash",
+    )
+
+
+def _attempts(store: Store, ctx: RunContext, engine: Engine, step_key: str) -> Attempts:
+    """How a take is attempted: like a model call (the provider's slots, the show's `retries:`,
+    a circuit breaker of the engine's own), but every passing failure is retried, since there
+    is no other engine to fall back to."""
+    return Attempts.of(
+        store,
+        ctx.show,
+        run_id=ctx.run_id,
+        step_key=step_key,
+        stage="voice",
+        provider=engine.name,
+        label=f"{engine.name} speech",
+        route=ctx.voicing.priced_as,
+        patience=PERSIST,
+        breaker=f"{engine.name} speech",
     )
 
 
 def _synthesize(
     store: Store, ctx: RunContext, engine: Engine, spec: clips.ClipSpec, text: str, step_key: str
 ) -> Speech:
-    """One take, within the provider's concurrency and rate limits (`providers.NAME`), retried
-    with backoff on the failures that pass (rate limits, overload, server errors, timeouts);
-    the engines' SDKs retry nothing, so this is the only policy."""
-    retries = ctx.show.retries
-    settings = ctx.show.providers.get(engine.name) or ProviderSettings()
-    for attempt in range(1, retries.max_attempts + 1):
-        try:
-            with slot(store, Limits.of(engine.name, settings), runtime.current_executor()):
-                return engine.synthesize(text, spec.voice, words_per_minute=spec.words_per_minute)
-        except Exception as raised:
-            exc = as_provider_error(raised)  # an SDK's unexpected error is a server error
-            if exc.kind not in RETRYABLE or attempt == retries.max_attempts:
-                if exc is raised:
-                    raise
-                raise exc from raised
-            wait = backoff(attempt, retries, exc.retry_after)
-            store.add_event(
-                ctx.run_id,
-                "attempt-failed",
-                f"{step_key}: {exc} (attempt {attempt}; again in {wait:.1f} s)",
-                stage="voice",
-                data={"kind": exc.kind, "attempt": attempt},
-            )
-            time.sleep(wait)
-    raise AssertionError("unreachable")  # pragma: no cover
+    """One take of one piece of `spec`'s text, attempted as every take is."""
+    return _attempts(store, ctx, engine, step_key).run(
+        partial(engine.synthesize, text, spec.voice, words_per_minute=spec.words_per_minute)
+    )
 
 
 SHORTEST_EPISODE_SHARE = 0.6  # of the time the script's words need at the show's pace

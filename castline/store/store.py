@@ -54,6 +54,10 @@ TOKENS = (
     "cache_write_tokens",
     "cache_write_1h_tokens",
 )
+# Calls whose reservation is still held: made now, or unreconciled after a crash.
+IN_FLIGHT = ("started", UNRECONCILED)
+# What a reply may settle: a call in flight, or one an older castline released as abandoned.
+SETTLEABLE = (*IN_FLIGHT, "abandoned")
 # A call's cost, plus its reservation while it is unreconciled (it may have been billed).
 _CHARGED = calls.c.cost_nanos + sa.case(
     (calls.c.status == UNRECONCILED, calls.c.reserved_nanos), else_=0
@@ -175,6 +179,17 @@ class Store:
             ).mappings()
             return [run_record(row) for row in rows]
 
+    def take_over(self, run: RunRecord) -> bool:
+        """Claim `run` for this process, unless another process changed it since it was read
+        (two `castline resume` of one run at once: only one may go on)."""
+        with self._begin() as connection:
+            claimed = connection.execute(
+                runs.update()
+                .where(runs.c.id == run.id, runs.c.updated_at == run.updated_at)
+                .values(pid=os.getpid(), host=_host(), updated_at=time.time())
+            )
+        return claimed.rowcount == 1
+
     def claim_run(self, run_id: str) -> None:
         """Record that this process now owns the run; a queued run is now running."""
         self.update_run(run_id, pid=os.getpid(), host=_host())
@@ -235,16 +250,18 @@ class Store:
             row = connection.execute(query).mappings().first()
         return call_record(row) if row else None
 
-    def finish_call(self, call_id: int, *, cost: Decimal, **values: Any) -> None:
+    def finish_call(self, call_id: int, *, cost: Decimal, **values: Any) -> bool:
         """Settle the call: add `cost` and the token counts in `values` to what its earlier,
         rejected attempts already recorded, and drop its reservation (an unreconciled call is
-        reconciled by its reply)."""
+        reconciled by its reply). Only a call still open is settled, so a step run twice never
+        adds its cost twice; returns whether this one was. The lifecycle around it is the
+        ledger's (`Ledger.settle`)."""
         tokens = {name: calls.c[name] + values.pop(name) for name in TOKENS if name in values}
         values.setdefault("error", None)
         with self._begin() as connection:
-            connection.execute(
+            result = connection.execute(
                 calls.update()
-                .where(calls.c.id == call_id)
+                .where(calls.c.id == call_id, calls.c.status.in_(SETTLEABLE))
                 .values(
                     **values,
                     **tokens,
@@ -254,6 +271,7 @@ class Store:
                     finished_at=time.time(),
                 )
             )
+        return bool(result.rowcount)
 
     def fail_call(
         self,
@@ -263,14 +281,15 @@ class Store:
         spent: Decimal | None = None,
         usage: Usage | None = None,
         rejected: bool = False,
-    ) -> None:
+    ) -> bool:
         """Release the call's reservation; `spent` and `usage` add what a billed but failed
-        attempt cost and consumed, counted as a rejected reply when `rejected`."""
+        attempt cost and consumed, counted as a rejected reply when `rejected`. Only a call in
+        flight (started or unreconciled) is released; returns whether this one was."""
         extra = to_nanos(spent) if spent else 0
         with self._begin() as connection:
-            connection.execute(
+            result = connection.execute(
                 calls.update()
-                .where(calls.c.id == call_id)
+                .where(calls.c.id == call_id, calls.c.status.in_(IN_FLIGHT))
                 .values(
                     status="failed",
                     error=error,
@@ -280,6 +299,7 @@ class Store:
                     **billed(usage, extra if rejected else None),
                 )
             )
+        return bool(result.rowcount)
 
     def calls(self, run_id: str) -> list[CallRecord]:
         query = sa.select(calls).where(calls.c.run_id == run_id).order_by(calls.c.id)

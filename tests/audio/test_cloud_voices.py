@@ -16,7 +16,7 @@ import pytest
 from castline.audio.tts.elevenlabs import ElevenLabsEngine
 from castline.config import database_url
 from castline.domain import Script
-from castline.engine import episodes, runtime
+from castline.engine import episodes, revoice, runtime
 from castline.errors import ConfigError, MissingCredentials, StageFailed, UnpricedModel
 from castline.stages import voice
 from castline.store import CallRecord, Store, calls
@@ -128,7 +128,7 @@ def test_rate_limits_are_waited_out_and_every_attempt_recorded(
 
     assert outcome.status == "completed"
     store = Store(database_url())
-    failed = [e for e in store.events(outcome.run_id) if e.kind == "attempt-failed"]
+    failed = [e for e in store.events(outcome.run_id) if e.kind == "call-retry"]
     assert len(failed) == 2 and all(e.stage == "voice" for e in failed)
     calls = voice_calls(outcome.run_id)
     assert fake.stats.requests["elevenlabs.speech"] == len(calls) + 2
@@ -276,7 +276,7 @@ def test_speech_the_budget_cannot_fit_halts_the_run_until_a_larger_budget_voices
     show.write_text(show.read_text().replace("per_episode: 0.33", "per_episode: 1.00"))
     text_calls = [c.id for c in store.calls(outcome.run_id) if c.stage != "voice"]
 
-    voiced = episodes.revoice(outcome.run_id)
+    voiced = revoice.revoice(outcome.run_id)
 
     assert voiced.status == "completed"
     assert (outcome.output_dir / "episode.mp3").exists()

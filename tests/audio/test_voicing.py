@@ -20,7 +20,7 @@ from mutagen.id3 import ID3
 
 from castline.cli import cli, script_text
 from castline.config import database_url
-from castline.engine import episodes
+from castline.engine import episodes, inspection, revoice
 from castline.errors import UnpricedModel
 from castline.publish.feed import read_episodes
 from castline.quality.editing import parse_script
@@ -48,7 +48,7 @@ def test_the_episode_is_a_podcast(short_show: tuple[Path, Path]) -> None:
     tags = ID3(str(mp3))
     by_id = {c.element_id: c for c in tags.getall("CHAP")}
     chapters = [by_id[i] for i in tags.getall("CTOC")[0].child_element_ids]
-    episode = episodes.describe(outcome.run_id)
+    episode = inspection.describe(outcome.run_id)
     assert chapters[0].sub_frames["TIT2"].text[0] == "Welcome"
     assert len(chapters) == len(by_id) >= 3
     starts = [c.start_time for c in chapters]
@@ -88,7 +88,7 @@ def test_editing_one_turn_re_renders_exactly_one_clip(short_show: tuple[Path, Pa
     assert first.output_dir is not None
     turns = parse_script(
         script_text(
-            episodes.describe(first.run_id).record.spec
+            inspection.describe(first.run_id).record.spec
             and __import__("json").loads((first.output_dir / "episode.json").read_text())["script"]
         ),
         TOPIC,
@@ -103,7 +103,7 @@ def test_editing_one_turn_re_renders_exactly_one_clip(short_show: tuple[Path, Pa
     )
     before = len(_clips(store, first.run_id))
 
-    again = episodes.revoice(first.run_id, script=edited)
+    again = revoice.revoice(first.run_id, script=edited)
 
     assert again.status == "completed"
     after = _clips(store, first.run_id)[before:]
@@ -123,7 +123,7 @@ def test_a_changed_voice_re_voices_only_that_hosts_turns(short_show: tuple[Path,
     before = len(_clips(store, first.run_id))
     show.write_text(show.read_text().replace("espeak: en-us+m3", "espeak: en-gb-x-rp"))
 
-    again = episodes.revoice(first.run_id)
+    again = revoice.revoice(first.run_id)
 
     assert again.status == "completed"
     after = _clips(store, first.run_id)[before:]
@@ -143,7 +143,7 @@ def test_voicing_again_with_an_unpriced_voice_is_refused_before_anything_changes
     show.write_text(show.read_text() + "\naudio: {engine: openai, model: gpt-9-tts}\n")
 
     with pytest.raises(UnpricedModel, match="openai:gpt-9-tts"):
-        episodes.revoice(first.run_id)
+        revoice.revoice(first.run_id)
 
     record = store.get_run(first.run_id)
     assert record.status == "completed" and record.spec == spec

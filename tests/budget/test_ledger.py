@@ -24,7 +24,8 @@ from castline.budget.policy import BudgetPolicy, Candidate, Mode
 from castline.budget.prices import Pricer
 from castline.config import Budget
 from castline.llm.registry import Route
-from castline.store import Store, calls, events, to_nanos
+from castline.store import Store, calls, events
+from tests.runs import add_run
 
 ROUTE = Route("offline", "claude-haiku-4-5", "anthropic:claude-haiku-4-5")
 
@@ -41,18 +42,7 @@ def _budget(limit: Decimal) -> Budget:
 
 def _store(url: str, run_id: str, limit: Decimal) -> Store:
     store = Store(url)
-    store.create_run(
-        id=run_id,
-        show_title="S",
-        show_path="s.yaml",
-        topic="t",
-        status="running",
-        offline=True,
-        routing_reason="test",
-        spec={},
-        output_dir="out",
-        budget_nanos=to_nanos(limit),
-    )
+    add_run(store, run_id, budget=limit)
     return store
 
 

@@ -20,6 +20,7 @@ from castline.budget.prices import Pricer
 from castline.config import Budget
 from castline.llm.registry import Route
 from castline.store import Store, to_nanos
+from tests.runs import add_run
 
 ROUTE = Route("offline", "claude-haiku-4-5", "anthropic:claude-haiku-4-5")
 RUN = "money"
@@ -77,18 +78,7 @@ def test_committed_money_by_plain_sql_never_exceeds_the_budget(
 ) -> None:
     limit = Decimal(limit_cents) / 100
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('money') / 'ledger.db'}")
-    store.create_run(
-        id=RUN,
-        show_title="S",
-        show_path="s.yaml",
-        topic="t",
-        status="running",
-        offline=True,
-        routing_reason="test",
-        spec={},
-        output_dir="out",
-        budget_nanos=to_nanos(limit),
-    )
+    add_run(store, RUN, budget=limit)
     ledger = Ledger(store)
     policy = BudgetPolicy(_budget(limit), Pricer())
     observed: list[int] = []
@@ -121,18 +111,19 @@ def test_committed_money_by_plain_sql_never_exceeds_the_budget(
             if isinstance(held, Refusal):
                 continue
             observed.append(_committed(store))
+            key = f"t{index}.{number}"
             if action == "settle":
-                store.finish_call(held.call_id, cost=reply, response="{}")
+                ledger.settle(held.call_id, RUN, key, reply, response="{}")
             elif action == "fail":
-                store.fail_call(held.call_id, "failed")
+                ledger.release(held.call_id, "failed")
             elif action == "billed-fail":
-                store.fail_call(held.call_id, "invalid reply", spent=reply, rejected=True)
+                ledger.release(held.call_id, "invalid reply", spent=reply, rejected=True)
             elif action == "repair":
                 if ledger.recharge(held.call_id, RUN, policy, reply, amount):
                     observed.append(_committed(store))
-                    store.finish_call(held.call_id, cost=reply, response="{}")
+                    ledger.settle(held.call_id, RUN, key, reply, response="{}")
                 else:
-                    store.fail_call(held.call_id, "no room to repair")
+                    ledger.release(held.call_id, "no room to repair")
             # "crash": the call stays in flight; a resume counts it as unreconciled
 
     watcher = threading.Thread(target=monitor)

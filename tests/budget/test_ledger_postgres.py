@@ -19,7 +19,8 @@ from castline.budget.policy import BudgetPolicy, Candidate
 from castline.budget.prices import Pricer
 from castline.config import Budget
 from castline.llm.registry import Route
-from castline.store import MIGRATIONS, Store, metadata, to_nanos
+from castline.store import MIGRATIONS, Store, metadata
+from tests.runs import add_run
 
 ROUTE = Route("offline", "claude-haiku-4-5", "anthropic:claude-haiku-4-5")
 REFERENCE_SCHEMA = "castline_schema_reference"
@@ -42,18 +43,7 @@ def _run_id(prefix: str) -> str:
 
 
 def _create_run(store: Store, run_id: str, limit: Decimal) -> None:
-    store.create_run(
-        id=run_id,
-        show_title="S",
-        show_path="s.yaml",
-        topic="t",
-        status="running",
-        offline=True,
-        routing_reason="test",
-        spec={"k": [1, 2]},
-        output_dir="out",
-        budget_nanos=to_nanos(limit),
-    )
+    add_run(store, run_id, budget=limit, spec={"k": [1, 2]})
 
 
 def _budget(limit: Decimal) -> Budget:

@@ -25,10 +25,11 @@ from castline.llm import prompts, registry
 from castline.llm.base import Task
 from castline.llm.registry import Route
 from castline.llm.scripted import USAGE, ScriptedProvider
-from castline.store import Store, to_nanos
+from castline.store import Store
 from castline.store import calls as calls_table
 from tests.conftest import EXAMPLE
 from tests.llm.realistic import realistic_tasks
+from tests.runs import add_run
 
 RUN = "paid"
 STEP = "write.intro"
@@ -79,18 +80,7 @@ def _setup(
 ) -> tuple[Store, CountingProvider, calls.CallSpec, BudgetPolicy]:
     store = Store(f"sqlite:///{tmp_path / 'paid.db'}")
     show = _show(budget)
-    store.create_run(
-        id=RUN,
-        show_title="S",
-        show_path="s.yaml",
-        topic="t",
-        status="running",
-        offline=True,
-        routing_reason="test",
-        spec={"show": show.model_dump(mode="json")},
-        output_dir="out",
-        budget_nanos=to_nanos(budget),
-    )
+    add_run(store, RUN, budget=budget, spec={"show": show.model_dump(mode="json")})
     provider = CountingProvider(store=store)
     registry.use(provider)
     spec = calls.CallSpec(
@@ -379,3 +369,46 @@ def test_the_local_bound_is_never_below_the_tokens_a_provider_reports() -> None:
         # bytes bound characters, and every tokenizer spends at least one byte on a token
         text = prompts.render(task).text
         assert prompts.token_bound(task) >= len(text.encode()) >= len(text)
+
+
+def test_a_bound_squeezed_out_by_a_call_made_at_the_same_time_is_counted_not_shortened(
+    tmp_path: Path, task: Task[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pricer = Pricer(_show().prices)
+    exact = CountingProvider().count_tokens(task, ROUTE.model)
+    assert exact is not None
+    tight = pricer.worst_case(HAIKU, exact, task.max_output_tokens)
+    loose = pricer.worst_case(HAIKU, prompts.token_bound(task), task.max_output_tokens)
+    share = BudgetPolicy(_show(Decimal(100)).budget, pricer).headroom(
+        allocation_key("write", "writer"), Totals(Decimal(0), Decimal(0))
+    ) / Decimal(100)
+    # room for the bound's worst case; once a rival takes some, only the exact count still fits
+    budget = ((loose + (loose - tight)) / share).quantize(Decimal("0.000001"))
+    store, provider, spec, policy = _setup(tmp_path, budget)
+    room = policy.headroom(allocation_key("write", "writer"), Totals(Decimal(0), Decimal(0)))
+    assert room >= loose
+    rival = room - (tight + loose) / 2
+    decided = calls._Call._input_tokens
+
+    def then_a_rival_reserves(self: calls._Call, *args: Any) -> tuple[int, bool]:
+        chosen = decided(self, *args)
+        Ledger(store).reserve(
+            RUN,
+            policy,
+            fixed([Candidate(ROUTE, 0, False, rival)]),
+            step_key="rival",
+            stage="write",
+            role="writer",
+            task_kind="write",
+            prompt="",
+            shadow=True,
+        )
+        return chosen
+
+    monkeypatch.setattr(calls._Call, "_input_tokens", then_a_rival_reserves)
+
+    outcome = calls.execute(store, spec, task, policy)
+
+    assert outcome.output is not None  # made, not refused
+    assert provider.counted == ["write"] and provider.held[-1] == tight  # full length, exact
+    assert [c.status for c in store.calls(RUN) if c.step_key == STEP] == ["ok"]  # no refusal row

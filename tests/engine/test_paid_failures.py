@@ -25,9 +25,10 @@ from castline.llm.offline import OfflineProvider
 from castline.llm.registry import Route, Routing
 from castline.llm.wire import BatchItem, BatchProvider, BatchState
 from castline.stages import RunContext, voice
-from castline.store import Store, to_nanos
+from castline.store import Store
 from tests.conftest import EXAMPLE
 from tests.llm.realistic import realistic_tasks
+from tests.runs import add_run
 
 RUN = "failures"
 ROUTE = Route("fakebatch", "claude-haiku-4-5", "anthropic:claude-haiku-4-5")
@@ -73,18 +74,7 @@ def _context(tmp_path: Path) -> tuple[Store, RunContext]:
     show = load_show(EXAMPLE / "show.yaml")
     show = show.model_copy(update={"retries": Retries(base_delay_s=0, max_wait_s=0)})
     store = Store(f"sqlite:///{tmp_path / 'failures.db'}")
-    store.create_run(
-        id=RUN,
-        show_title="S",
-        show_path="s.yaml",
-        topic="t",
-        status="running",
-        offline=True,
-        routing_reason="test",
-        spec={"show": show.model_dump(mode="json")},
-        output_dir="out",
-        budget_nanos=to_nanos(show.budget.per_episode),
-    )
+    add_run(store, RUN, budget=show.budget.per_episode, spec={"show": show.model_dump(mode="json")})
     routing = Routing(routes={"researcher": [ROUTE]}, offline=True, reason="test")
     ctx = RunContext(
         run_id=RUN, show=show, topic="t", sources=[], routing=routing, output_dir="out"
@@ -180,7 +170,7 @@ def test_a_speech_sdk_error_is_retried_as_a_server_error(tmp_path: Path) -> None
     speech = voice._synthesize(store, ctx, engine, SPEC, SPEC.text, "voice.turn.0")  # type: ignore[arg-type]
 
     assert engine.requests == 2 and speech.duration == 0.1
-    [failed] = [e for e in store.events(RUN) if e.kind == "attempt-failed"]
+    [failed] = [e for e in store.events(RUN) if e.kind == "call-retry"]
     assert failed.data["kind"] == "server_error" and "RuntimeError: socket closed" in failed.message
 
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 import castline
 from castline.config import DEFAULT_ROUTING, ROLE_SPECS, ROLES, load_show, roles_reached
-from castline.engine import episodes, runtime
+from castline.engine import preflight, runtime
 from castline.errors import MissingCredentials
 from tests.conftest import EXAMPLE_SOURCES, EXAMPLE_TOPIC
 
@@ -70,7 +70,7 @@ def test_a_show_that_asks_a_person_needs_no_tiebreaker_key(
         monkeypatch.setenv(variable, value)
     show = _show(show_copy, "human")
 
-    prepared = episodes.prepare(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    prepared = preflight.prepare(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
 
     assert not prepared.routing.offline
     assert "evaluator_tiebreaker" not in prepared.routing.routes

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from castline.config import database_url
-from castline.engine import episodes
+from castline.engine import episodes, inspection
 from castline.store import Store
 from tests.conftest import EXAMPLE_SOURCES, EXAMPLE_TOPIC
 
@@ -49,7 +49,7 @@ def test_fifty_cent_budget_degrades_and_halts_and_says_why(show_copy: Path) -> N
     assert episode["budget"]["skipped"] == outcome.skipped
     assert episode["budget"]["halted_at"] == outcome.halted_at
     assert not episode["accepted"]
-    detail = episodes.describe(outcome.run_id)
+    detail = inspection.describe(outcome.run_id)
     assert detail.record.status == "halted"
     assert sum((c.cost for c in detail.calls), Decimal(0)) == outcome.cost
 

@@ -19,6 +19,7 @@ from castline.engine import runtime
 from castline.llm.registry import Route
 from castline.store import Store, calls, runs
 from tests.conftest import EXAMPLE_SOURCES, EXAMPLE_TOPIC
+from tests.runs import add_run
 
 
 def _season(tmp_path: Path, budget: str | None, topics: list[str]) -> Path:
@@ -93,11 +94,16 @@ def test_the_ledger_holds_a_batch_s_cap_across_its_runs(
     store = Store(url)
     group = store.create_group("season", Decimal("1.00"))
     for run_id in ("a", "b"):
-        store.create_run(
-            id=run_id, show_title="s", show_path="s", topic="t", status="running",
-            offline=True, routing_reason="", spec="{}", output_dir="o",
-            budget_nanos=33_250_000_000, group_id=group,
-        )  # fmt: skip
+        add_run(
+            store,
+            run_id,
+            show_title="s",
+            show_path="s",
+            routing_reason="",
+            spec="{}",
+            output_dir="o",
+            group_id=group,
+        )
     policy = BudgetPolicy(Budget(), Pricer({}))
     ledger = Ledger(store)
     route = Route(provider="offline", model="m", priced_as="anthropic:claude-sonnet-4-5")

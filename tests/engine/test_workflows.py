@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from castline.config import database_url
-from castline.engine import episodes
+from castline.engine import episodes, inspection, preflight
 from castline.errors import RunNotFound, RunNotResumable, StageFailed
 from castline.llm import registry
 from castline.llm.scripted import ScriptedProvider
@@ -110,7 +110,7 @@ def test_failed_stage_resumes_without_repeating_finished_steps(show_copy: Path) 
         "anthropic:claude-haiku-4-5",
     ]
 
-    later = episodes.create_run(show_copy, "Cool roofs", EXAMPLE_SOURCES[:1])
+    later = preflight.create_run(show_copy, "Cool roofs", EXAMPLE_SOURCES[:1])
 
     outcome = episodes.resume(run_id)
 
@@ -133,7 +133,7 @@ def test_a_failed_run_whose_number_was_given_again_is_not_resumed(show_copy: Pat
         episodes.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES, provider="scripted")
     failed = failure.value.run_id
     assert failed is not None
-    taker = episodes.create_run(show_copy, "Cool roofs", EXAMPLE_SOURCES[:1], number=1)
+    taker = preflight.create_run(show_copy, "Cool roofs", EXAMPLE_SOURCES[:1], number=1)
 
     with pytest.raises(RunNotResumable, match=f"number 1 was given to run {taker}"):
         episodes.resume(failed)
@@ -188,7 +188,7 @@ def test_sigkill_during_write_then_resume_repeats_no_completed_step(show_copy: P
     assert any(c.stage == "write" for c in before.values())
     assert not any(c.stage == "publish" for c in before.values())
     record = store.get_run(run_id)
-    assert record.status == "running" and episodes.display_status(record) == "interrupted"
+    assert record.status == "running" and inspection.display_status(record) == "interrupted"
 
     resumed = subprocess.run(
         [sys.executable, "-m", "castline", "resume", run_id],
@@ -220,3 +220,44 @@ def test_sigkill_during_write_then_resume_repeats_no_completed_step(show_copy: P
     settled = sum((c.cost for c in after if c.status == "ok"), Decimal(0))
     assert store.run_cost(run_id) == settled + sum((c.reserved for c in doubtful), Decimal(0))
     assert store.run_cost(run_id) <= record.budget
+
+
+@pytest.mark.slow
+def test_two_resumes_at_once_finish_the_run_once(show_copy: Path) -> None:
+    command = [sys.executable, "-m", "castline", "produce", str(show_copy), "-t", EXAMPLE_TOPIC]
+    for source in EXAMPLE_SOURCES:
+        command += ["--source", str(source)]
+    env = {**os.environ, "CASTLINE_OFFLINE_LATENCY_MS": "120"}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    store = Store(database_url())
+    try:
+        deadline = time.monotonic() + 60
+        while not (runs := store.list_runs()) or not any(
+            c.stage == "write" and c.status == "ok" for c in store.calls(runs[0].id)
+        ):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    [run] = store.list_runs()
+
+    resumes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "castline", "resume", run.id],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    errors = [r.communicate(timeout=180)[1] for r in resumes]
+    ended = [(r.returncode, error) for r, error in zip(resumes, errors, strict=True)]
+
+    assert sorted(code for code, _ in ended) == [0, 1], ended
+    [(_, refused)] = [(code, err) for code, err in ended if code != 0]
+    assert any(why in refused for why in ("being resumed", "being run by", "still running in"))
+    assert store.get_run(run.id).status == "completed"
+    assert max(_ok_counts(store, run.id).values()) == 1

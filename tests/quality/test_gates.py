@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from castline.cli import cli
 from castline.config import database_url
 from castline.domain import Turn
-from castline.engine import episodes, runtime
+from castline.engine import episodes, reviews, runtime
 from castline.llm import registry
 from castline.llm.base import Task
 from castline.llm.offline import OfflineProvider
@@ -242,10 +242,10 @@ def test_an_unanswered_review_is_decided_by_the_show_policy_after_the_timeout(
     registry.use(scripted)
     outcome = episodes.produce(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES, provider="scripted")
     assert outcome.status == "awaiting-review"
-    requested = episodes.review_of(outcome.run_id)["requested_at"]
+    requested = reviews.review_of(outcome.run_id)["requested_at"]
 
-    assert episodes.apply_review_timeouts(now=requested + 1800) == []  # half an hour: waits
-    decided = episodes.apply_review_timeouts(now=requested + 3601)
+    assert reviews.apply_review_timeouts(now=requested + 1800) == []  # half an hour: waits
+    decided = reviews.apply_review_timeouts(now=requested + 3601)
 
     assert decided == [(outcome.run_id, "rejected")]
     record = Store(database_url()).get_run(outcome.run_id)

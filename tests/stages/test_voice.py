@@ -16,6 +16,7 @@ from castline.llm.registry import Routing
 from castline.stages import RunContext
 from castline.stages.voice import length_verdict
 from tests.conftest import EXAMPLE
+from tests.runs import add_run
 
 
 def _context() -> RunContext:
@@ -50,11 +51,14 @@ def test_two_workers_voicing_the_same_clip_at_once_pay_for_it_once(tmp_path: Pat
     from castline.store import Store
 
     store = Store(database_url())
-    store.create_run(
-        id="r1", show_title="Heat Check", show_path=str(EXAMPLE / "show.yaml"), topic="t",
-        status="running", offline=True, routing_reason="", spec="{}", output_dir=str(tmp_path),
-        budget_nanos=33_250_000_000,
-    )  # fmt: skip
+    add_run(
+        store,
+        show_title="Heat Check",
+        show_path=str(EXAMPLE / "show.yaml"),
+        routing_reason="",
+        spec="{}",
+        output_dir=str(tmp_path),
+    )
     ctx = _context()
     [spec] = clip_specs(
         ctx, Script(title="t", turns=[Turn(speaker="Maya", text="Hello there.", segment="intro")])

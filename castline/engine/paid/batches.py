@@ -1,22 +1,27 @@
 """Calls sent through a provider's batch API: half the price, answered minutes (or hours) later.
 
-Three durable steps: submit (reserve every item, create the batch, record its id the moment the
-provider accepts it), poll (until it ends), collect (settle every item by its custom id). A
-crash at any point reconnects to the recorded batch; it is never created twice.
+Three durable steps: submit (reserve every item, each a `Spend`; create the batch, record its id
+the moment the provider accepts it), poll (until it ends), collect (settle or release every item
+by its custom id). A crash at any point reconnects to the recorded batch; it is never created
+twice. Between submit and collect the batch holds the items' reservations; a collect run twice
+settles each item once.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from contextlib import ExitStack
 from typing import Any
 
-from castline.budget.ledger import RESTARTED, Ledger, Refusal
-from castline.budget.policy import fixed
+from castline.budget.ledger import Ledger, Refusal
+from castline.budget.policy import Candidate, fixed
 from castline.engine.paid.calls import CallOutcome
+from castline.engine.paid.spend import Spend
 from castline.errors import MalformedOutput
 from castline.llm import prompts, registry, resilience
 from castline.llm.base import Task
+from castline.llm.registry import Route
 from castline.llm.wire import BatchItem, BatchProvider, BatchState
 from castline.stages import RunContext
 from castline.store import Store
@@ -48,58 +53,48 @@ def submit(
     ledger = Ledger(store)
     items: dict[str, Any] = {}
     batch: list[BatchItem] = []
-    for step_key, task in tasks.items():
-        # an earlier submit that died before recording its batch may have created it
-        ledger.mark_unreconciled(ctx.run_id, step_key=step_key, why=RESTARTED)
-        prompt = prompts.render(task).text
-        input_tokens = prompts.token_bound(task)
-        candidates = [
-            c
-            for c in ctx.policy.candidates(
-                mode="economy",
+    with ExitStack() as held:  # an exception before the batch exists releases every item
+        spends: list[Spend] = []
+        for step_key, task in tasks.items():
+            # an earlier submit that died before recording its batch may have created it
+            ledger.step_started(ctx.run_id, step_key)
+            spend = Spend.reserve(
+                store,
+                ctx.run_id,
+                ctx.policy,
+                fixed(_candidates(ctx, role, route, task)),
+                step_key=step_key,
+                stage=stage,
                 role=role,
-                kind="research",
-                chain=[route],
-                fallback=[],
-                input_tokens=input_tokens,
-                max_tokens=task.max_output_tokens,
+                task_kind=task.kind,
+                prompt=prompts.render(task).text,
+                shadow=ctx.routing.offline,
             )
-            if c.route == route
-        ]
-        reservation = ledger.reserve(
-            ctx.run_id,
-            ctx.policy,
-            fixed(candidates),
-            step_key=step_key,
-            stage=stage,
-            role=role,
-            task_kind=task.kind,
-            prompt=prompt,
-            shadow=ctx.routing.offline,
-        )
-        if isinstance(reservation, Refusal):
-            items[step_key] = {"refusal": reservation.message, "mode": reservation.mode}
-            continue
-        max_tokens = reservation.candidate.max_tokens
-        custom_id = _custom_id(step_key)
-        items[step_key] = {
-            "call_id": reservation.call_id,
-            "max_tokens": max_tokens,
-            "custom_id": custom_id,
-        }
-        batch.append(BatchItem(custom_id, task, max_tokens))
-    if not batch:
-        return {"batch_id": None, "items": items}
-    try:
-        batch_id = provider.submit_batch(route.model, batch)
-    except Exception as raised:
-        exc = resilience.as_provider_error(raised)
-        for entry in items.values():
-            if "call_id" in entry:
-                store.fail_call(entry["call_id"], f"batch not created: {exc}")
-        if exc is raised:
-            raise
-        raise exc from raised
+            if isinstance(spend, Refusal):
+                items[step_key] = {"refusal": spend.message, "mode": spend.mode}
+                continue
+            spends.append(held.enter_context(spend))
+            max_tokens = spend.candidate.max_tokens
+            custom_id = _custom_id(step_key)
+            items[step_key] = {
+                "call_id": spend.call_id,
+                "max_tokens": max_tokens,
+                "custom_id": custom_id,
+            }
+            batch.append(BatchItem(custom_id, task, max_tokens))
+        if not batch:
+            return {"batch_id": None, "items": items}
+        try:
+            batch_id = provider.submit_batch(route.model, batch)
+        except Exception as raised:
+            exc = resilience.as_provider_error(raised)
+            for spend in spends:
+                spend.release(f"batch not created: {exc}")
+            if exc is raised:
+                raise
+            raise exc from raised
+        for spend in spends:  # the batch holds them now: its collect settles them
+            spend.leave_in_flight()
     store.save_batch(ctx.run_id, key, batch_id, route.provider, route.model, items)
     store.add_event(
         ctx.run_id,
@@ -109,6 +104,23 @@ def submit(
         data={"batch_id": batch_id, "items": sorted(items)},
     )
     return {"batch_id": batch_id, "items": items}
+
+
+def _candidates(ctx: RunContext, role: str, route: Route, task: Task[Any]) -> list[Candidate]:
+    """The ways to make an item on the batch's route, at the batch price."""
+    return [
+        candidate
+        for candidate in ctx.policy.candidates(
+            mode="economy",
+            role=role,
+            kind="research",
+            chain=[route],
+            fallback=[],
+            input_tokens=prompts.token_bound(task),
+            max_tokens=task.max_output_tokens,
+        )
+        if candidate.route == route
+    ]
 
 
 def state(ctx: RunContext, role: str, batch_id: str) -> BatchState:
@@ -156,35 +168,22 @@ def collect(
                 None, "", {}, "0", entry["mode"], refusal=entry["refusal"]
             ).as_dict()
             continue
+        spend = Spend.held(store, ctx.run_id, key, entry["call_id"])
         result = results.get(entry["custom_id"])
         if isinstance(result, MalformedOutput):  # answered and billed, but not valid
             spent = ctx.policy.pricer.cost(route.priced_as, result.usage, batch=True)
-            store.fail_call(
-                entry["call_id"],
-                f"batch item failed: {result}",
-                spent=spent,
-                usage=result.usage,
-                rejected=True,
+            spend.release(
+                f"batch item failed: {result}", spent=spent, usage=result.usage, rejected=True
             )
             outcomes[key] = {"error": str(result)}
             continue
         if result is None or isinstance(result, Exception):
-            store.fail_call(entry["call_id"], f"batch item failed: {result or 'no result'}")
+            spend.release(f"batch item failed: {result or 'no result'}")
             outcomes[key] = {"error": str(result)}
             continue
         cost = ctx.policy.pricer.cost(route.priced_as, result.usage, batch=True)
         response = result.output.model_dump_json()
-        store.finish_call(
-            entry["call_id"],
-            cost=cost,
-            response=response,
-            input_tokens=result.usage.input_tokens,
-            output_tokens=result.usage.output_tokens,
-            cache_read_tokens=result.usage.cache_read_tokens,
-            cache_write_tokens=result.usage.cache_write_tokens,
-            cache_write_1h_tokens=result.usage.cache_write_1h_tokens,
-        )
-        Ledger(store).mark_completed_later(ctx.run_id, key, entry["call_id"])
+        spend.settle(cost, usage=result.usage, response=response)
         outcomes[key] = CallOutcome(
             output=json.loads(response),
             route=route.priced_as,

@@ -3,15 +3,16 @@
 Before calling, the journal is consulted: if an earlier attempt of this step already got a reply
 (and the process died before the step's checkpoint was written), that reply is returned instead
 of paying for it again. Then, route by route along the role's chain and the fallback chain:
-reserve the worst case, call, and settle; a rate limit is retried on the same route (honouring
-retry-after, unless it asks to wait longer than `retries.max_wait_s`: then the call falls back
-instead of waiting it out); an overload, server error or timeout is retried once, then falls
-back; an unknown model falls back at once with a warning; a spend limit or a bad key takes the
-whole provider out; an invalid request is never retried. Any other exception a provider's SDK
-raises is classified once (`resilience.as_provider_error`: a transient server error) and handled
-like one. A reply that does not validate was paid for: its cost and tokens are recorded as a
-rejected reply, and the model is asked once to repair it. Every attempt, retry and fallback is an
-audit event with its reason.
+reserve the worst case (a `Spend`), call (`Attempts`, with `MOVE_ON` patience: a route whose
+breaker is open is skipped), and settle or release; a rate limit is retried on the same route
+(honouring retry-after, unless it asks to wait longer than `retries.max_wait_s`: then the call
+falls back instead of waiting it out); an overload, server error or timeout is retried once,
+then falls back; an unknown model falls back at once with a warning; a spend limit or a bad
+key takes the whole provider out; an invalid request is never retried. Any other exception a
+provider's SDK raises is classified once (`resilience.as_provider_error`: a transient server
+error) and handled like one. A reply that does not validate was paid for: its cost and tokens
+are recorded as a rejected reply, and the model is asked once to repair it. Every attempt, retry
+and fallback is an audit event with its reason.
 
 The reservation's input tokens come from a local bound (`prompts.token_bound`: the request's
 UTF-8 bytes, at least one per token for every tokenizer in use), so no request is made before the
@@ -22,26 +23,22 @@ budget mode) is the provider asked to count the prompt exactly.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
-from castline.budget.ledger import RESTARTED, Ledger, Refusal, Reservation
+from castline.budget.ledger import Ledger, Refusal
 from castline.budget.policy import BudgetPolicy, Candidate, CandidateFactory, Mode
 from castline.config import Show
-from castline.engine import runtime
-from castline.engine.paid.limits import Limits, slot
+from castline.engine.paid.attempts import MOVE_ON, Attempts
+from castline.engine.paid.spend import Spend
 from castline.errors import MalformedOutput, ProviderError
 from castline.llm import prompts, registry, resilience
 from castline.llm.base import Repair, Result, Task, Usage
 from castline.llm.registry import Route
 from castline.stages import RunContext
 from castline.store import Store
-
-# The margin the forecast's *high* figure (castline.budget.estimate) puts on four characters a
-# token; reservations themselves use `prompts.token_bound`.
-INPUT_MARGIN = 1.1
 
 
 @dataclass(frozen=True)
@@ -108,7 +105,6 @@ class _Call:
         self.policy = policy
         self.ledger = Ledger(store)
         self.prompt = prompts.render(task).text
-        self.retries = spec.show.retries
         self.excluded: list[Route] = []
         self.failures: list[str] = []
 
@@ -116,17 +112,28 @@ class _Call:
         text = f"{self.spec.step_key}: {message}"
         self.store.add_event(self.spec.run_id, name, text, stage=self.spec.stage, data=data)
 
+    def attempts(self, route: Route) -> Attempts:
+        return Attempts.of(
+            self.store,
+            self.spec.show,
+            run_id=self.spec.run_id,
+            step_key=self.spec.step_key,
+            stage=self.spec.stage,
+            provider=route.provider,
+            label=route.label,
+            route=route.priced_as,
+            patience=MOVE_ON,
+        )
+
     def usable(self, routes: list[Route]) -> list[Route]:
         usable = []
         for route in routes:
             if route in self.excluded:
                 continue
-            closed = resilience.breaker(route.provider, self.retries).allow()
+            attempts = self.attempts(route)
+            closed = attempts.closed()
             if closed is not None:
-                self.exclude(route, f"{route.label} skipped: {closed}")
-                self.event(
-                    "call-skipped", f"{route.label} skipped: {closed}", route=route.priced_as
-                )
+                self.exclude(route, str(attempts.skipped(closed)))
                 continue
             usable.append(route)
         return usable
@@ -141,24 +148,21 @@ class _Call:
             if not chain and not fallback:
                 tried = "; ".join(self.failures)
                 raise ProviderError(f"{self.spec.step_key}: every route failed ({tried})")
-            input_tokens = self._input_tokens(chain, fallback)
-            reservation = self.ledger.reserve(
-                self.spec.run_id,
-                self.policy,
-                self._ladder(chain, fallback, input_tokens),
-                step_key=self.spec.step_key,
-                stage=self.spec.stage,
-                role=self.spec.role,
-                task_kind=self.task.kind,
-                prompt=self.prompt,
-                shadow=self.spec.shadow,
-            )
-            if isinstance(reservation, Refusal):
-                return CallOutcome(None, "", {}, "0", reservation.mode, refusal=reservation.message)
+            input_tokens, bounded = self._input_tokens(chain, fallback)
+            spend = self._reserve(chain, fallback, input_tokens, tentative=bounded)
+            if isinstance(spend, Refusal) and bounded:
+                # the bound fitted a moment ago, but calls made at the same time took the room:
+                # the provider's count is tighter, and the ladder's cheaper ways or a refusal
+                # are decided on it
+                input_tokens = min(input_tokens, self._counted(chain, fallback) or input_tokens)
+                spend = self._reserve(chain, fallback, input_tokens, tentative=False)
+            if isinstance(spend, Refusal):
+                return CallOutcome(None, "", {}, "0", spend.mode, refusal=spend.message)
             try:
-                return self._on_route(reservation, input_tokens)
+                with spend:  # a failure that escapes releases the reservation
+                    return self._on_route(spend, input_tokens)
             except ProviderError as exc:
-                route = reservation.candidate.route
+                route = spend.candidate.route
                 if exc.kind == "invalid_request":
                     raise  # never retried: the request itself must change
                 if exc.kind in resilience.FATAL_FOR_PROVIDER:
@@ -181,10 +185,28 @@ class _Call:
                     kind=exc.kind,
                 )
 
-    def _input_tokens(self, chain: list[Route], fallback: list[Route]) -> int:
+    def _reserve(
+        self, chain: list[Route], fallback: list[Route], input_tokens: int, *, tentative: bool
+    ) -> Spend | Refusal:
+        return Spend.reserve(
+            self.store,
+            self.spec.run_id,
+            self.policy,
+            # from the bound, only the preferred way: a cheaper one is chosen on the exact count
+            self._ladder(chain, fallback, input_tokens, best=tentative),
+            tentative=tentative,
+            step_key=self.spec.step_key,
+            stage=self.spec.stage,
+            role=self.spec.role,
+            task_kind=self.task.kind,
+            prompt=self.prompt,
+            shadow=self.spec.shadow,
+        )
+
+    def _input_tokens(self, chain: list[Route], fallback: list[Route]) -> tuple[int, bool]:
         """The prompt's input tokens to reserve for: the local bound, unless its worst case does
         not fit what the call may spend (or would move the run to a later budget mode); then the
-        preferred route's provider counts them, where it can."""
+        preferred route's provider counts them, where it can. And whether it is the bound."""
         bound = prompts.token_bound(self.task)
         if self.ledger.fits(
             self.spec.run_id,
@@ -193,21 +215,25 @@ class _Call:
             stage=self.spec.stage,
             role=self.spec.role,
         ):
-            return bound
+            return bound, True
+        counted = self._counted(chain, fallback)
+        return (counted, False) if counted else (bound, True)
+
+    def _counted(self, chain: list[Route], fallback: list[Route]) -> int | None:
+        """The prompt's tokens as the preferred route's provider counts them, if it can."""
         first = (chain or fallback)[0]
         try:
-            counted = registry.get(first.provider, self.spec.show).count_tokens(
-                self.task, first.model
-            )
+            return registry.get(first.provider, self.spec.show).count_tokens(self.task, first.model)
         except Exception:  # counting is an optimisation: the bound still holds
-            counted = None
-        return counted if counted else bound
+            return None
 
     def _ladder(
-        self, chain: list[Route], fallback: list[Route], input_tokens: int
+        self, chain: list[Route], fallback: list[Route], input_tokens: int, *, best: bool = False
     ) -> CandidateFactory:
+        """The ways to make the call, most preferred first (only that one when `best`)."""
+
         def ladder(mode: Mode) -> list[Candidate]:
-            return self.policy.candidates(
+            candidates = self.policy.candidates(
                 mode=mode,
                 role=self.spec.role,
                 kind=self.task.kind,
@@ -216,38 +242,33 @@ class _Call:
                 input_tokens=input_tokens,
                 max_tokens=self.task.max_output_tokens,
             )
+            return candidates[:1] if best else candidates
 
         return ladder
 
-    def _on_route(self, reservation: Reservation, input_tokens: int) -> CallOutcome:
-        """Call one route until it answers, retrying what may be retried; raise to move on."""
-        candidate = reservation.candidate
+    def _on_route(self, spend: Spend, input_tokens: int) -> CallOutcome:
+        """Call one route until it answers (`Attempts`: breaker, slot, retries), repairing one
+        invalid reply; raise to move on to the next route."""
+        candidate = spend.candidate
         route = candidate.route
         provider = registry.get(route.provider, self.spec.show)
-        breaker = resilience.breaker(route.provider, self.retries)
-        limits = Limits.of(route.provider, registry.settings_for(route.provider, self.spec.show))
+        attempts = self.attempts(route)
         repair: Repair | None = None
-        attempt = 0
         while True:
-            attempt += 1
-            started = time.perf_counter()
+            request = partial(
+                provider.complete,
+                self.task,
+                route.model,
+                max_tokens=candidate.max_tokens,
+                repair=repair,
+            )
             try:
-                with slot(self.store, limits, runtime.current_executor()):
-                    result: Result[Any] = provider.complete(
-                        self.task, route.model, max_tokens=candidate.max_tokens, repair=repair
-                    )
+                result: Result[Any] = attempts.run(request)
             except MalformedOutput as bad:
-                breaker.record(None)
                 spent = self.policy.pricer.cost(route.priced_as, bad.usage, batch=candidate.batch)
                 fixing = Repair(raw=bad.raw, error=str(bad))
-                if repair is None and self.ledger.recharge(
-                    reservation.call_id,
-                    self.spec.run_id,
-                    self.policy,
-                    spent,
-                    self._repair_worst(candidate, input_tokens, fixing),
-                    usage=bad.usage,
-                ):
+                again = self._repair_worst(candidate, input_tokens, fixing)
+                if repair is None and spend.recharge(self.policy, spent, again, usage=bad.usage):
                     repair = fixing
                     self.event(
                         "call-repair",
@@ -256,69 +277,28 @@ class _Call:
                         cost=str(spent),
                     )
                     continue
-                self.store.fail_call(
-                    reservation.call_id, str(bad), spent=spent, usage=bad.usage, rejected=True
-                )
+                spend.release(str(bad), spent=spent, usage=bad.usage, rejected=True)
                 raise
-            except Exception as raised:
-                exc = resilience.as_provider_error(raised)
-                breaker.record(exc)
-                retryable = exc.kind in resilience.RETRYABLE
-                wait = resilience.backoff(attempt, self.retries, exc.retry_after)
-                too_long = exc.retry_after is not None and exc.retry_after > self.retries.max_wait_s
-                if retryable and attempt < self.retries.max_attempts and not too_long:
-                    limit = self.retries.max_attempts if exc.kind == "rate_limit" else 2
-                    if attempt < limit:
-                        self.event(
-                            "call-retry",
-                            f"{route.label} failed ({exc.kind}), retry {attempt} in "
-                            f"{wait:.1f} s: {exc}",
-                            route=route.priced_as,
-                            kind=exc.kind,
-                            wait_s=wait,
-                            attempt=attempt,
-                        )
-                        time.sleep(wait)
-                        continue
-                self.store.fail_call(reservation.call_id, f"{type(exc).__name__}: {exc}")
-                if exc is raised:
-                    raise
-                raise exc from raised
-            breaker.record(None)
-            compute_ms = (time.perf_counter() - started) * 1000
             cost = self.policy.pricer.cost(route.priced_as, result.usage, batch=candidate.batch)
             response = result.output.model_dump_json()
-            self.store.finish_call(
-                reservation.call_id,
-                cost=cost,
-                response=response,
-                input_tokens=result.usage.input_tokens,
-                output_tokens=result.usage.output_tokens,
-                cache_read_tokens=result.usage.cache_read_tokens,
-                cache_write_tokens=result.usage.cache_write_tokens,
-                cache_write_1h_tokens=result.usage.cache_write_1h_tokens,
-                compute_ms=compute_ms,
-            )
-            self.ledger.mark_completed_later(
-                self.spec.run_id, self.spec.step_key, reservation.call_id
-            )
-            usage = result.usage
+            spend.settle(cost, usage=result.usage, response=response, compute_ms=attempts.last_ms)
+            usage, made = result.usage, attempts.requests
             self.event(
                 "call",
                 f"{route.label}: {usage.prompt_tokens:,} tokens in ({usage.cache_read_tokens:,} "
                 f"from cache), {usage.output_tokens:,} out, ${cost:.6f}"
                 + (" (shadow)" if self.spec.shadow else "")
-                + (f" after {attempt} attempts" if attempt > 1 else ""),
+                + (f" after {made} attempts" if made > 1 else ""),
                 route=route.priced_as,
                 cost=str(cost),
-                attempts=attempt,
+                attempts=made,
             )
             return CallOutcome(
                 output=json.loads(response),
                 route=route.priced_as,
                 usage=_usage_dict(result.usage),
                 cost=str(cost),
-                mode=reservation.mode,
+                mode=spend.mode,
                 note=candidate.note,
             )
 
@@ -337,9 +317,7 @@ def execute(store: Store, spec: CallSpec, task: Task[Any], policy: BudgetPolicy)
     the next route). A call the budget cannot fit comes back refused, not raised, so that the
     workflow decides what to do without it."""
     ledger = Ledger(store)
-    # an attempt of this step left in flight by a process that died (or lost the step to a
-    # recovery) may have been billed: it stays counted, as unreconciled
-    ledger.mark_unreconciled(spec.run_id, step_key=spec.step_key, why=RESTARTED)
+    ledger.step_started(spec.run_id, spec.step_key)  # an attempt left in flight stays counted
     recorded = store.completed_call(spec.run_id, spec.step_key)
     if recorded is not None and recorded.response is not None:
         ledger.mark_completed_later(spec.run_id, spec.step_key, recorded.id)
