@@ -4,6 +4,7 @@ twice, and publish the same text as a run that was never interrupted."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from castline.store import Store
 from tests.conftest import EXAMPLE, EXAMPLE_SOURCES, EXAMPLE_TOPIC
 
 pytestmark = pytest.mark.slow
@@ -185,3 +187,60 @@ def test_a_kill_at_any_point_is_finished_by_one_resume(
     finished = {call_id: at for call_id, _, at in ok}
     assert all(finished[call_id] == at for call_id, at in paid_before.items())
     assert _texts(_episode_dir(show)) == references[point.voiced]
+
+
+@pytest.mark.parametrize(
+    "point",
+    [p for p in POINTS if p.name in {"research-fan-out", "clips-few"}],
+    ids=lambda p: p.name,
+)
+def test_on_postgres_a_kill_in_a_fan_out_is_finished_by_one_resume(
+    point: Point, tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same, with the run store and DBOS's workflows in one Postgres database, as workers on
+    several machines share them."""
+    monkeypatch.setenv("CASTLINE_DATABASE_URL", postgres_url)
+    home, show = tmp_path / "home", _show(tmp_path / "show", point.voiced)
+    store = Store(postgres_url)
+    process = subprocess.Popen(
+        _produce_command(show),
+        env=_env(home, latency_ms=40),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not _reached(store, point):
+            assert process.poll() is None, f"the run ended before reaching {point.name}"
+            assert time.monotonic() < deadline, f"{point.name} never reached"
+            time.sleep(0.01)
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    [run] = store.list_runs()
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "castline", "resume", run.id],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert store.get_run(run.id).status == "completed"
+    ok = Counter(c.step_key for c in store.calls(run.id) if c.status == "ok")
+    assert max(ok.values()) == 1
+
+
+def _reached(store: Store, point: Point) -> bool:
+    events = [
+        e
+        for run in store.list_runs()
+        for e in store.events(run.id)
+        if fnmatch.fnmatch(e.kind, point.kind.replace("%", "*"))
+        and e.message.startswith(point.prefix)
+        and (point.stage is None or e.stage == point.stage)
+    ]
+    return len(events) >= point.count
