@@ -61,6 +61,9 @@ class Pricer:
 
     def __init__(self, overrides: Mapping[str, ModelPrice] | None = None) -> None:
         self.overrides = dict(overrides or {})
+        # worst cases are asked for again and again (each candidate of a call's ladder, for the
+        # check and for the reservation); the prices behind them do not change within a run
+        self._worst: dict[tuple[str, int, int], Decimal] = {}
 
     def _table_price(self, route: str) -> ModelPrice | None:
         return self.overrides.get(route) or CASTLINE_PRICES.get(route)
@@ -126,6 +129,12 @@ class Pricer:
         """The most a call can cost: every input token at the highest rate that could apply
         (plain, or written to the cache with the longest TTL, at the tier the size reaches) and
         `max_output_tokens` of output, at list price."""
+        key = (route, input_tokens, max_output_tokens)
+        if key not in self._worst:
+            self._worst[key] = self._worst_case(route, input_tokens, max_output_tokens)
+        return self._worst[key]
+
+    def _worst_case(self, route: str, input_tokens: int, max_output_tokens: int) -> Decimal:
         scenarios = [
             Usage(input_tokens=input_tokens, output_tokens=max_output_tokens),
             Usage(
