@@ -22,7 +22,8 @@ from castline.config import ProviderSettings
 from castline.engine.executors import Executors
 from castline.store import Store, provider_slots
 
-POLL_S = 0.02  # how often a request waiting for a slot looks again
+POLL_S = 0.02  # how soon a request waiting for a slot first looks again
+MAX_POLL_S = 0.25
 LEASE_S = 900.0  # longer than any request's timeout: a slot this old belongs to a dead process
 WINDOW_S = 60.0
 
@@ -40,7 +41,10 @@ class Limits:
 
 @contextmanager
 def slot(store: Store, limits: Limits, holder: str | None = None) -> Iterator[None]:
-    """Hold one of the provider's slots for the duration of a request."""
+    """Hold one of the provider's slots for the duration of a request. A request that has to
+    wait looks again less and less often (up to every `MAX_POLL_S`): each look is a locked
+    transaction, and many waiting requests would otherwise spend a worker's CPU on looking."""
+    poll = POLL_S
     while True:
         taken, wait, holders = take(store, limits, holder)
         if taken is not None:
@@ -48,7 +52,8 @@ def slot(store: Store, limits: Limits, holder: str | None = None) -> Iterator[No
         gone = [h for h in holders if h != holder and not Executors(store).alive(h)]
         if release_held_by(store, gone):
             continue  # a dead process held them: taken back at once, not after LEASE_S
-        time.sleep(min(max(wait, POLL_S), 1.0))
+        time.sleep(min(max(wait, poll), 1.0))
+        poll = min(poll * 2, MAX_POLL_S)
     try:
         yield
     finally:
