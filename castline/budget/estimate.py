@@ -37,6 +37,7 @@ from castline.budget.policy import BATCH_ELIGIBLE, Candidate, fixed
 from castline.config import Show
 from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Verdict
 from castline.engine.paid import calls as calls_module
+from castline.engine.paid.calls import CallOutcome
 from castline.engine.payloads import HumanDecision, Published, Voiced
 from castline.engine.preflight import prepare, record_run
 from castline.engine.runner import Pipeline
@@ -100,12 +101,12 @@ class _DryRunSteps:
         self.layouts: dict[str, prompts.Prompt] = {}
         self.batched: set[str] = set()
 
-    def call(self, step_key: str, stage: str, role: str, task: Task[Any]) -> dict[str, Any]:
+    def call(self, step_key: str, stage: str, role: str, task: Task[Any]) -> CallOutcome:
         self.layouts[step_key] = prompts.render(task)
         spec = calls_module.CallSpec.of(self.ctx, step_key, stage, role)
-        return calls_module.execute(self.store, spec, task, self.ctx.policy).as_dict()
+        return calls_module.execute(self.store, spec, task, self.ctx.policy)
 
-    def research(self, questions: list[Question], *, batch: bool) -> list[dict[str, Any]]:
+    def research(self, questions: list[Question], *, batch: bool) -> list[CallOutcome]:
         keys = [f"research.question.{i}" for i in range(len(questions))]
         # the real run batches only when the researcher's first route has a batch API
         wire = _wire(self.ctx.show, self.ctx.routing.chain("researcher")[0].priced_as)
@@ -127,7 +128,7 @@ class _DryRunSteps:
     def publish(self, episode: Episode) -> Published:
         return Published(output_dir=None)
 
-    def judge(self, tasks: list[tuple[str, str, JudgeTask]]) -> list[dict[str, Any]]:
+    def judge(self, tasks: list[tuple[str, str, JudgeTask]]) -> list[CallOutcome]:
         return [self.call(key, "review", role, task) for key, role, task in tasks]
 
     def voice(self, outline: Outline, script: Script) -> Voiced:

@@ -26,6 +26,7 @@ from castline.domain import (
     Script,
     Verdict,
 )
+from castline.engine.paid.calls import CallOutcome
 from castline.engine.payloads import HumanDecision, Published, Voiced
 from castline.errors import BudgetRefused
 from castline.llm.base import Task
@@ -41,9 +42,9 @@ from castline.stages.review import ReviewLoop
 class Steps(Protocol):
     """The durable operations the pipeline needs; each is checkpointed by the workflow."""
 
-    def call(self, step_key: str, stage: str, role: str, task: Task[Any]) -> dict[str, Any]: ...
+    def call(self, step_key: str, stage: str, role: str, task: Task[Any]) -> CallOutcome: ...
 
-    def research(self, questions: list[Question], *, batch: bool) -> list[dict[str, Any]]: ...
+    def research(self, questions: list[Question], *, batch: bool) -> list[CallOutcome]: ...
 
     def event(self, kind: str, message: str, stage: str | None, **data: Any) -> None: ...
 
@@ -53,7 +54,7 @@ class Steps(Protocol):
 
     def publish(self, episode: Episode) -> Published: ...
 
-    def judge(self, tasks: list[tuple[str, str, JudgeTask]]) -> list[dict[str, Any]]:
+    def judge(self, tasks: list[tuple[str, str, JudgeTask]]) -> list[CallOutcome]:
         """Make (step key, role, task) calls concurrently; their outcomes in the same order."""
         ...
 
@@ -109,10 +110,10 @@ class Pipeline:
 
     def call(self, step_key: str, stage: str, role: str, task: Task[Any]) -> Any:
         outcome = self.steps.call(step_key, stage, role, task)
-        self.note_mode(outcome["mode"])
-        if outcome["output"] is None:
-            raise BudgetRefused(f"{step_key}: {outcome['refusal']}")
-        return task.parse_output(outcome["output"])
+        self.note_mode(outcome.mode)
+        if outcome.output is None:
+            raise BudgetRefused(f"{step_key}: {outcome.refusal}")
+        return task.parse_output(outcome.output)
 
     def note_mode(self, mode: str) -> None:
         if mode in MODES:

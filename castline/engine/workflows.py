@@ -22,6 +22,7 @@ from castline.budget.report import cost_report
 from castline.config import show_key
 from castline.domain import Episode, KnowledgeBase, Outline, Script, Verdict
 from castline.engine.paid import batches, calls
+from castline.engine.paid.calls import CallOutcome
 from castline.engine.payloads import HumanDecision, Published, Voiced
 from castline.engine.runner import Pipeline, RunResult
 from castline.engine.runtime import context, store
@@ -83,13 +84,10 @@ def continue_after_review(workflow_id: str) -> WorkflowHandle[RunResult]:
 
 
 @DBOS.step(name="castline.call")
-def call_step(
-    run_id: str, step_key: str, stage: str, role: str, kind: str, payload: dict[str, Any]
-) -> dict[str, Any]:
+def call_step(run_id: str, step_key: str, stage: str, role: str, task: Task[Any]) -> CallOutcome:
     ctx = context(run_id)
-    task = Task.of_kind(kind).model_validate(payload)
     spec = calls.CallSpec.of(ctx, step_key, stage, role)
-    return calls.execute(store(), spec, task, ctx.policy).as_dict()
+    return calls.execute(store(), spec, task, ctx.policy)
 
 
 @DBOS.step(name="castline.event")
@@ -176,7 +174,7 @@ def batch_state_step(run_id: str, role: str, batch_id: str) -> str:
 @DBOS.step(name="castline.batch.collect")
 def batch_collect_step(
     run_id: str, role: str, stage: str, submitted: dict[str, Any], payloads: dict[str, Any]
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, CallOutcome | None]:
     return batches.collect(store(), context(run_id), role, stage, submitted, _tasks(payloads))
 
 
@@ -250,12 +248,11 @@ class DurableSteps:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
 
-    def call(self, step_key: str, stage: str, role: str, task: Task[Any]) -> dict[str, Any]:
-        payload = task.model_dump(mode="json")
-        return call_step(self.ctx.run_id, step_key, stage, role, task.kind, payload)
+    def call(self, step_key: str, stage: str, role: str, task: Task[Any]) -> CallOutcome:
+        return call_step(self.ctx.run_id, step_key, stage, role, task)
 
-    def research(self, questions: list[Question], *, batch: bool) -> list[dict[str, Any]]:
-        outcomes: dict[int, dict[str, Any]] = {}
+    def research(self, questions: list[Question], *, batch: bool) -> list[CallOutcome]:
+        outcomes: dict[int, CallOutcome] = {}
         if batch and batches.batch_provider(self.ctx, "researcher") is not None:
             outcomes = self._research_batch(questions)
         handles = {
@@ -266,7 +263,7 @@ class DurableSteps:
         outcomes.update({i: handle.get_result() for i, handle in handles.items()})
         return [outcomes[i] for i in range(len(questions))]
 
-    def _research_batch(self, questions: list[Question]) -> dict[int, dict[str, Any]]:
+    def _research_batch(self, questions: list[Question]) -> dict[int, CallOutcome]:
         keys = {f"research.question.{i}": i for i in range(len(questions))}
         payloads = {
             key: {
@@ -285,7 +282,7 @@ class DurableSteps:
                 DBOS.sleep(wait)  # durable: a resumed run does not wait again for slept time
                 wait = min(wait * 2, BATCH_POLL_S[1])
             collected = batch_collect_step(run_id, "researcher", "research", submitted, payloads)
-        return {keys[key]: outcome for key, outcome in collected.items() if "error" not in outcome}
+        return {keys[key]: outcome for key, outcome in collected.items() if outcome is not None}
 
     def event(self, kind: str, message: str, stage: str | None, **data: Any) -> None:
         event_step(self.ctx.run_id, kind, stage, message, data)
@@ -298,14 +295,11 @@ class DurableSteps:
     def publish(self, episode: Episode) -> Published:
         return publish_step(self.ctx.run_id, episode)
 
-    def judge(self, tasks: list[tuple[str, str, JudgeTask]]) -> list[dict[str, Any]]:
+    def judge(self, tasks: list[tuple[str, str, JudgeTask]]) -> list[CallOutcome]:
         handles = [
-            DBOS.start_workflow(
-                call_workflow, self.ctx.run_id, key, "review", role, task.kind,
-                task.model_dump(mode="json"),
-            )
+            DBOS.start_workflow(call_workflow, self.ctx.run_id, key, "review", role, task)
             for key, role, task in tasks
-        ]  # fmt: skip
+        ]
         return [handle.get_result() for handle in handles]
 
     def await_review(self, round_: int, summary: dict[str, Any]) -> HumanDecision | None:
@@ -332,7 +326,7 @@ class DurableSteps:
 
 
 @DBOS.workflow(name="castline.research_question")
-def research_question(run_id: str, index: int, question: Question) -> dict[str, Any]:
+def research_question(run_id: str, index: int, question: Question) -> CallOutcome:
     ctx = context(run_id)
     task = research.research_task(ctx, question)
     return DurableSteps(ctx).call(f"research.question.{index}", "research", "researcher", task)
@@ -340,10 +334,10 @@ def research_question(run_id: str, index: int, question: Question) -> dict[str, 
 
 @DBOS.workflow(name="castline.call")
 def call_workflow(
-    run_id: str, step_key: str, stage: str, role: str, kind: str, payload: dict[str, Any]
-) -> dict[str, Any]:
+    run_id: str, step_key: str, stage: str, role: str, task: Task[Any]
+) -> CallOutcome:
     """One call as its own workflow, so that several can run at once (evaluations)."""
-    return call_step(run_id, step_key, stage, role, kind, payload)
+    return call_step(run_id, step_key, stage, role, task)
 
 
 @DBOS.workflow(name="castline.revoice")

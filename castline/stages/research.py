@@ -85,12 +85,12 @@ def run(line: Pipeline) -> KnowledgeBase | None:
     batch = ctx.show.research.batch or line.budget.mode != "normal"
     outcomes = line.steps.research(chosen, batch=batch)
     for question, outcome in zip(chosen, outcomes, strict=True):
-        line.note_mode(outcome["mode"])
-        if outcome["output"] is None:
-            line.skip(f"research question {question.focus!r}", "research", outcome["refusal"])
+        line.note_mode(outcome.mode)
+        if outcome.output is None:
+            line.skip(f"research question {question.focus!r}", "research", outcome.refusal)
             continue
         answered.append(question)
-        findings.append(Findings.model_validate(outcome["output"]))
+        findings.append(Findings.model_validate(outcome.output))
     if not answered:
         return None
     task = synthesis_task(ctx, answered, findings)

@@ -162,13 +162,13 @@ class ReviewLoop:
             for evaluator in EVALUATORS:
                 key = f"review.{round_}.{criterion.name}.{evaluator}"
                 outcome = outcomes[key]
-                self.pipeline.note_mode(outcome["mode"])
-                if outcome["output"] is None:
+                self.pipeline.note_mode(outcome.mode)
+                if outcome.output is None:
                     self.pipeline.skip(
-                        f"judging {criterion.name} ({evaluator})", "review", outcome["refusal"]
+                        f"judging {criterion.name} ({evaluator})", "review", outcome.refusal
                     )
                     break
-                judgments[evaluator] = Judgment.model_validate(outcome["output"])
+                judgments[evaluator] = Judgment.model_validate(outcome.output)
             if len(judgments) < 2:
                 continue
             threshold = quality.consensus_threshold

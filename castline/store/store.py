@@ -172,13 +172,6 @@ class Store:
             )
         return group_id
 
-    def group_runs(self, group_id: str) -> list[RunRecord]:
-        with self._begin() as connection:
-            rows = connection.execute(
-                sa.select(runs).where(runs.c.group_id == group_id).order_by(runs.c.created_at)
-            ).mappings()
-            return [run_record(row) for row in rows]
-
     def take_over(self, run: RunRecord) -> bool:
         """Claim `run` for this process, unless another process changed it since it was read
         (two `castline resume` of one run at once: only one may go on)."""

@@ -136,8 +136,9 @@ def collect(
     stage: str,
     submitted: dict[str, Any],
     tasks: dict[str, Task[Any]],
-) -> dict[str, dict[str, Any]]:
-    """Settle every item from the ended batch; return each step's call outcome."""
+) -> dict[str, CallOutcome | None]:
+    """Settle every item from the ended batch; return each step's call outcome (None for an
+    item that failed: it is made again on its own)."""
     provider = batch_provider(ctx, role)
     assert provider is not None
     route = ctx.routing.chain(role)[0]
@@ -161,12 +162,10 @@ def collect(
         if exc is raised:
             raise
         raise exc from raised
-    outcomes: dict[str, dict[str, Any]] = {}
+    outcomes: dict[str, CallOutcome | None] = {}
     for key, entry in items.items():
         if "refusal" in entry:
-            outcomes[key] = CallOutcome(
-                None, "", {}, "0", entry["mode"], refusal=entry["refusal"]
-            ).as_dict()
+            outcomes[key] = CallOutcome(output=None, mode=entry["mode"], refusal=entry["refusal"])
             continue
         spend = Spend.held(store, ctx.run_id, key, entry["call_id"])
         result = results.get(entry["custom_id"])
@@ -175,11 +174,11 @@ def collect(
             spend.release(
                 f"batch item failed: {result}", spent=spent, usage=result.usage, rejected=True
             )
-            outcomes[key] = {"error": str(result)}
+            outcomes[key] = None  # made again on its own
             continue
         if result is None or isinstance(result, Exception):
             spend.release(f"batch item failed: {result or 'no result'}")
-            outcomes[key] = {"error": str(result)}
+            outcomes[key] = None
             continue
         cost = ctx.policy.pricer.cost(route.priced_as, result.usage, batch=True)
         response = result.output.model_dump_json()
@@ -191,7 +190,7 @@ def collect(
             cost=str(cost),
             mode=store.get_run(ctx.run_id).budget_mode,
             note="batched",
-        ).as_dict()
+        )
     return outcomes
 
 

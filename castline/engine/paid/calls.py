@@ -28,6 +28,8 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from castline.budget.ledger import Ledger, Refusal
 from castline.budget.policy import BudgetPolicy, Candidate, CandidateFactory, Mode
 from castline.config import Show
@@ -41,31 +43,19 @@ from castline.stages import RunContext
 from castline.store import Store
 
 
-@dataclass(frozen=True)
-class CallOutcome:
-    """What a step returns and checkpoints: plain JSON, so a replay needs no provider.
+class CallOutcome(BaseModel):
+    """What a call's step returns and checkpoints: the reply as plain JSON, so a replay needs no
+    provider. `output` is None when the budget refused the call (`refusal` then says why)."""
 
-    `output` is None when the budget refused the call (`refusal` then says why).
-    """
+    model_config = ConfigDict(frozen=True)
 
     output: dict[str, Any] | None
-    route: str
-    usage: dict[str, int]
-    cost: str
     mode: str
+    route: str = ""
+    usage: dict[str, int] = {}
+    cost: str = "0"
     note: str = ""
     refusal: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "output": self.output,
-            "route": self.route,
-            "usage": self.usage,
-            "cost": self.cost,
-            "mode": self.mode,
-            "note": self.note,
-            "refusal": self.refusal,
-        }
 
 
 @dataclass(frozen=True)
@@ -157,7 +147,7 @@ class _Call:
                 input_tokens = min(input_tokens, self._counted(chain, fallback) or input_tokens)
                 spend = self._reserve(chain, fallback, input_tokens, tentative=False)
             if isinstance(spend, Refusal):
-                return CallOutcome(None, "", {}, "0", spend.mode, refusal=spend.message)
+                return CallOutcome(output=None, mode=spend.mode, refusal=spend.message)
             try:
                 with spend:  # a failure that escapes releases the reservation
                     return self._on_route(spend, input_tokens)
