@@ -143,7 +143,16 @@ class Ledger:
             chosen = next((c for c in ladder if c.worst_case <= headroom), None)
             now = time.time()
             if chosen is None and tentative:
-                return Refusal(mode, limit, totals.committed, headroom, None)
+                return Refusal(
+                    mode,
+                    limit,
+                    totals.committed,
+                    headroom,
+                    ladder[-1].worst_case if ladder else None,
+                    unreconciled=totals.unreconciled,
+                    reserved=totals.reserved,
+                    group=group,
+                )
             if chosen is None:
                 connection.execute(
                     calls.insert().values(

@@ -4,6 +4,8 @@ calls table catches a settlement that forgets to drop its reservation."""
 
 from __future__ import annotations
 
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -186,3 +188,40 @@ def test_money_by_plain_sql_catches_a_settlement_that_keeps_its_reservation(
 
     problems = _money_problems(buggy, spent=Decimal("0.45"), in_flight=HELD)
     assert len(problems) == 2 and all("is ok but holds 500000000 nanos" in p for p in problems)
+
+
+def _try(store: Store, step_key: str, worst: Decimal) -> Spend | Refusal:
+    return Spend.reserve(
+        store, RUN, POLICY, fixed([Candidate(ROUTE, 100, False, worst)]), step_key=step_key,
+        stage="write", role="writer", task_kind="write", prompt="p", shadow=True,
+    )  # fmt: skip
+
+
+def test_a_call_that_fits_once_a_call_in_flight_settles_waits_instead_of_being_refused(
+    tmp_path: Path,
+) -> None:
+    store = _store(tmp_path)
+    room = POLICY.headroom("write", Ledger(store).totals(RUN))
+    first = _reserve(store, "write.one", worst=room)  # all the room, as a worst case
+    outcome: list[Spend | Refusal] = []
+    waiting = threading.Thread(target=lambda: outcome.append(_try(store, "write.two", HELD)))
+    waiting.start()
+    time.sleep(0.3)  # the second call finds no room yet
+    assert waiting.is_alive() and not outcome
+
+    first.settle(Decimal("0.10"))  # the first cost far less than it held
+    waiting.join(timeout=30)
+
+    [second] = outcome
+    assert isinstance(second, Spend)
+    assert [c.status for c in store.calls(RUN)] == ["ok", "started"]  # no refusal recorded
+
+
+def test_with_nothing_in_flight_a_call_that_cannot_fit_is_refused_at_once(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    room = POLICY.headroom("write", Ledger(store).totals(RUN))
+
+    refused = _try(store, "write.big", room + Decimal(1))
+
+    assert isinstance(refused, Refusal)
+    assert [c.status for c in store.calls(RUN)] == ["refused"]

@@ -11,6 +11,7 @@ writes; this object only remembers which call it holds and whether it has ended.
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -19,6 +20,13 @@ from castline.budget.ledger import Ledger, Refusal, Reservation
 from castline.budget.policy import BudgetPolicy, Candidate, CandidateFactory, Mode
 from castline.llm.base import Usage
 from castline.store import Store
+
+# How a call the budget cannot fit yet waits for the run's other calls in flight to settle: it
+# looks again less and less often, and gives up when what they hold has not changed for
+# WAIT_STALL_S (a call left in flight by a process that died never settles).
+WAIT_FIRST_S = 0.02
+WAIT_LONGEST_S = 0.5
+WAIT_STALL_S = 30.0
 
 
 def describe(exc: BaseException) -> str:
@@ -53,11 +61,28 @@ class Spend:
         describe it: stage, role, task_kind, prompt, shadow), or say why none does (recorded
         unless `tentative`)."""
         ledger = Ledger(store)
-        reserved = ledger.reserve(
-            run_id, policy, candidates, tentative=tentative, step_key=step_key, **call
-        )
-        if isinstance(reserved, Refusal):
-            return reserved
+        pause, held, changed = WAIT_FIRST_S, None, time.monotonic()
+        while True:
+            reserved = ledger.reserve(
+                run_id, policy, candidates, tentative=True, step_key=step_key, **call
+            )
+            if not isinstance(reserved, Refusal):
+                break
+            if tentative:
+                return reserved
+            # calls of the run in flight hold room they may not need (a reservation is a worst
+            # case): wait for them to settle before refusing, so that a fan-out of calls that
+            # fit one by one is not refused for being made at the same moment
+            if reserved.reserved != held:
+                held, changed = reserved.reserved, time.monotonic()
+            if reserved.reserved > 0 and time.monotonic() - changed < WAIT_STALL_S:
+                time.sleep(pause)
+                pause = min(pause * 2, WAIT_LONGEST_S)
+                continue
+            reserved = ledger.reserve(run_id, policy, candidates, step_key=step_key, **call)
+            if isinstance(reserved, Refusal):
+                return reserved
+            break
         spend = cls(ledger, run_id, step_key, reserved.call_id)
         spend.reservation = reserved
         return spend
