@@ -16,15 +16,8 @@ from castline.config import Show, show_key
 from castline.engine import runtime
 from castline.engine.inspection import owner_alive
 from castline.engine.preflight import NUMBER_RELEASED_BY, create_run
-from castline.errors import (
-    ProviderError,
-    RunError,
-    RunNotResumable,
-    StageFailed,
-)
-from castline.store import (
-    EventRecord,
-)
+from castline.errors import ProviderError, RunError, RunNotResumable, StageFailed
+from castline.store import EventRecord
 
 if TYPE_CHECKING:
     from castline.engine.runner import RunResult

@@ -10,11 +10,7 @@ from typing import Any
 from castline.budget.report import CostReport, cost_report
 from castline.engine import runtime
 from castline.engine.executors import Executors, pid_alive
-from castline.store import (
-    ArtifactRecord,
-    CallRecord,
-    RunRecord,
-)
+from castline.store import ArtifactRecord, CallRecord, RunRecord
 
 
 def owner_alive(record: RunRecord) -> bool:

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from castline.audio import costs, master
 from castline.audio.tts import Voicing, plan_voicing
@@ -18,20 +17,10 @@ from castline.budget.prices import Pricer
 from castline.config import Show, load_show, roles_reached, show_key
 from castline.domain import Source
 from castline.engine import runtime
-from castline.errors import (
-    ConfigError,
-    EpisodeNumberTaken,
-)
+from castline.errors import ConfigError, EpisodeNumberTaken
 from castline.llm.registry import Routing, plan_routing
 from castline.sources import read_sources
-from castline.store import (
-    NumberedRun,
-    Store,
-    to_nanos,
-)
-
-if TYPE_CHECKING:
-    pass
+from castline.store import NumberedRun, Store, to_nanos
 
 
 @dataclass(frozen=True)

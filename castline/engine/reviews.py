@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from castline.config import Show
 from castline.engine import runtime
 from castline.engine.episodes import EventCallback, Outcome, follow
-from castline.errors import (
-    RunNotResumable,
-)
-from castline.store import (
-    RunRecord,
-)
-
-if TYPE_CHECKING:
-    pass
+from castline.errors import RunNotResumable
+from castline.store import RunRecord
 
 
 def pending_reviews() -> list[dict[str, Any]]:

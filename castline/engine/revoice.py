@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from castline.audio import costs, master
 from castline.audio.tts import Voicing, plan_voicing
@@ -15,17 +14,8 @@ from castline.config import Show, load_show
 from castline.domain import Episode, Script
 from castline.engine import runtime
 from castline.engine.episodes import EventCallback, Outcome, follow
-from castline.errors import (
-    ConfigError,
-    RunNotResumable,
-)
-from castline.store import (
-    RunRecord,
-    to_nanos,
-)
-
-if TYPE_CHECKING:
-    pass
+from castline.errors import ConfigError, RunNotResumable
+from castline.store import RunRecord, to_nanos
 
 
 def _current_voices(record: RunRecord) -> tuple[Show, Voicing]:
