@@ -257,7 +257,7 @@ class _Snapshot:
         self.stats = profile.stats  # type: ignore[attr-defined]
 
     def create_stats(self) -> None:
-        pass
+        """The stats were taken from the profile already (pstats calls this to make them)."""
 
 
 # Functions reported by --profile (cumulative CPU): (file's tail, function name).

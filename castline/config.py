@@ -361,14 +361,27 @@ class Show(_Strict):
 
 def load_show(path: Path) -> Show:
     """Read and validate a show bible, reporting every problem with its line number."""
+    return load_yaml(
+        path, Show, ShowFileError, missing="file not found; `castline init DIR` creates one"
+    )
+
+
+def load_yaml(
+    path: Path,
+    model: type[ModelT],
+    error: Callable[[Path, list[str]], Exception],
+    *,
+    missing: str = "file not found",
+) -> ModelT:
+    """Read a YAML file into `model`; every problem is raised as `error(path, problems)`."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ShowFileError(path, ["file not found; `castline init DIR` creates one"]) from None
+        raise error(path, [missing]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ShowFileError(path, [f"cannot be read as UTF-8 text ({exc})"]) from None
-    return parse_show(text, path)
+        raise error(path, [f"cannot be read as UTF-8 text ({exc})"]) from None
+    return parse_yaml(text, path, model, error)
 
 
 def parse_show(text: str, path: Path) -> Show:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from castline.config import parse_yaml
+from castline.config import load_yaml
 from castline.errors import SeasonFileError
 
 
@@ -57,11 +57,4 @@ class Season(_Strict):
 
 
 def load_season(path: Path) -> Season:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SeasonFileError(path, ["file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SeasonFileError(path, [f"cannot be read as UTF-8 text ({exc})"]) from None
-    return parse_yaml(text, path, Season, SeasonFileError)
+    return load_yaml(path, Season, SeasonFileError)

@@ -232,10 +232,8 @@ def _stop_abandoned(binaries: Path) -> None:
             if root.stat().st_uid != uid:
                 continue  # another user's
             owner = int((root / OWNER_FILE).read_text())
-            os.kill(owner, 0)
-            continue  # its session is still running
-        except ProcessLookupError:
-            pass
+            if _session_alive(owner):
+                continue  # its session is still running
         except (OSError, ValueError):
             continue  # not ours to judge
         Cluster(binaries, root).stop()
@@ -301,3 +299,11 @@ def database_url_param(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+def _session_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

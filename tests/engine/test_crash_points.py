@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +119,26 @@ def _texts(directory: Path) -> dict[str, str]:
     return texts
 
 
+def _produce_and_kill(show: Path, home: Path, point: Point, reached: Callable[[], bool]) -> None:
+    """Start `castline produce`, and SIGKILL its process group the moment `point` is reached."""
+    process = subprocess.Popen(
+        _produce_command(show),
+        env=_env(home, latency_ms=40),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not reached():
+            assert process.poll() is None, f"the run ended before reaching {point.name}"
+            assert time.monotonic() < deadline, f"{point.name} never reached"
+            time.sleep(0.005)
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def references(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, dict[str, str]]:
     """What an uninterrupted run publishes, text only and voiced."""
@@ -139,22 +160,7 @@ def test_a_kill_at_any_point_is_finished_by_one_resume(
 ) -> None:
     home, show = tmp_path / "home", _show(tmp_path / "show", point.voiced)
     db = home / "castline.db"
-    process = subprocess.Popen(
-        _produce_command(show),
-        env=_env(home, latency_ms=40),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not point.reached(db):
-            assert process.poll() is None, f"the run ended before reaching {point.name}"
-            assert time.monotonic() < deadline, f"{point.name} never reached"
-            time.sleep(0.005)
-        os.killpg(process.pid, signal.SIGKILL)
-    finally:
-        process.wait(timeout=30)
+    _produce_and_kill(show, home, point, lambda: point.reached(db))
     with sqlite3.connect(db) as connection:
         [(run_id, status_at_kill)] = connection.execute("SELECT id, status FROM runs").fetchall()
         paid_before = dict(
@@ -202,22 +208,7 @@ def test_on_postgres_a_kill_in_a_fan_out_is_finished_by_one_resume(
     monkeypatch.setenv("CASTLINE_DATABASE_URL", postgres_url)
     home, show = tmp_path / "home", _show(tmp_path / "show", point.voiced)
     store = Store(postgres_url)
-    process = subprocess.Popen(
-        _produce_command(show),
-        env=_env(home, latency_ms=40),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not _reached(store, point):
-            assert process.poll() is None, f"the run ended before reaching {point.name}"
-            assert time.monotonic() < deadline, f"{point.name} never reached"
-            time.sleep(0.01)
-        os.killpg(process.pid, signal.SIGKILL)
-    finally:
-        process.wait(timeout=30)
+    _produce_and_kill(show, home, point, lambda: _reached(store, point))
     [run] = store.list_runs()
 
     resumed = subprocess.run(
