@@ -39,6 +39,24 @@ def sentences(text: str) -> list[str]:
     return [part.replace("\x00", ".").strip() for part in parts if part.strip()]
 
 
+_DANGLING_OPENERS = re.compile(
+    r"^(this|these|that|those|it|they|such|he|she|but|and|or|so)\b", re.I
+)
+_UNSPEAKABLE = re.compile(r"https?://|www\.|[<>{}\[\]|]")
+_QUOTABLE_WORDS = range(8, 46)
+
+
+def quotable(sentence: str) -> bool:
+    """Whether a sentence can stand alone as a spoken, cited fact: a whole statement of
+    speakable length that does not lean on the sentence before it."""
+    return (
+        word_count(sentence) in _QUOTABLE_WORDS
+        and sentence.endswith((".", "!"))
+        and not _DANGLING_OPENERS.match(sentence)
+        and not _UNSPEAKABLE.search(sentence)
+    )
+
+
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 

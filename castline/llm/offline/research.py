@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from castline.domain import KnowledgeBase
 from castline.knowledge import merge_findings
 from castline.llm.offline.solvers import solves
@@ -18,14 +16,7 @@ from castline.llm.tasks import (
     ResearchTask,
     SynthesisTask,
 )
-from castline.text import overlap, sentences, terms
-
-_DANGLING_OPENERS = re.compile(
-    r"^(this|these|that|those|it|they|such|he|she|but|and|or|so)\b", re.I
-)
-_UNSPEAKABLE = re.compile(r"https?://|www\.|[<>{}\[\]|]")
-_MIN_WORDS, _MAX_WORDS = 8, 45
-
+from castline.text import overlap, quotable, sentences, terms
 
 _GENERIC_HEADINGS = frozenset(
     {"introduction", "conclusion", "conclusions", "summary", "overview", "background", "references"}
@@ -101,7 +92,7 @@ def research(task: ResearchTask) -> Findings:
             in_focus = bool(focus) and section.heading.casefold() == focus
             for sentence in sentences(section.text):
                 position += 1
-                if not _quotable(sentence) or sentence[1:] in covered:
+                if not quotable(sentence) or sentence[1:] in covered:
                     continue  # an earlier episode already said it
                 sentence_terms = terms(sentence)
                 if not in_focus and overlap(question_terms, sentence_terms) < 0.5:
@@ -117,16 +108,6 @@ def research(task: ResearchTask) -> Findings:
     best = sorted(scored, key=lambda item: (-item[0], item[1]))[: task.max_notes]
     best.sort(key=lambda item: item[1])
     return Findings(notes=[note for _, _, note in best])
-
-
-def _quotable(sentence: str) -> bool:
-    count = len(sentence.split())
-    return (
-        _MIN_WORDS <= count <= _MAX_WORDS
-        and sentence.endswith((".", "!"))
-        and not _DANGLING_OPENERS.match(sentence)
-        and not _UNSPEAKABLE.search(sentence)
-    )
 
 
 @solves(SynthesisTask)
