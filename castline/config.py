@@ -19,7 +19,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
+    StringConstraints,
     ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -102,38 +105,96 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Text a listener hears or a directory shows: surrounding whitespace is dropped, and what is left
+# must not be empty (an empty forbidden phrase would match every turn).
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+# Characters that would make a speaker label ambiguous in `Name: text` transcripts and
+# `**Name:**` scripts, or break a caption line.
+_LABEL_BREAKERS = frozenset(":*[]#<>|\"\\")
+MAX_HOST_NAME = 40
+
+
+def _check_host_name(name: str) -> str:
+    bad = sorted({c for c in name if c in _LABEL_BREAKERS or not c.isprintable()})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        raise ValueError(
+            f"host name {name!r} contains {shown}; a name is a speaker label in transcripts "
+            "(`Name: text`), so use letters, digits, spaces, hyphens, apostrophes and dots"
+        )
+    if len(name) > MAX_HOST_NAME:
+        raise ValueError(f"host name is {len(name)} characters; at most {MAX_HOST_NAME}")
+    return name
+
+
+def _check_language(tag: str) -> str:
+    import langcodes
+
+    if not langcodes.tag_is_valid(tag):
+        raise ValueError(
+            f"{tag!r} is not a BCP 47 language tag; use e.g. 'en', 'en-GB', 'de', 'pt-BR'"
+        )
+    return str(langcodes.standardize_tag(tag))
+
+
+def _check_phrase(phrase: str) -> str:
+    if not any(c.isalnum() for c in phrase):
+        raise ValueError(f"{phrase!r} has no letters or digits, so it would match any text")
+    return phrase
+
+
+def _check_web_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or any(c.isspace() for c in url):
+        raise ValueError(f"{url!r} is not an http(s) URL; write it as https://example.org/...")
+    return url
+
+
+WebUrl = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_check_web_url)]
+MIN_TARGET_MINUTES, MAX_TARGET_MINUTES = 1.0, 180.0
+
+
 class ShowInfo(_Strict):
     """What a podcast directory shows about the show."""
 
-    title: Annotated[str, Field(min_length=1)]
-    description: Annotated[str, Field(min_length=1)]
-    author: Annotated[str, Field(min_length=1)]
-    language: str = "en"
-    artwork: str | None = None
+    title: Annotated[Text, Field(max_length=255)]
+    description: Annotated[Text, Field(max_length=4000)]
+    author: Annotated[Text, Field(max_length=255)]
+    language: Annotated[Text, AfterValidator(_check_language)] = "en"
+    artwork: Text | None = None
     explicit: bool = False
-    website: str | None = None
+    website: WebUrl | None = None
 
 
 class Host(_Strict):
     """A voice of the show: who they are and how each TTS engine should speak them."""
 
-    name: Annotated[str, Field(min_length=1)]
-    persona: Annotated[str, Field(min_length=1)]
-    voices: dict[str, str] = Field(default_factory=dict)
+    name: Annotated[Text, AfterValidator(_check_host_name)]
+    persona: Text
+    voices: dict[Text, Text] = Field(default_factory=dict)
 
 
 class BrandVoice(_Strict):
-    style_guide: Annotated[str, Field(min_length=1)]
-    sample_lines: list[str] = Field(default_factory=list)
+    style_guide: Text
+    sample_lines: list[Text] = Field(default_factory=list)
 
 
 class Rules(_Strict):
-    forbidden_phrases: list[str] = Field(default_factory=list)
-    required_disclaimers: list[str] = Field(default_factory=list)
+    forbidden_phrases: list[Annotated[Text, AfterValidator(_check_phrase)]] = Field(
+        default_factory=list
+    )
+    required_disclaimers: list[Annotated[Text, AfterValidator(_check_phrase)]] = Field(
+        default_factory=list
+    )
 
 
 class EpisodeDefaults(_Strict):
-    target_minutes: Annotated[float, Field(gt=0, le=180)] = DEFAULT_TARGET_MINUTES
+    target_minutes: Annotated[
+        float, Field(ge=MIN_TARGET_MINUTES, le=MAX_TARGET_MINUTES)
+    ] = DEFAULT_TARGET_MINUTES
     words_per_minute: Annotated[int, Field(ge=60, le=300)] = DEFAULT_WORDS_PER_MINUTE
     length_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.15
 
@@ -209,7 +270,7 @@ class ProviderSettings(_Strict):
     LM Studio under names of your choosing."""
 
     api: Literal["anthropic", "gemini", "openai"] | None = None
-    base_url: str | None = None
+    base_url: WebUrl | None = None
     api_key_env: str | None = Field(
         default=None,
         description="environment variable holding the key; '' for a server that needs none",
@@ -236,7 +297,7 @@ class Retries(_Strict):
 class Feed(_Strict):
     """Where the episodes are published: the feed's and the episode files' public addresses."""
 
-    base_url: str | None = Field(
+    base_url: WebUrl | None = Field(
         default=None,
         description="public URL under which output_dir is served, e.g. https://example.org/pod",
     )
@@ -326,7 +387,23 @@ class Show(_Strict):
     feed: Feed = Feed()
     quality: Quality = Quality()
     research: Research = Research()
-    output_dir: str = "episodes"
+    output_dir: Text = "episodes"
+    # the roles the show bible routes itself (the others take their defaults); not a key
+    _routed: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_routed_roles(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Show:
+        show: Show = handler(data)
+        given = data.get("routing") if isinstance(data, dict) else None
+        if isinstance(given, dict):
+            show._routed = frozenset(str(role) for role in given)
+        return show
+
+    @property
+    def routed_roles(self) -> frozenset[str]:
+        """The roles the show bible routes itself: every other role takes its default chain."""
+        return self._routed
 
     @field_validator("routing")
     @classmethod
@@ -432,6 +509,8 @@ def _describe(error: Any, lines: dict[tuple[str | int, ...], int], root: type[Ba
         message = f"unknown key {loc[-1]!r}{hint}"
     elif kind == "missing":
         message = "is required"
+    elif kind == "string_too_short" and error.get("ctx", {}).get("min_length") == 1:
+        message = "must not be empty or only whitespace; write the text, or remove the entry"
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
     where = f"line {line}: " if line else ""

@@ -8,11 +8,13 @@
     │   ├── ProviderNotFound     a "provider:model" names no registered provider
     │   ├── MissingCredentials   a provider needs an API key that is not set
     │   ├── UnpricedModel        a routed model has no known price
-    │   └── EpisodeNumberTaken   another live run of the show already has that episode number
+    │   ├── EpisodeNumberTaken   another live run of the show already has that episode number
+    │   ├── StoreUnavailable     the state directory or run store cannot be opened or written
+    │   └── UsageError           the command cannot act on that run as asked; nothing was done
+    │       ├── RunNotFound      no run with that id
+    │       └── RunNotResumable  the run is finished, waiting for a person, or running elsewhere
     ├── BudgetRefused            (internal) a call the budget could not fit; never escapes a run
-    ├── RunError                 a run failed or cannot be acted on (CLI exit 1)
-    │   ├── RunNotFound          no run with that id
-    │   ├── RunNotResumable      the run is finished or still running elsewhere
+    ├── RunError                 a run failed (CLI exit 1)
     │   ├── StageFailed          a stage raised; the run is resumable
     │   └── GateRejected         the script still fails its checks after the allowed revisions
     └── ProviderError            a model call failed; `kind` says what the engine may do next
@@ -109,20 +111,40 @@ class EpisodeNumberTaken(ConfigError):
         )
 
 
-class BudgetRefused(CastlineError):
-    """A call the budget could not fit. The pipeline catches it and decides what to do without
-    the call; it never leaves a run."""
+class StoreUnavailable(ConfigError):
+    """castline's state directory or run store cannot be created, opened or written."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        super().__init__(
+            f"the run store {where} cannot be opened: {reason}. Set CASTLINE_HOME to a "
+            "directory you can write (or CASTLINE_DATABASE_URL to a database you can reach)"
+        )
 
 
-class RunError(CastlineError):
-    """A run failed, or a command cannot act on a run."""
+class UsageError(ConfigError):
+    """The command cannot act on the run as asked (unknown, finished, not waiting, busy);
+    nothing was done or spent."""
 
     def __init__(self, message: str, *, run_id: str | None = None) -> None:
         self.run_id = run_id
         super().__init__(message)
 
 
-class RunNotFound(RunError):
+class BudgetRefused(CastlineError):
+    """A call the budget could not fit. The pipeline catches it and decides what to do without
+    the call; it never leaves a run."""
+
+
+class RunError(CastlineError):
+    """A run failed."""
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        super().__init__(message)
+
+
+class RunNotFound(UsageError):
     """No run has this id."""
 
     def __init__(self, run_id: str) -> None:
@@ -132,8 +154,8 @@ class RunNotFound(RunError):
         )
 
 
-class RunNotResumable(RunError):
-    """The run is finished, or a live process is still working on it."""
+class RunNotResumable(UsageError):
+    """The run is finished, waiting for a person, or a live process is still working on it."""
 
 
 class StageFailed(RunError):

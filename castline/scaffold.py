@@ -15,7 +15,7 @@ show:
   description: >-
     One or two sentences a podcast directory shows under the title.
   author: Your name or team
-  language: en          # ISO 639 code
+  language: en          # a BCP 47 tag: en, en-GB, pt-BR, ...
   # artwork: artwork.png  # square image, 1400-3000 px, used in the feed
   explicit: false
 

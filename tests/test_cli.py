@@ -148,15 +148,17 @@ def test_nothing_is_recorded_for_bad_input(show_copy: Path, tmp_path: Path) -> N
 def test_unknown_run_id(show_copy: Path) -> None:
     for command in (["runs", "show", "nope"], ["runs", "logs", "nope"], ["resume", "nope"]):
         result = _run(*command)
-        assert result.exit_code == 1
+        assert result.exit_code == 2
         assert "no run with id 'nope'" in result.output
+        assert "run failed" not in result.output
 
 
 def test_resume_of_a_finished_run(show_copy: Path) -> None:
     run_id = _run_id(_produce(show_copy))
     result = _run("resume", run_id)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"run {run_id} already finished (completed)" in " ".join(result.output.split())
+    assert "run failed" not in result.output
 
 
 def test_unknown_provider(show_copy: Path) -> None:
@@ -250,7 +252,7 @@ def test_an_episode_number_below_one_is_a_usage_error(show_copy: Path, number: s
         "produce", str(show_copy), "-t", "x", "-s", str(EXAMPLE_SOURCES[0]), "--number", number
     )
     assert result.exit_code == 2
-    assert f"--number {number}: episode numbers start at 1" in result.output
+    assert f"--number {number}: an episode number is from 1 to 99,999" in result.output
     assert "no runs yet" in _run("runs").output
 
 

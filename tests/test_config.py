@@ -280,7 +280,7 @@ def test_host_with_empty_name() -> None:
 
     assert line_of(problem) == 8
     assert "hosts.1.name:" in problem
-    assert "at least 1 character" in problem
+    assert "must not be empty" in problem
 
 
 # --- budget -------------------------------------------------------------------------------------

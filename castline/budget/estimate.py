@@ -39,7 +39,7 @@ from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, 
 from castline.engine.paid import calls as calls_module
 from castline.engine.paid.calls import CallOutcome
 from castline.engine.payloads import HumanDecision, Published, Voiced
-from castline.engine.preflight import prepare, record_run
+from castline.engine.preflight import Prepared, prepare, record_run
 from castline.engine.runner import Pipeline
 from castline.llm import prompts, registry
 from castline.llm.base import Task, Usage
@@ -174,7 +174,11 @@ class _DryRunSteps:
 
 
 def estimate(show_path: Path, topic: str, source_paths: Sequence[Path]) -> Forecast:
-    prepared = prepare(show_path, topic, source_paths, provider="offline")
+    return forecast(prepare(show_path, topic, source_paths, provider="offline", forecast=False))
+
+
+def forecast(prepared: Prepared) -> Forecast:
+    """Run the pipeline on offline-routed inputs in a scratch store and price its calls."""
     with tempfile.TemporaryDirectory(prefix="castline-estimate-") as scratch:
         store = Store(f"sqlite:///{Path(scratch) / 'estimate.db'}")
         run_id = f"estimate-{uuid.uuid4().hex[:8]}"

@@ -216,7 +216,12 @@ def voice(run_id: str, script_file: Path | None) -> None:
 
     script = None
     if script_file is not None:
-        text = script_file.read_text(encoding="utf-8")
+        try:
+            text = script_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(
+                f"{script_file}: cannot be read as UTF-8 text ({exc})"
+            ) from None
         script = guarded(lambda: parse_script(text, _title_of(run_id)))
     with progress() as on_event:
         outcome = guarded(lambda: revoice(run_id, script=script, on_event=on_event))

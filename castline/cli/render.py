@@ -79,7 +79,8 @@ def timestamp(ts: float) -> str:
 
 
 class progress:
-    """A progress bar over the stages, fed by the run's audit events."""
+    """A progress bar over the stages, fed by the run's audit events. It appears with the first
+    event, so a command refused before its run moves leaves no bar behind."""
 
     bar: Progress
 
@@ -95,10 +96,13 @@ class progress:
             console=app.err_console,
             transient=False,
         )
-        self.bar.start()
         self.task = self.bar.add_task("starting", total=len(STAGES), stage="")
+        self.started = False
 
         def on_event(event: EventRecord) -> None:
+            if not self.started:
+                self.bar.start()
+                self.started = True
             if event.kind == "stage" and event.stage in STAGES:
                 self.bar.update(
                     self.task,
@@ -114,6 +118,8 @@ class progress:
         return on_event
 
     def __exit__(self, *exc: Any) -> None:
+        if not self.started:
+            return
         if exc[0] is None:
             self.bar.update(self.task, completed=len(STAGES), description="done", stage="")
         self.bar.stop()

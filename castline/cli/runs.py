@@ -15,7 +15,10 @@ from castline.cli.render import money, print_cost, timestamp
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--limit", default=30, show_default=True, help="How many runs to list.")
+@click.option(
+    "--limit", default=30, show_default=True, type=click.IntRange(min=1),
+    help="How many runs to list.",
+)  # fmt: skip
 @click.pass_context
 def runs(ctx: click.Context, limit: int) -> None:
     """List runs, newest first. Subcommands show one run or its audit trail.

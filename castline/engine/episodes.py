@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from castline.budget.ledger import Ledger
 from castline.config import Show, show_key
 from castline.engine import runtime
-from castline.engine.inspection import owner_alive
+from castline.engine.inspection import owner_alive, owner_beating
 from castline.engine.preflight import NUMBER_RELEASED_BY, create_run
 from castline.errors import ProviderError, RunError, RunNotResumable, StageFailed
 from castline.store import EventRecord
@@ -100,6 +100,15 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
             f"{record.output_dir}",
             run_id=record.id,
         )
+    beating = owner_beating(record) if force else None
+    if beating is not None:
+        raise RunNotResumable(
+            f"run {record.id} is being run by {beating.describe()}, which is alive (its "
+            f"heartbeat is {time.time() - beating.heartbeat_at:.0f} s old); two processes "
+            "running one episode would pay for its calls twice. Stop it first (or wait for "
+            "it); --force only takes over from a process that merely looks alive",
+            run_id=record.id,
+        )
     if not force and owner_alive(record):
         raise RunNotResumable(
             f"run {record.id} is being run by process {record.pid} on {record.host}; wait for "
@@ -135,13 +144,14 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
                 run_id=record.id,
             )
     unreconciled = Ledger(store).mark_unreconciled(record.id)
+    store.update_run(record.id, status="running", error=None)  # before it can end again
     handle = workflows.resume(record.workflow_id)
     # the fan-outs the dead process had started (research questions, judges, clip shares)
     # go back to a queue: the resumed parent would otherwise wait on them forever
     taken_over = set(found.elsewhere) if force else set()
     recovered = recovery.recover(found.dead_executors | taken_over)
     store.claim_run(record.id)
-    store.update_run(record.id, status="running", error=None, workflow_id=handle.workflow_id)
+    store.update_run(record.id, workflow_id=handle.workflow_id)
     store.add_event(
         record.id,
         "resumed",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from castline.budget.report import CostReport, cost_report
 from castline.engine import runtime
-from castline.engine.executors import Executors, pid_alive
+from castline.engine.executors import STALE_S, Executor, Executors, pid_alive
 from castline.store import ArtifactRecord, CallRecord, RunRecord
 
 
@@ -25,6 +26,22 @@ def owner_alive(record: RunRecord) -> bool:
         for executor in Executors(runtime.store()).all()
         if executor.host == record.host and executor.pid == record.pid
     )
+
+
+def owner_beating(record: RunRecord) -> Executor | None:
+    """The executor of the process that claimed the run when it is certainly alive: not only
+    is its pid taken, it is beating (a pid can be reused; a heartbeat cannot)."""
+    if record.pid is None or (record.pid == os.getpid() and record.host == socket.gethostname()):
+        return None
+    now = time.time()
+    for executor in Executors(runtime.store()).all():
+        if (executor.host, executor.pid) != (record.host, record.pid):
+            continue
+        if executor.stopped_at is not None or now - executor.heartbeat_at >= STALE_S:
+            continue
+        if executor.host != socket.gethostname() or pid_alive(executor.pid):
+            return executor
+    return None
 
 
 def display_status(record: RunRecord) -> str:

@@ -1,14 +1,17 @@
 """Everything checked before money is spent, in this order: episode number, topic, show bible,
-sources, routing (keys and provider names, for every role a run can reach), prices, voicing.
-Only then is a run recorded, with its episode number and a snapshot of its inputs."""
+sources, routing (keys and provider names, for every role a run can reach), prices, voicing,
+the output folder, and whether the budget can cover the episode at all. Only then is a run
+recorded, with its episode number and a snapshot of its inputs."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from decimal import Decimal
 from pathlib import Path
 
 from castline.audio import costs, master
@@ -18,7 +21,8 @@ from castline.config import Show, load_show, roles_reached, show_key
 from castline.domain import Source
 from castline.engine import runtime
 from castline.errors import ConfigError, EpisodeNumberTaken
-from castline.llm.registry import Routing, plan_routing
+from castline.llm.base import Usage
+from castline.llm.registry import Route, Routing, plan_routing
 from castline.sources import read_sources
 from castline.store import NumberedRun, Store, to_nanos
 
@@ -38,6 +42,135 @@ class Prepared:
     voicing: Voicing | None = None  # None when the show publishes the script only
 
 
+# A topic is a sentence or two saying what the episode is about; detail belongs in a source.
+MAX_TOPIC_CHARS = 300
+# Episode numbers appear in feeds and players as integers; five digits is a long-running show.
+MAX_EPISODE_NUMBER = 99_999
+# Characters a token, at least, in the prose castline reads: the budget check below errs towards
+# letting a run start, and the ledger still holds every call to the budget.
+_CHARS_PER_TOKEN_AT_MOST = 5
+_TOKENS_PER_SPOKEN_WORD = 1.3
+
+
+def check_number(number: int | None) -> None:
+    if number is not None and not 1 <= number <= MAX_EPISODE_NUMBER:
+        raise ConfigError(
+            f"--number {number}: an episode number is from 1 to {MAX_EPISODE_NUMBER:,}; leave "
+            "it out for the show's next number"
+        )
+
+
+def check_topic(topic: str) -> str:
+    topic = " ".join(topic.split())
+    if not topic:
+        raise ConfigError("the topic is empty; pass --topic with what the episode is about")
+    if len(topic) > MAX_TOPIC_CHARS:
+        raise ConfigError(
+            f"the topic is {len(topic):,} characters; at most {MAX_TOPIC_CHARS} (a sentence or "
+            "two saying what the episode is about). Put the detail in a source file and pass "
+            "it with --source"
+        )
+    return topic
+
+
+def check_output_dir(show_path: Path, show: Show) -> Path:
+    """Make sure episodes can be written where the show publishes them, before anything is
+    spent: a file in the way or a folder without write permission is found now, not at
+    publishing. Nothing is created: a forecast must leave no trace."""
+    folder = (show_path.parent / show.output_dir).resolve()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is a file, not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable by this user"
+    if problem:
+        raise ConfigError(
+            f"output_dir {folder}: episodes cannot be written there ({problem}); make it a "
+            "folder you can write, or set `output_dir` in the show bible to one"
+        )
+    return folder
+
+
+# When the floor below comes within this share of the budget, the episode is forecast in full
+# (a dry run offline, about a second) before it may start.
+_FORECAST_WHEN_FLOOR_ABOVE = Decimal("0.05")
+
+
+def check_budget(prepared: Prepared) -> None:
+    """Refuse an episode whose cheapest possible cost is beyond its budget; for a tight budget,
+    the full forecast decides."""
+    show = prepared.show
+    floor = check_budget_floor(show, prepared.routing, prepared.sources)
+    limit = show.budget.per_episode
+    if floor <= limit * _FORECAST_WHEN_FLOOR_ABOVE:
+        return
+    from castline.budget.estimate import forecast
+
+    unlimited = show.budget.model_copy(update={"per_episode": max(limit * 1000, Decimal(1000))})
+    lifted = show.model_copy(update={"budget": unlimited})
+    dry = replace(
+        prepared,
+        show=lifted,
+        routing=plan_routing(lifted, "offline", needed=roles_reached(lifted)),
+        number=None,
+    )
+    predicted = forecast(dry)
+    if predicted.low > limit:
+        raise ConfigError(
+            f"the budget ${limit:,.2f} cannot cover this episode: it is forecast at "
+            f"${predicted.low:,.2f} at the least (${predicted.expected:,.2f} expected); raise "
+            "`budget.per_episode`, shorten `episode.target_minutes` or the sources, or route "
+            "to cheaper models. `castline estimate` shows the forecast by stage and model"
+        )
+
+
+def check_budget_floor(show: Show, routing: Routing, sources: list[Source]) -> Decimal:
+    """Refuse an episode the budget cannot pay for even at its cheapest: one research call
+    reading every source, and the script's words written once, by the cheapest model each
+    role may fall back to. The forecast (`castline estimate`) gives the full picture."""
+    pricer = Pricer(show.prices)
+    budget = show.budget
+    limit = budget.per_episode
+    reserve = budget.reserve_share * limit
+    chars = sum(len(section.text) for source in sources for section in source.sections)
+    source_tokens = chars // _CHARS_PER_TOKEN_AT_MOST
+    research_route, research_cost = _cheapest(
+        pricer, routing, "researcher", Usage(input_tokens=source_tokens)
+    )
+    research_room = budget.allocations["research"] * limit + reserve
+    if research_cost > research_room:
+        fits = int(research_room / research_cost * source_tokens * _CHARS_PER_TOKEN_AT_MOST / 6)
+        raise ConfigError(
+            f"the sources come to about {source_tokens:,} tokens: reading them once costs at "
+            f"least ${research_cost:,.2f} with {research_route.priced_as}, more than research "
+            f"may spend (${research_room:,.2f}: its share of the ${limit:,.2f} budget plus the "
+            f"shared reserve). Keep the sources under about {fits:,} words, raise "
+            "`budget.per_episode`, or route the researcher to a cheaper model"
+        )
+    words = show.episode.target_words
+    output = Usage(output_tokens=round(words * _TOKENS_PER_SPOKEN_WORD))
+    writer_route, writer_cost = _cheapest(pricer, routing, "writer", output)
+    if research_cost + writer_cost > limit:
+        raise ConfigError(
+            f"the budget ${limit:,.2f} cannot cover this episode: reading the sources once "
+            f"(${research_cost:,.2f}) and writing {words:,} words once with "
+            f"{writer_route.priced_as} (${writer_cost:,.2f}) already exceed it. Raise "
+            "`budget.per_episode`, shorten `episode.target_minutes` or the sources, or route "
+            "to cheaper models"
+        )
+    return research_cost + writer_cost
+
+
+def _cheapest(pricer: Pricer, routing: Routing, role: str, usage: Usage) -> tuple[Route, Decimal]:
+    routes = [*routing.chain(role), *routing.chain("fallback")]
+    priced = [(pricer.cost(route.priced_as, usage), index) for index, route in enumerate(routes)]
+    cost, index = min(priced)
+    return routes[index], cost
+
+
 def prepare(
     show_path: Path,
     topic: str,
@@ -45,14 +178,11 @@ def prepare(
     *,
     provider: str | None = None,
     number: int | None = None,
+    forecast: bool = True,
 ) -> Prepared:
-    """Check, in this order, the episode number, the topic, the show bible, the sources, the
-    routing (provider names and keys) and the prices of every routed model."""
-    if number is not None and number < 1:
-        raise ConfigError(f"--number {number}: episode numbers start at 1")
-    topic = " ".join(topic.split())
-    if not topic:
-        raise ConfigError("the topic is empty; pass --topic with what the episode is about")
+    """Check, in the module's order, everything that can be checked before money is spent."""
+    check_number(number)
+    topic = check_topic(topic)
     show_path = Path(show_path)
     show = load_show(show_path)
     if not source_paths:
@@ -73,7 +203,15 @@ def prepare(
     if voicing is not None:
         costs.check(pricer, voicing)
         master.check_music(show.audio, show_path.parent)
-    return Prepared(show_path, show, topic, sources, routing, provider, read_ms, number, voicing)
+    check_output_dir(show_path, show)
+    prepared = Prepared(
+        show_path, show, topic, sources, routing, provider, read_ms, number, voicing
+    )
+    if forecast:
+        check_budget(prepared)
+    else:
+        check_budget_floor(show, routing, sources)
+    return prepared
 
 
 # Runs that ended without publishing an episode to the feed: their number may be given again.

@@ -53,9 +53,10 @@ def decide(
     store.add_event(record.id, "review-decided", f"a person {status} the episode: {note or ''}")
     runtime.launch()
     assert record.workflow_id is not None
+    store.update_run(record.id, status="running")  # before it can end again
     handle = workflows.continue_after_review(record.workflow_id)
     store.claim_run(record.id)
-    store.update_run(record.id, status="running", workflow_id=handle.workflow_id)
+    store.update_run(record.id, workflow_id=handle.workflow_id)
     return follow(record.id, handle, on_event)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from castline.audio import costs, master
 from castline.audio.tts import Voicing, plan_voicing
@@ -51,6 +52,14 @@ def _current_voices(record: RunRecord) -> tuple[Show, Voicing]:
     return show, voicing
 
 
+def _published_episode(path: Path) -> dict[str, Any] | None:
+    try:
+        episode = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return episode if isinstance(episode, dict) else None
+
+
 def revoice(
     run_id: str, *, script: Script | None = None, on_event: EventCallback | None = None
 ) -> Outcome:
@@ -61,12 +70,20 @@ def revoice(
     store = runtime.store()
     record = store.get_run(run_id)
     episode_file = Path(record.output_dir) / "episode.json"
-    episode = json.loads(episode_file.read_text()) if episode_file.exists() else {}
-    unvoiced = record.status == "halted" and episode["budget"]["halted_at"] == "voice"
+    episode = _published_episode(episode_file)
+    halted_at = (episode.get("budget") or {}).get("halted_at") if episode else None
+    unvoiced = record.status == "halted" and halted_at == "voice"
     if record.status != "completed" and not unvoiced:
+        stopped = f" (the budget halted it in {halted_at})" if halted_at else ""
         raise RunNotResumable(
-            f"run {record.id} is {record.status}; only a completed episode, or one the budget "
-            "halted before its audio, can be voiced",
+            f"run {record.id} is {record.status}{stopped}; only a completed episode, or one "
+            "the budget halted before its audio, can be voiced",
+            run_id=record.id,
+        )
+    if episode is None or "script" not in episode:
+        raise RunNotResumable(
+            f"run {record.id} has no published script to voice ({episode_file} is missing or "
+            "unreadable); `castline resume` or produce the topic again",
             run_id=record.id,
         )
     if script is not None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from castline.audio.tts import Voicing
 from castline.config import Show, database_url, show_key, state_dir
 from castline.domain import Script, Source
 from castline.engine import executors
+from castline.errors import StoreUnavailable
 from castline.llm.registry import Route, Routing
 from castline.quality.integration import EarlierEpisode
 from castline.stages import RunContext
@@ -59,8 +61,27 @@ def store() -> Store:
 def _store_locked() -> Store:
     url = database_url()
     if url not in _stores:
-        _stores[url] = Store(url)
+        with store_errors(url):
+            _stores[url] = Store(url)
     return _stores[url]
+
+
+@contextmanager
+def store_errors(url: str) -> Iterator[None]:
+    """Report a state directory or database that cannot be created, opened or written as the
+    configuration problem it is (never with the database password)."""
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename or str(state_dir())
+        raise StoreUnavailable(f"in {where}", exc.strerror or str(exc)) from None
+    except sa.exc.SQLAlchemyError as exc:
+        try:
+            shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+        except sa.exc.ArgumentError:
+            shown = "(a URL that is not a database URL, e.g. sqlite:///path or postgresql://...)"
+        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise StoreUnavailable(f"at {shown}", cause) from None
 
 
 def launch(kind: str = "cli", *, listen: Sequence[str] = ()) -> str:
@@ -85,7 +106,8 @@ def launch(kind: str = "cli", *, listen: Sequence[str] = ()) -> str:
             return _executor_id
         if _launched_url is not None:
             _stop_locked()
-        state_dir().mkdir(parents=True, exist_ok=True)
+        with store_errors(url):
+            state_dir().mkdir(parents=True, exist_ok=True)
         executor_id = executors.new_id(kind)
         registry = executors.Executors(_store_locked())
         registry.register(executor_id, kind)
@@ -102,7 +124,8 @@ def launch(kind: str = "cli", *, listen: Sequence[str] = ()) -> str:
             config["system_database_engine"] = engine
         DBOS(config=config)
         DBOS.listen_queues(list(listen))
-        DBOS.launch()
+        with store_errors(url):
+            DBOS.launch()
         # castline records workflow failures in its own store and reports them; DBOS's console
         # tracebacks would only duplicate that.
         logging.getLogger("dbos").setLevel(logging.CRITICAL)

@@ -402,7 +402,8 @@ def finish_step(run_id: str, result: RunResult) -> None:
     if result.awaiting_review:  # the review gate already put it in the queue
         return
     status = result.status
-    store().update_run(run_id, status=status, stage="done", finished_at=time.time())
+    if not store().end_run(run_id, status=status, stage="done", finished_at=time.time()):
+        return  # another process running this workflow recorded its end first
     record = store().get_run(run_id)
     cost = store().run_cost(run_id)
     halted = f", halted by budget in {result.halted_at}" if result.halted_at else ""
@@ -423,5 +424,5 @@ def fail_step(run_id: str, message: str) -> None:
 
 def record_failure(run_id: str, message: str) -> None:
     record = store().get_run(run_id)
-    store().update_run(run_id, status="failed", error=message, finished_at=time.time())
-    store().add_event(run_id, "failed", message, stage=record.stage)
+    if store().end_run(run_id, status="failed", error=message, finished_at=time.time()):
+        store().add_event(run_id, "failed", message, stage=record.stage)

@@ -172,6 +172,17 @@ class Store:
             )
         return group_id
 
+    def end_run(self, run_id: str, **values: Any) -> bool:
+        """Record how a run ended unless it has ended already (two processes running one
+        workflow, after `resume --force`, must not end it twice); True when this call did."""
+        with self._begin() as connection:
+            ended = connection.execute(
+                runs.update()
+                .where(runs.c.id == run_id, runs.c.status.in_(("running", "queued")))
+                .values(**values, updated_at=time.time())
+            )
+        return ended.rowcount == 1
+
     def take_over(self, run: RunRecord) -> bool:
         """Claim `run` for this process, unless another process changed it since it was read
         (two `castline resume` of one run at once: only one may go on)."""
