@@ -65,7 +65,17 @@ def test() -> None:
     run(BIN / "ruff", "check", "castline", "tests", "bench", "dev.py")
     run(BIN / "ruff", "format", "--check", "castline", "tests", "bench", "dev.py")
     run(BIN / "mypy")
+    # the hostile-input tests copy every output they see here; none may hold a traceback
+    log = ROOT / ".pytest-hostile-output.log"
+    log.unlink(missing_ok=True)
+    os.environ["CASTLINE_HOSTILE_LOG"] = str(log)
     run(BIN / "pytest", "-q")
+    outputs = log.read_text(encoding="utf-8") if log.exists() else ""
+    if not outputs:
+        sys.exit(f"{log.name} is empty: the hostile-input tests recorded nothing")
+    if "Traceback" in outputs:
+        sys.exit(f"a hostile input printed a traceback; see {log.name}")
+    print(f"no traceback in {outputs.count(chr(10) + '--- ') + 1} hostile-input outputs")
 
 
 def bench() -> None:

@@ -153,6 +153,12 @@ def _check_web_url(url: str) -> str:
     return url
 
 
+def _check_file_name(name: str) -> str:
+    if "/" in name or "\\" in name or name in {".", ".."} or not name.isprintable():
+        raise ValueError(f"{name!r} is not a plain file name; write e.g. feed.xml")
+    return name
+
+
 WebUrl = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_check_web_url)]
 MIN_TARGET_MINUTES, MAX_TARGET_MINUTES = 1.0, 180.0
 
@@ -301,22 +307,22 @@ class Feed(_Strict):
         default=None,
         description="public URL under which output_dir is served, e.g. https://example.org/pod",
     )
-    owner_email: str | None = None
-    category: str = "Science"
-    file: str = "feed.xml"
+    owner_email: Text | None = None
+    category: Text = "Science"
+    file: Annotated[Text, AfterValidator(_check_file_name)] = "feed.xml"
 
 
 class Audio(_Strict):
     """How episodes are voiced and mastered."""
 
     voice: bool = Field(default=True, description="false: publish the script only, no audio")
-    engine: str = Field(
+    engine: Text = Field(
         default="espeak",
         description="espeak (offline), piper (offline, a voice model file per host), openai, "
         "elevenlabs, gemini, or a provider named under `providers:` with `api: openai` (an "
         "OpenAI-compatible speech server)",
     )
-    model: str | None = Field(
+    model: Text | None = Field(
         default=None,
         description="the engine's model (e.g. tts-1-hd, eleven_multilingual_v2, "
         "gemini-3.8-flash-tts); its default when unset",
@@ -328,8 +334,8 @@ class Audio(_Strict):
     sample_rate: Literal[22050, 44100] = 44100
     turn_pause_s: Annotated[float, Field(ge=0, le=3)] = 0.35
     segment_pause_s: Annotated[float, Field(ge=0, le=5)] = 1.0
-    intro_music: str | None = None
-    outro_music: str | None = None
+    intro_music: Text | None = None
+    outro_music: Text | None = None
     music_gain_db: Annotated[float, Field(ge=-40, le=0)] = -18.0
     ducking_db: Annotated[float, Field(ge=-40, le=0)] = -12.0
     concurrency: Annotated[int, Field(ge=1, le=16)] = 4
