@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from castline.budget.ledger import Ledger
-from castline.config import Show, show_key
+from castline.budget.prices import Pricer
+from castline.config import Show, load_show, roles_reached, show_key
 from castline.engine import runtime
 from castline.engine.inspection import owner_alive, owner_beating
 from castline.engine.preflight import NUMBER_RELEASED_BY, create_run
 from castline.errors import ProviderError, RunError, RunNotResumable, StageFailed
-from castline.store import EventRecord
+from castline.llm.registry import plan_routing
+from castline.store import EventRecord, RunRecord
 
 if TYPE_CHECKING:
     from castline.engine.runner import RunResult
@@ -143,6 +145,7 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
                 "with one number. Produce this topic again instead.",
                 run_id=record.id,
             )
+    reroute(record)
     unreconciled = Ledger(store).mark_unreconciled(record.id)
     store.update_run(record.id, status="running", error=None)  # before it can end again
     handle = workflows.resume(record.workflow_id)
@@ -165,6 +168,57 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
         },
     )
     return follow(record.id, handle, on_event)
+
+
+# How the show reaches its models; a resume takes these up from the show bible as it is now,
+# so that "fix the routing, then resume" works. What the episode says (hosts, rules, budget,
+# length) stays as the run started.
+REACHING_KEYS = ("routing", "providers", "prices", "retries")
+
+
+def reroute(record: RunRecord) -> None:
+    """Give a resumed run the show bible's current routing, providers, prices and retries,
+    checked as a new run's would be; a run keeps being offline or live as it started."""
+    from dataclasses import asdict
+
+    path = Path(record.show_path)
+    if not path.exists():
+        return
+    current = load_show(path)
+    started = Show.model_validate(record.spec["show"])
+    if all(getattr(current, key) == getattr(started, key) for key in REACHING_KEYS):
+        return
+    updated = started.model_copy(update={key: getattr(current, key) for key in REACHING_KEYS})
+    routing = plan_routing(updated, record.spec.get("provider"), needed=roles_reached(updated))
+    store = runtime.store()
+    if routing.offline != record.offline:
+        store.add_event(
+            record.id,
+            "decision",
+            f"{path} now routes the run {'offline' if routing.offline else 'live'}; it started "
+            f"{'offline' if record.offline else 'live'} and keeps its routing",
+        )
+        return
+    pricer = Pricer(updated.prices)
+    for chain in routing.routes.values():
+        for route in chain:
+            pricer.check(route.priced_as)
+    store.update_run(
+        record.id,
+        routing_reason=routing.reason,
+        spec={
+            **record.spec,
+            "show": updated.model_dump(mode="json"),
+            "routing": {role: [asdict(r) for r in chain] for role, chain in routing.routes.items()},
+        },
+    )
+    runtime.forget(record.id)
+    store.add_event(
+        record.id,
+        "rerouted",
+        f"the run takes up {path}'s current routing: {routing.reason}",
+        data={"routing": {role: [r.label for r in chain] for role, chain in routing.routes.items()}},
+    )
 
 
 def follow(run_id: str, handle: Any, on_event: EventCallback | None = None) -> Outcome:

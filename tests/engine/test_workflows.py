@@ -261,3 +261,24 @@ def test_two_resumes_at_once_finish_the_run_once(show_copy: Path) -> None:
     assert any(why in refused for why in ("being resumed", "being run by", "still running in"))
     assert store.get_run(run.id).status == "completed"
     assert max(_ok_counts(store, run.id).values()) == 1
+
+
+def test_a_resume_takes_up_the_routing_fixed_in_the_show_bible(show_copy: Path) -> None:
+    """"Fix the cause, then resume": a run started before its routing was corrected takes up
+    the show bible's routing when it resumes, and says so; what the episode says stays."""
+    run_id = preflight.create_run(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    show_copy.write_text(
+        show_copy.read_text().replace("target_minutes: 20", "target_minutes: 5")
+        + "\nrouting:\n  writer: ['anthropic:claude-sonnet-4-6']\n"
+    )
+
+    outcome = episodes.resume(run_id)
+
+    store = Store(database_url())
+    writes = [c for c in store.calls(run_id) if c.step_key.startswith("write.")]
+    assert outcome.status == "completed"
+    assert writes and {c.priced_as for c in writes} == {"anthropic:claude-sonnet-4-6"}
+    [rerouted] = [e for e in store.events(run_id) if e.kind == "rerouted"]
+    assert rerouted.data["routing"]["writer"] == ["offline (anthropic:claude-sonnet-4-6)"]
+    run = store.get_run(run_id)
+    assert run.spec["show"]["episode"]["target_minutes"] == 20  # the episode is as started
