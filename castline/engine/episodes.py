@@ -217,7 +217,9 @@ def reroute(record: RunRecord) -> None:
         record.id,
         "rerouted",
         f"the run takes up {path}'s current routing: {routing.reason}",
-        data={"routing": {role: [r.label for r in chain] for role, chain in routing.routes.items()}},
+        data={
+            "routing": {role: [r.label for r in chain] for role, chain in routing.routes.items()}
+        },
     )
 
 
