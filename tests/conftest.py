@@ -60,3 +60,13 @@ def show_copy(tmp_path: Path) -> Path:
     target.parent.mkdir(parents=True)
     target.write_text((EXAMPLE / "show.yaml").read_text() + TEXT_ONLY)
     return target
+
+
+@pytest.fixture
+def ledger_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let a run start that preflight would refuse for its budget, to test the ledger's own
+    defence: what a run does when its budget runs out underway."""
+    from castline.engine import preflight
+
+    monkeypatch.setattr(preflight, "check_budget", lambda prepared: None)
+    monkeypatch.setattr(preflight, "check_budget_floor", lambda *args: 0)

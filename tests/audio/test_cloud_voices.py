@@ -251,7 +251,7 @@ def test_a_local_openai_compatible_speech_server_is_free_only_by_an_explicit_pri
 
 
 def test_speech_the_budget_cannot_fit_halts_the_run_until_a_larger_budget_voices_it(
-    short_show: tuple[Path, Path], fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+    short_show: tuple[Path, Path], fake: FakeAPI, monkeypatch: pytest.MonkeyPatch, ledger_only: None
 ) -> None:
     show, source = short_show
     # the text costs about $0.29 (shadow), its speech about $0.08 more

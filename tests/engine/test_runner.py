@@ -7,8 +7,11 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from castline.config import database_url
 from castline.engine import episodes, inspection
+from castline.errors import ConfigError
 from castline.store import Store
 from tests.conftest import EXAMPLE_SOURCES, EXAMPLE_TOPIC
 
@@ -31,7 +34,15 @@ def test_default_budget_does_not_degrade(show_copy: Path) -> None:
     assert Decimal(0) < record.peak_reserved <= record.budget  # research runs concurrently
 
 
-def test_fifty_cent_budget_degrades_and_halts_and_says_why(show_copy: Path) -> None:
+def test_a_budget_the_forecast_cannot_fit_is_refused_before_the_run(show_copy: Path) -> None:
+    with pytest.raises(ConfigError, match=r"the budget \$0.50 cannot cover this episode"):
+        episodes.produce(_with_budget(show_copy, "0.50"), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    assert Store(database_url()).list_runs() == []
+
+
+def test_fifty_cent_budget_degrades_and_halts_and_says_why(
+    show_copy: Path, ledger_only: None
+) -> None:
     outcome = episodes.produce(_with_budget(show_copy, "0.50"), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
 
     store = Store(database_url())
@@ -54,7 +65,9 @@ def test_fifty_cent_budget_degrades_and_halts_and_says_why(show_copy: Path) -> N
     assert sum((c.cost for c in detail.calls), Decimal(0)) == outcome.cost
 
 
-def test_a_budget_too_small_for_any_research_halts_before_writing(show_copy: Path) -> None:
+def test_a_budget_too_small_for_any_research_halts_before_writing(
+    show_copy: Path, ledger_only: None
+) -> None:
     outcome = episodes.produce(_with_budget(show_copy, "0.01"), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
 
     assert outcome.status == "halted" and outcome.halted_at == "research"
