@@ -6,14 +6,18 @@ it is kept apart from instructions when prompts are rendered (see `castline.llm.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import logging
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from castline.domain import Section, Source, SourceKind
 from castline.errors import SourceError
+from castline.text import quotable, sentences
 
 _KINDS: dict[str, SourceKind] = {
     ".txt": "text",
@@ -25,14 +29,42 @@ _KINDS: dict[str, SourceKind] = {
     ".pdf": "pdf",
 }
 _MIN_WORDS = 20
+# One file: checked before it is read.
+MAX_SOURCE_BYTES = 10 * 1024 * 1024
+# All sources of a run: each research prompt carries them whole, so they must fit the
+# researcher's context window (about 130,000 tokens) and its share of the budget.
+MAX_SOURCE_WORDS = 100_000
 
 
 def read_sources(paths: Sequence[Path]) -> list[Source]:
-    """Read every source, giving each a short unique id derived from its file name."""
+    """Read every source, giving each a short unique id derived from its file name; the same
+    file, or the same content, given twice is refused (it would be cited as two sources)."""
     sources: list[Source] = []
     used: set[str] = set()
+    seen_paths: dict[Path, Path] = {}
+    seen_content: dict[str, Path] = {}
+    words = 0
     for path in paths:
-        source = read_source(Path(path))
+        path = Path(path)
+        resolved = path.resolve()
+        if resolved in seen_paths:
+            raise SourceError(path, f"is given twice (as {seen_paths[resolved]} too); give it once")
+        seen_paths[resolved] = path
+        source = read_source(path)
+        if source.sha256 in seen_content:
+            raise SourceError(
+                path,
+                f"has the same content as {seen_content[source.sha256]}; give one of them",
+            )
+        seen_content[source.sha256] = path
+        words += sum(len(section.text.split()) for section in source.sections)
+        if words > MAX_SOURCE_WORDS:
+            raise SourceError(
+                path,
+                f"brings the sources to {words:,} words, more than the {MAX_SOURCE_WORDS:,} a "
+                "run can read (every research prompt carries them whole); keep only the "
+                "chapters on the topic, or split the topic into episodes",
+            )
         base = source.id
         suffix = 2
         while source.id in used:
@@ -48,21 +80,25 @@ def read_source(path: Path) -> Source:
     if kind is None:
         allowed = ", ".join(sorted(_KINDS))
         raise SourceError(path, f"unsupported file type {path.suffix!r}; use one of {allowed}")
+    if not path.exists():
+        raise SourceError(path, "file not found; check the path given to --source")
+    if not path.is_file():
+        raise SourceError(path, "is not a regular file (a folder?); give the document itself")
     try:
+        size = path.stat().st_size
+        if size > MAX_SOURCE_BYTES:
+            raise SourceError(
+                path,
+                f"is {size / 2**20:,.1f} MiB, more than the {MAX_SOURCE_BYTES // 2**20} MiB a "
+                "source may be; keep only the chapters on the topic",
+            )
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SourceError(path, "file not found; check the path given to --source") from None
     except OSError as exc:
         raise SourceError(path, f"cannot be read ({exc.strerror})") from None
     if kind == "pdf":
         title, sections = _read_pdf(path, raw)
     else:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise SourceError(
-                path, f"is not UTF-8 text (byte {exc.start}); re-save it as UTF-8"
-            ) from None
+        text = _decode(path, raw)
         if kind == "html":
             title, sections = _read_html(text)
         elif kind == "markdown":
@@ -77,6 +113,12 @@ def read_source(path: Path) -> Source:
             f"has only {words} words of readable text (at least {_MIN_WORDS} needed); "
             "a scanned PDF needs OCR first",
         )
+    if not any(quotable(sentence) for s in sections for sentence in sentences(s.text)):
+        raise SourceError(
+            path,
+            f"has {words:,} words but no complete sentence castline can cite (one of 8-45 "
+            "words ending in a full stop); give a source written in prose, not a list or table",
+        )
     return Source(
         id=_slug(path.stem),
         title=title or path.stem.replace("-", " ").replace("_", " ").title(),
@@ -85,6 +127,25 @@ def read_source(path: Path) -> Source:
         sha256=hashlib.sha256(raw).hexdigest(),
         sections=sections,
     )
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """Text as UTF-8 (a byte-order mark is dropped) or UTF-16 with its byte-order mark."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise SourceError(path, "is not valid UTF-16 text; re-save it as UTF-8") from None
+    if b"\x00" in raw[:8192]:
+        raise SourceError(
+            path, "looks like a binary file, not text; give the document in txt, md, html or pdf"
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            path, f"is not UTF-8 text (byte {exc.start}); re-save it as UTF-8"
+        ) from None
 
 
 def _slug(name: str) -> str:
@@ -178,23 +239,42 @@ def _read_html(text: str) -> tuple[str, list[Section]]:
     return title, sections
 
 
+@contextmanager
+def _quiet_pypdf() -> Iterator[None]:
+    """pypdf logs every repair it attempts on a damaged file; castline reports one error."""
+    logger = logging.getLogger("pypdf")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def _read_pdf(path: Path, raw: bytes) -> tuple[str, list[Section]]:
     import io
 
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet_pypdf():
             reader = PdfReader(io.BytesIO(raw))
-            if reader.is_encrypted:
+            if reader.is_encrypted and not reader.decrypt(""):
                 raise SourceError(path, "is an encrypted PDF; save an unencrypted copy")
             pages = [page.extract_text() or "" for page in reader.pages]
             metadata_title = reader.metadata.title if reader.metadata else None
     except SourceError:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise SourceError(path, f"is not a readable PDF ({type(exc).__name__}: {exc})") from None
+    # pypdf raises whatever its parsers meet in a damaged file (its own errors, but also
+    # NotImplementedError for an unknown filter, ValueError, KeyError, AttributeError, ...):
+    # for an input, every one of them means the same thing.
+    except Exception as exc:
+        raise SourceError(
+            path,
+            f"is not a readable PDF ({type(exc).__name__}: {exc}); open it in a PDF viewer "
+            "and save or print it as a new PDF, or export its text",
+        ) from None
     title, sections = _read_plain("\n".join(pages))
     return str(metadata_title or title), sections

@@ -190,8 +190,8 @@ def test_same_stem_gets_unique_ids(tmp_path: Path) -> None:
     first = tmp_path / "a" / "notes.md"
     second = tmp_path / "b" / "notes.txt"
     third = tmp_path / "b" / "Notes.md"
-    for path in (first, second, third):
-        path.write_text(f"Title\n\n{PARAGRAPH}\n")
+    for number, path in enumerate((first, second, third)):
+        path.write_text(f"Title {number}\n\n{PARAGRAPH}\n")
 
     sources = read_sources([first, second, third])
 
@@ -205,7 +205,7 @@ def test_unique_ids_do_not_collide_with_a_real_suffixed_name(tmp_path: Path) -> 
     for name in names:
         path = tmp_path / name
         path.parent.mkdir(exist_ok=True)
-        path.write_text(f"# Title\n\n{PARAGRAPH}\n")
+        path.write_text(f"# Title of {name}\n\n{PARAGRAPH}\n")
         paths.append(path)
 
     ids = [s.id for s in read_sources(paths)]
