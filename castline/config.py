@@ -111,7 +111,7 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 # Characters that would make a speaker label ambiguous in `Name: text` transcripts and
 # `**Name:**` scripts, or break a caption line.
-_LABEL_BREAKERS = frozenset(":*[]#<>|\"\\")
+_LABEL_BREAKERS = frozenset(':*[]#<>|"\\')
 MAX_HOST_NAME = 40
 
 
@@ -198,9 +198,9 @@ class Rules(_Strict):
 
 
 class EpisodeDefaults(_Strict):
-    target_minutes: Annotated[
-        float, Field(ge=MIN_TARGET_MINUTES, le=MAX_TARGET_MINUTES)
-    ] = DEFAULT_TARGET_MINUTES
+    target_minutes: Annotated[float, Field(ge=MIN_TARGET_MINUTES, le=MAX_TARGET_MINUTES)] = (
+        DEFAULT_TARGET_MINUTES
+    )
     words_per_minute: Annotated[int, Field(ge=60, le=300)] = DEFAULT_WORDS_PER_MINUTE
     length_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.15
 
