@@ -264,7 +264,7 @@ def test_two_resumes_at_once_finish_the_run_once(show_copy: Path) -> None:
 
 
 def test_a_resume_takes_up_the_routing_fixed_in_the_show_bible(show_copy: Path) -> None:
-    """ "Fix the cause, then resume": a run started before its routing was corrected takes up
+    """Fix the cause, then resume: a run started before its routing was corrected takes up
     the show bible's routing when it resumes, and says so; what the episode says stays."""
     run_id = preflight.create_run(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
     show_copy.write_text(
