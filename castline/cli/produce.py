@@ -95,6 +95,7 @@ def produce(
         lambda: create_run(show, topic, list(sources), provider=provider, number=number)
     )
     app.console.print(f"run [bold]{run_id}[/]")
+    print_routing(run_id)
 
     def start() -> Outcome:
         from castline.engine import episodes, runtime, workflows
@@ -106,6 +107,24 @@ def produce(
         outcome = guarded(start)
     print_cost(describe(outcome.run_id).cost, brief=True)
     render_outcome(outcome)
+
+
+def print_routing(run_id: str) -> None:
+    """The routing plan preflight recorded (role, models, prices), and its warnings, before the
+    first paid call."""
+    from castline.engine import runtime
+
+    for event in runtime.store().events(run_id):
+        if event.kind != "routing":
+            continue
+        table = Table(title=f"routing: {event.message.splitlines()[0]}", title_justify="left")
+        for column in ("role", "models, in the order tried", "$/M in", "$/M out"):
+            table.add_column(column, justify="right" if column.startswith("$") else "left")
+        for row in event.data.get("rows", []):
+            table.add_row(row["role"], ", ".join(row["routes"]), row["input"], row["output"])
+        app.console.print(table)
+        for warning in event.data.get("warnings", []):
+            app.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 @cli.command()

@@ -22,7 +22,7 @@ from castline.domain import Source
 from castline.engine import runtime
 from castline.errors import ConfigError, EpisodeNumberTaken
 from castline.llm.base import Usage
-from castline.llm.registry import Route, Routing, plan_routing
+from castline.llm.registry import Route, Routing, plan_routing, routing_plan
 from castline.sources import read_sources
 from castline.store import NumberedRun, Store, to_nanos
 
@@ -270,6 +270,25 @@ def record_run(
     )
     sources = prepared.sources
     store.save_sources(run_id, [source.model_dump(mode="json") for source in sources])
+    plan = routing_plan(show, routing, Pricer(show.prices))
+    store.add_event(
+        run_id,
+        "routing",
+        "\n".join(plan.lines()),
+        data={
+            "rows": [
+                {
+                    "role": row.role + (" (default)" if row.left_at_default else ""),
+                    "routes": [route.priced_as for route in routing.routes[row.role]],
+                    "input": str(row.input_per_million),
+                    "output": str(row.output_per_million),
+                }
+                for row in plan.rows
+                if row.chain
+            ],
+            "warnings": [warning.message for warning in plan.warnings],
+        },
+    )
     store.add_event(
         run_id,
         "created",

@@ -19,9 +19,12 @@ from castline.llm.wire import (
     BatchItem,
     BatchProvider,
     BatchState,
+    classify,
+    described,
     failure,
     missing_sdk,
     parse_reply,
+    unreachable,
 )
 
 if TYPE_CHECKING:
@@ -40,6 +43,8 @@ class AnthropicProvider(BatchProvider):
         self._key = api_key
         self._sdk = anthropic
         self._cache = settings.prompt_cache
+        self._configured = settings.base_url is not None
+        self._timeout_s = settings.timeout_s
         self.client: anthropic.Anthropic = anthropic.Anthropic(
             api_key=api_key,
             base_url=settings.base_url,
@@ -112,8 +117,18 @@ class AnthropicProvider(BatchProvider):
 
     def _failure(self, model: str, exc: anthropic.AnthropicError) -> ProviderError:
         sdk = self._sdk
-        if isinstance(exc, sdk.APITimeoutError):
-            return ProviderError(f"{self.label} {model}: timeout: {exc}", kind="timeout")
+        if isinstance(exc, sdk.APIConnectionError):  # APITimeoutError is one too
+            timed_out = isinstance(exc, sdk.APITimeoutError)
+            return unreachable(
+                self.label,
+                model,
+                described(exc),
+                kind="timeout" if timed_out else classify(None, str(exc)),
+                url=str(self.client.base_url),
+                configured=self._configured,
+                timeout_s=self._timeout_s,
+                secret=self._key,
+            )
         if isinstance(exc, sdk.APIStatusError):
             return failure(
                 self.label,

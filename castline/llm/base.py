@@ -126,9 +126,14 @@ class Repair:
 
 @dataclass(frozen=True)
 class Result(Generic[OutT]):
+    """A task's answer. `notes` are what the provider did that a user should know of, such as
+    a server that made it step down to weaker structured output; the engine records each with
+    the call."""
+
     output: OutT
     usage: Usage
     model: str
+    notes: tuple[str, ...] = ()
 
 
 class Provider(ABC):

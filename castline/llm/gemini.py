@@ -18,9 +18,14 @@ from castline.llm.wire import (
     BatchItem,
     BatchProvider,
     BatchState,
+    classify,
+    described,
     failure,
+    is_transport_error,
     missing_sdk,
     parse_reply,
+    request_url,
+    unreachable,
 )
 from castline.text import estimate_tokens
 
@@ -44,6 +49,11 @@ class GeminiProvider(BatchProvider):
             base_url=settings.base_url, timeout=int(settings.timeout_s * 1000)
         )
         self.client = genai.Client(api_key=api_key, http_options=options)
+        self._configured = settings.base_url is not None
+        self._timeout_s = settings.timeout_s
+        # the SDK's own default address when the settings name none, for connection messages
+        http = getattr(getattr(self.client, "_api_client", None), "_http_options", None)
+        self._base_url: str | None = settings.base_url or getattr(http, "base_url", None)
 
     def _contents(self, task: Task[Any], repair: Repair | None) -> tuple[str, list[Any]]:
         types = self._types
@@ -94,7 +104,15 @@ class GeminiProvider(BatchProvider):
         return int(counted.total_tokens or 0) + estimate_tokens(system)
 
     def _failure(self, model: str, exc: Exception) -> ProviderError:
-        return failure_of(self.label, model, exc, self._key)
+        return failure_of(
+            self.label,
+            model,
+            exc,
+            self._key,
+            base_url=self._base_url,
+            configured=self._configured,
+            timeout_s=self._timeout_s,
+        )
 
     # Batch mode
 
@@ -150,8 +168,19 @@ class GeminiProvider(BatchProvider):
         return results
 
 
-def failure_of(label: str, model: str, exc: Exception, key: str | None) -> ProviderError:
-    """The engine's view of an exception the `google-genai` SDK raised."""
+def failure_of(
+    label: str,
+    model: str,
+    exc: Exception,
+    key: str | None,
+    *,
+    base_url: str | None = None,
+    configured: bool = True,
+    timeout_s: float | None = None,
+) -> ProviderError:
+    """The engine's view of an exception the `google-genai` SDK raised. The SDK lets its
+    transport's (httpx's) connection errors and timeouts through: those name the server's
+    address (`base_url`, else the request's) and what to check."""
     from google.genai import errors
 
     if isinstance(exc, errors.APIError):
@@ -165,8 +194,18 @@ def failure_of(label: str, model: str, exc: Exception, key: str | None) -> Provi
             retry_after=headers.get("retry-after") if hasattr(headers, "get") else None,
             secret=key,
         )
-    if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc).lower():
-        return ProviderError(f"{label} {model}: timeout: {type(exc).__name__}", kind="timeout")
+    timed_out = "timeout" in type(exc).__name__.lower() or "timed out" in str(exc).lower()
+    if timed_out or is_transport_error(exc):
+        return unreachable(
+            label,
+            model,
+            described(exc),
+            kind="timeout" if timed_out else classify(None, f"{type(exc).__name__}: {exc}"),
+            url=base_url or request_url(exc),
+            configured=configured,
+            timeout_s=timeout_s,
+            secret=key,
+        )
     return failure(label, model, None, f"{type(exc).__name__}: {exc}", secret=key)
 
 

@@ -7,6 +7,7 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
@@ -97,6 +98,84 @@ def failure(
     where = f"HTTP {status}" if status is not None else "no response"
     text = redact(f"{provider} {model}: {kind} ({where}): {message}", secret)
     return ProviderError(text[:600], kind=kind, retry_after=wait if kind == "rate_limit" else None)
+
+
+def endpoint(url: object) -> str:
+    """A URL fit for a message: scheme, host, port and path; never the user name, password or
+    query, any of which may hold a key."""
+    try:
+        parts = urlsplit(str(url))
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(an unreadable address)"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) or "(an unknown address)"
+
+
+def request_url(exc: BaseException) -> str | None:
+    """The URL of the request an SDK's or httpx's connection error was raised for, if known."""
+    try:
+        request = getattr(exc, "request", None)
+    except RuntimeError:  # httpx raises when the error carries no request
+        return None
+    url = getattr(request, "url", None)
+    return str(url) if url is not None else None
+
+
+def unreachable(
+    provider: str,
+    model: str,
+    detail: str,
+    *,
+    kind: FailureKind,
+    url: str | None,
+    configured: bool,
+    timeout_s: float | None = None,
+    secret: str | None = None,
+) -> ProviderError:
+    """A call that got no answer from the server, named by provider and address (never the key)
+    with what to check. `kind` is the caller's classification, unchanged by the rewording."""
+    where = endpoint(url) if url else "its default address"
+    setting = f"`providers.{provider}.base_url`"
+    if configured:
+        hint = f"is the server running? check {setting} in the show bible"
+    else:
+        hint = f"is the network up? to use another server, set {setting} in the show bible"
+    if kind == "timeout":
+        within = f" within {timeout_s:g} s" if timeout_s is not None else ""
+        head = f"{provider} {model}: timeout (no answer{within} from {where})"
+        hint += f", or raise `providers.{provider}.timeout_s` for a slow one"
+    else:
+        head = f"{provider} {model}: {kind} (cannot connect to {where})"
+    text = redact(f"{head}: {detail}; {hint}", secret)
+    return ProviderError(text[:600], kind=kind)
+
+
+_TRANSPORTS = frozenset({"httpx", "httpx2", "httpcore"})
+
+
+def is_transport_error(exc: BaseException) -> bool:
+    """Whether `exc` says the server could not be reached or did not answer: an OS connection
+    error or timeout, or the transport's (httpx's, or httpx2's, which google-genai may use)."""
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    return any(
+        cls.__name__ == "TransportError" and cls.__module__.split(".")[0] in _TRANSPORTS
+        for cls in type(exc).__mro__
+    )
+
+
+def described(exc: BaseException) -> str:
+    """An exception as `Type: message`, with the cause an SDK wraps (its "Connection error."
+    alone says nothing about why)."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += f" ({type(cause).__name__}: {' '.join(str(cause).split())})"
+    return text
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ thinking tokens), token counting, every fault's classification, repair, and batc
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -226,6 +227,14 @@ def test_count_tokens_is_none_for_a_retired_model(
     assert provider.count_tokens(tasks["fanout"], RETIRED) is None
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on: bound, read, closed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 # --- faults --------------------------------------------------------------------------------------
 
 
@@ -277,6 +286,8 @@ def test_a_slow_reply_is_a_timeout(fake: FakeAPI, tasks: dict[str, Task[Any]]) -
     assert raised.value.kind == "timeout"
     assert raised.value.retry_after is None
     assert_clean(raised.value)
+    assert f"timeout (no answer within 0.3 s from {fake.url}" in str(raised.value)
+    assert "or raise `providers.gemini.timeout_s` for a slow one" in str(raised.value)
 
 
 def test_a_retired_model_is_not_found(
@@ -478,3 +489,43 @@ def test_an_unknown_batch_is_not_found(provider: GeminiProvider) -> None:
 
     assert raised.value.kind == "not_found"
     assert KEY not in str(raised.value)
+
+
+def test_a_server_that_is_down_is_named_with_a_hint(tasks: dict[str, Task[Any]]) -> None:
+    port = closed_port()
+    settings = ProviderSettings(api="gemini", base_url=f"http://127.0.0.1:{port}", timeout_s=5)
+    provider = GeminiProvider("local", settings, KEY)
+
+    with pytest.raises(ProviderError) as raised:
+        provider.complete(tasks["fanout"], MODEL)
+
+    message = str(raised.value)
+    assert message.startswith(f"local {MODEL}: error (cannot connect to http://127.0.0.1:{port}): ")
+    assert "Connection refused" in message  # the cause, not only the SDK's "Connection error."
+    assert message.endswith(
+        "is the server running? check `providers.local.base_url` in the show bible"
+    )
+    assert raised.value.kind == "error"  # classified as before: not retried, falls back
+    assert KEY not in message
+
+
+def test_the_vendors_own_address_gets_a_network_hint(
+    tasks: dict[str, Task[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = GeminiProvider("gemini", ProviderSettings(api="gemini", timeout_s=5), KEY)
+    refused = ConnectionRefusedError(111, "Connection refused")
+
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise refused
+
+    monkeypatch.setattr(socket.socket, "connect", unreachable)
+
+    with pytest.raises(ProviderError) as raised:
+        provider.complete(tasks["fanout"], MODEL)
+
+    message = str(raised.value)
+    assert "(cannot connect to https://generativelanguage.googleapis.com/)" in message
+    assert message.endswith(
+        "is the network up? to use another server, set `providers.gemini.base_url` in the "
+        "show bible"
+    )

@@ -4,6 +4,8 @@ JSON schema to a JSON object to no response format for servers that reject them.
 
 from __future__ import annotations
 
+import logging
+import socket
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -173,6 +175,14 @@ def test_count_tokens_is_not_offered(
     assert sum(fake.stats.requests.values()) == 0
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on: bound, read, closed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 # --- faults --------------------------------------------------------------------------------------
 
 
@@ -226,6 +236,8 @@ def test_a_slow_reply_is_a_timeout(fake: FakeAPI, tasks: dict[str, Task[Any]]) -
     assert raised.value.kind == "timeout"
     assert raised.value.retry_after is None
     assert_clean(raised.value)
+    assert f"timeout (no answer within 0.3 s from {fake.url}" in str(raised.value)
+    assert "or raise `providers.openai.timeout_s` for a slow one" in str(raised.value)
 
 
 def test_a_retired_model_is_not_found(
@@ -420,3 +432,96 @@ def test_a_format_rejection_without_a_format_left_is_an_invalid_request(
     assert_clean(raised.value)
     assert provider.format == "none"
     assert len(bodies(fake)) == 1
+
+
+def test_a_server_that_is_down_is_named_with_a_hint(tasks: dict[str, Task[Any]]) -> None:
+    port = closed_port()
+    settings = ProviderSettings(api="openai", base_url=f"http://127.0.0.1:{port}/v1", timeout_s=5)
+    provider = OpenAICompatibleProvider("local", settings, KEY)
+
+    with pytest.raises(ProviderError) as raised:
+        provider.complete(tasks["fanout"], MODEL)
+
+    message = str(raised.value)
+    assert message.startswith(
+        f"local {MODEL}: error (cannot connect to http://127.0.0.1:{port}/v1/): "
+    )
+    assert "Connection refused" in message  # the cause, not only the SDK's "Connection error."
+    assert message.endswith(
+        "is the server running? check `providers.local.base_url` in the show bible"
+    )
+    assert raised.value.kind == "error"  # classified as before: not retried, falls back
+    assert KEY not in message
+
+
+def test_the_vendors_own_address_gets_a_network_hint(
+    tasks: dict[str, Task[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = OpenAICompatibleProvider("openai", ProviderSettings(api="openai", timeout_s=5), KEY)
+    refused = ConnectionRefusedError(111, "Connection refused")
+
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise refused
+
+    monkeypatch.setattr(socket.socket, "connect", unreachable)
+
+    with pytest.raises(ProviderError) as raised:
+        provider.complete(tasks["fanout"], MODEL)
+
+    message = str(raised.value)
+    assert "(cannot connect to https://api.openai.com/v1/)" in message
+    assert message.endswith(
+        "is the network up? to use another server, set `providers.openai.base_url` in the "
+        "show bible"
+    )
+
+
+def test_each_step_down_is_a_note_on_the_result_and_a_logged_warning(
+    provider: OpenAICompatibleProvider,
+    fake: FakeAPI,
+    tasks: dict[str, Task[Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    proper = provider._response_format
+
+    def rejected(task: Task[Any]) -> Any:
+        if provider.format == "json_schema":
+            return {"type": "json_schema", "json_schema": {"schema": {}}}  # no name
+        if provider.format == "json_object":
+            return "json_object"  # not an object
+        return proper(task)
+
+    monkeypatch.setattr(provider, "_response_format", rejected)
+    caplog.set_level(logging.WARNING, logger="castline.llm.openai_compat")
+
+    result = provider.complete(tasks["fanout"], MODEL)
+    again = provider.complete(tasks["review"], MODEL)
+
+    first, second = result.notes
+    assert first.startswith(
+        f"openai {MODEL} rejected structured output as a JSON schema (response_format "
+        "json_schema) ("
+    )
+    assert first.endswith("asking for a JSON object (response_format json_object) from now on")
+    assert second.startswith(
+        f"openai {MODEL} rejected structured output as a JSON object (response_format "
+        "json_object) ("
+    )
+    assert second.endswith(
+        "asking for the schema in the prompt only (no response_format; replies are still "
+        "validated) from now on"
+    )
+    assert again.notes == ()  # the next call starts at the format that worked: nothing new
+    records = [r for r in caplog.records if r.name == "castline.llm.openai_compat"]
+    assert [(r.levelno, r.getMessage()) for r in records] == [
+        (logging.WARNING, first),
+        (logging.WARNING, second),
+    ]
+    assert KEY not in first + second
+
+
+def test_a_call_that_needs_no_step_down_carries_no_note(
+    provider: OpenAICompatibleProvider, tasks: dict[str, Task[Any]]
+) -> None:
+    assert provider.complete(tasks["fanout"], MODEL).notes == ()

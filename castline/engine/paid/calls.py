@@ -283,6 +283,8 @@ class _Call:
                 cost=str(cost),
                 attempts=made,
             )
+            for note in result.notes:  # what the provider had to change to answer
+                self.event("provider-note", f"{route.label}: {note}", route=route.priced_as)
             return CallOutcome(
                 output=json.loads(response),
                 route=route.priced_as,
