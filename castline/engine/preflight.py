@@ -270,6 +270,18 @@ def record_run(
     )
     sources = prepared.sources
     store.save_sources(run_id, [source.model_dump(mode="json") for source in sources])
+    store.add_event(
+        run_id,
+        "created",
+        f"run created for {show.show.title!r}, episode {number}: {prepared.topic!r} from "
+        f"{len(sources)} source(s); {routing.reason}",
+        data={
+            "sources": [s.id for s in sources],
+            "offline": routing.offline,
+            "compute_ms": prepared.read_ms,
+            "number": number,
+        },
+    )
     plan = routing_plan(show, routing, Pricer(show.prices))
     store.add_event(
         run_id,
@@ -287,18 +299,6 @@ def record_run(
                 if row.chain
             ],
             "warnings": [warning.message for warning in plan.warnings],
-        },
-    )
-    store.add_event(
-        run_id,
-        "created",
-        f"run created for {show.show.title!r}, episode {number}: {prepared.topic!r} from "
-        f"{len(sources)} source(s); {routing.reason}",
-        data={
-            "sources": [s.id for s in sources],
-            "offline": routing.offline,
-            "compute_ms": prepared.read_ms,
-            "number": number,
         },
     )
     return number
