@@ -10,12 +10,14 @@
     │   ├── UnpricedModel        a routed model has no known price
     │   ├── EpisodeNumberTaken   another live run of the show already has that episode number
     │   ├── StoreUnavailable     the state directory or run store cannot be opened or written
+    │   ├── SourcesOffTopic      no source shares a word with the episode's topic
     │   └── UsageError           the command cannot act on that run as asked; nothing was done
     │       ├── RunNotFound      no run with that id
     │       └── RunNotResumable  the run is finished, waiting for a person, or running elsewhere
     ├── BudgetRefused            (internal) a call the budget could not fit; never escapes a run
     ├── RunError                 a run failed (CLI exit 1)
     │   ├── StageFailed          a stage raised; the run is resumable
+    │   ├── NothingToCite        research found nothing citable on the topic; resuming cannot help
     │   └── GateRejected         the script still fails its checks after the allowed revisions
     └── ProviderError            a model call failed; `kind` says what the engine may do next
         ├── MalformedOutput      the model replied, was billed, but the reply does not validate
@@ -122,6 +124,11 @@ class StoreUnavailable(ConfigError):
         )
 
 
+class SourcesOffTopic(ConfigError):
+    """None of the sources shares a content word with the topic: whoever wrote the episode, it
+    could not be about the topic and cite them."""
+
+
 class UsageError(ConfigError):
     """The command cannot act on the run as asked (unknown, finished, not waiting, busy);
     nothing was done or spent."""
@@ -170,6 +177,11 @@ class StageFailed(RunError):
             "completed steps.",
             run_id=run_id,
         )
+
+
+class NothingToCite(RunError):
+    """Research ended without a single note it could cite on the topic, and not for the budget:
+    the inputs stopped the run, so the message says which, and no resume is offered."""
 
 
 class GateRejected(RunError):

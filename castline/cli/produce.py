@@ -104,17 +104,19 @@ def produce(
         return episodes.follow(run_id, workflows.start(run_id), on_event)
 
     with progress() as on_event:
-        outcome = guarded(start)
+        outcome = start()
     print_cost(describe(outcome.run_id).cost, brief=True)
     render_outcome(outcome)
 
 
 def print_routing(run_id: str) -> None:
-    """The routing plan preflight recorded (role, models, prices), and its warnings, before the
-    first paid call."""
+    """The routing plan preflight recorded (role, models, prices), and its warnings (off-topic
+    sources among them), before the first paid call."""
     from castline.engine import runtime
 
     for event in runtime.store().events(run_id):
+        if event.kind == "sources-off-topic":
+            app.console.print(f"[yellow]warning:[/] {event.message}", highlight=False)
         if event.kind != "routing":
             continue
         table = Table(title=f"routing: {event.message.splitlines()[0]}", title_justify="left")
@@ -243,7 +245,7 @@ def voice(run_id: str, script_file: Path | None) -> None:
             ) from None
         script = guarded(lambda: parse_script(text, _title_of(run_id)))
     with progress() as on_event:
-        outcome = guarded(lambda: revoice(run_id, script=script, on_event=on_event))
+        outcome = revoice(run_id, script=script, on_event=on_event)
     render_outcome(outcome)
 
 
@@ -267,7 +269,7 @@ def resume(run_id: str, force: bool) -> None:
     from castline import resume as resume_run
 
     with progress() as on_event:
-        outcome = guarded(lambda: resume_run(run_id, on_event=on_event, force=force))
+        outcome = resume_run(run_id, on_event=on_event, force=force)
     render_outcome(outcome)
 
 

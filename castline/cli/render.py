@@ -80,7 +80,9 @@ def timestamp(ts: float) -> str:
 
 class progress:
     """A progress bar over the stages, fed by the run's audit events. It appears with the first
-    event, so a command refused before its run moves leaves no bar behind."""
+    event, so a command refused before its run moves leaves no bar behind. Errors are left to
+    leave the `with` block (the command group reports them), so the bar has stopped before the
+    message is printed, never after it."""
 
     bar: Progress
 

@@ -82,7 +82,7 @@ def review_approve(run_id: str, note: str | None) -> None:
     from castline import decide
 
     with progress() as on_event:
-        outcome = guarded(lambda: decide(run_id, "approved", note=note, on_event=on_event))
+        outcome = decide(run_id, "approved", note=note, on_event=on_event)
     render_outcome(outcome)
 
 
@@ -94,7 +94,7 @@ def review_reject(run_id: str, note: str | None) -> None:
     from castline import decide
 
     with progress() as on_event:
-        outcome = guarded(lambda: decide(run_id, "rejected", note=note, on_event=on_event))
+        outcome = decide(run_id, "rejected", note=note, on_event=on_event)
     render_outcome(outcome)
 
 
@@ -120,13 +120,11 @@ def review_edit(run_id: str) -> None:
             app.err_console.print(f"  - {message}", highlight=False)
         sys.exit(1)
     with progress() as on_event:
-        outcome = guarded(
-            lambda: decide(
-                run_id,
-                "approved",
-                note="approved as edited",
-                script=script.model_dump(mode="json"),
-                on_event=on_event,
-            )
+        outcome = decide(
+            run_id,
+            "approved",
+            note="approved as edited",
+            script=script.model_dump(mode="json"),
+            on_event=on_event,
         )
     render_outcome(outcome)

@@ -17,7 +17,13 @@ from castline.config import Show, load_show, roles_reached, show_key
 from castline.engine import runtime
 from castline.engine.inspection import owner_alive, owner_beating
 from castline.engine.preflight import NUMBER_RELEASED_BY, create_run
-from castline.errors import ProviderError, RunError, RunNotResumable, StageFailed
+from castline.errors import (
+    NothingToCite,
+    ProviderError,
+    RunError,
+    RunNotResumable,
+    StageFailed,
+)
 from castline.llm.registry import plan_routing
 from castline.store import EventRecord, RunRecord
 
@@ -262,8 +268,8 @@ def follow(run_id: str, handle: Any, on_event: EventCallback | None = None) -> O
         if store.get_run(run_id).status == "running":  # the workflow could not record it
             workflows.record_failure(run_id, message)
         record = store.get_run(run_id)
-        if isinstance(error, StageFailed):
-            raise error  # already says where and how to continue
+        if isinstance(error, (StageFailed, NothingToCite)):
+            raise error  # already says where and how to continue, or why it cannot
         if isinstance(error, (ProviderError, RunError)) or not isinstance(error, Exception):
             raise StageFailed(record.stage or "unknown", run_id, str(error)) from error
         raise StageFailed(record.stage or "unknown", run_id, message) from error

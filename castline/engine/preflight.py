@@ -1,7 +1,7 @@
 """Everything checked before money is spent, in this order: episode number, topic, show bible,
-sources, routing (keys and provider names, for every role a run can reach), prices, voicing,
-the output folder, and whether the budget can cover the episode at all. Only then is a run
-recorded, with its episode number and a snapshot of its inputs."""
+sources (readable, and on the topic), routing (keys and provider names, for every role a run can
+reach), prices, voicing, the output folder, and whether the budget can cover the episode at all.
+Only then is a run recorded, with its episode number and a snapshot of its inputs."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from castline.budget.prices import Pricer
 from castline.config import Show, load_show, roles_reached, show_key
 from castline.domain import Source
 from castline.engine import runtime
-from castline.errors import ConfigError, EpisodeNumberTaken
+from castline.errors import ConfigError, EpisodeNumberTaken, SourcesOffTopic
 from castline.llm.base import Usage
 from castline.llm.registry import Route, Routing, plan_routing, routing_plan
+from castline.relevance import off_topic
 from castline.sources import read_sources
 from castline.store import NumberedRun, Store, to_nanos
 
@@ -40,6 +41,7 @@ class Prepared:
     read_ms: float
     number: int | None = None  # the episode number asked for; None: the show's next
     voicing: Voicing | None = None  # None when the show publishes the script only
+    off_topic: tuple[str, ...] = ()  # ids of sources that share no word with the topic
 
 
 # A topic is a sentence or two saying what the episode is about; detail belongs in a source.
@@ -71,6 +73,19 @@ def check_topic(topic: str) -> str:
             "it with --source"
         )
     return topic
+
+
+def check_sources_on_topic(topic: str, sources: Sequence[Source]) -> tuple[str, ...]:
+    """Refuse sources none of which shares a content word with the topic (an episode could not
+    be about it and cite them); return the ids of those that do not, for a warning."""
+    unrelated = off_topic(sources, topic)
+    if sources and len(unrelated) == len(sources):
+        listed = ", ".join(source.title or source.id for source in sources)
+        raise SourcesOffTopic(
+            f"none of the sources mentions the topic {topic!r} (no word of it appears in "
+            f"{listed}); give sources about the topic, or a topic your sources cover"
+        )
+    return tuple(source.id for source in unrelated)
 
 
 def check_output_dir(show_path: Path, show: Show) -> Path:
@@ -190,6 +205,7 @@ def prepare(
     started = time.perf_counter()
     sources = read_sources([Path(p) for p in source_paths])
     read_ms = (time.perf_counter() - started) * 1000
+    off_topic = check_sources_on_topic(topic, sources)
     routing = plan_routing(show, provider, needed=roles_reached(show))
     pricer = Pricer(show.prices)
     for chain in routing.routes.values():
@@ -205,7 +221,7 @@ def prepare(
         master.check_music(show.audio, show_path.parent)
     check_output_dir(show_path, show)
     prepared = Prepared(
-        show_path, show, topic, sources, routing, provider, read_ms, number, voicing
+        show_path, show, topic, sources, routing, provider, read_ms, number, voicing, off_topic
     )
     if forecast:
         check_budget(prepared)
@@ -301,6 +317,14 @@ def record_run(
             "warnings": [warning.message for warning in plan.warnings],
         },
     )
+    if prepared.off_topic:
+        store.add_event(
+            run_id,
+            "sources-off-topic",
+            f"{len(prepared.off_topic)} source(s) share no word with the topic and will "
+            f"probably go unused: {', '.join(prepared.off_topic)}",
+            data={"sources": list(prepared.off_topic)},
+        )
     return number
 
 

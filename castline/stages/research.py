@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from castline.domain import KnowledgeBase
-from castline.errors import BudgetRefused
+from castline.errors import BudgetRefused, NothingToCite
 from castline.knowledge import merge_findings
 from castline.llm.tasks import (
     FanoutDecision,
@@ -19,7 +19,9 @@ from castline.llm.tasks import (
     SynthesisTask,
 )
 from castline.orchestrator import guard_fanout
+from castline.relevance import off_topic
 from castline.stages import RunContext
+from castline.text import quotable, sentences
 
 if TYPE_CHECKING:
     from castline.engine.runner import Pipeline
@@ -94,6 +96,8 @@ def run(line: Pipeline) -> KnowledgeBase | None:
     if not answered:
         return None
     task = synthesis_task(ctx, answered, findings)
+    if len(answered) == len(chosen) and not any(found.notes for found in task.findings):
+        raise NothingToCite(_why_nothing(ctx), run_id=ctx.run_id)
     try:
         kb: KnowledgeBase = line.call("research.synthesis", "research", "researcher", task)
     except BudgetRefused as refused:
@@ -107,6 +111,37 @@ def run(line: Pipeline) -> KnowledgeBase | None:
         themes=[theme.title for theme in kb.themes],
     )
     return kb
+
+
+def _why_nothing(ctx: RunContext) -> str:
+    """Why every research question came back empty, when the budget refused none of them."""
+    topic = ctx.topic
+    fix = "give sources that discuss it in full sentences, or a topic they cover"
+    unrelated = off_topic(ctx.sources, topic)
+    related = [source for source in ctx.sources if source not in unrelated]
+    if not related:
+        reason = f"none of the sources mentions the topic {topic!r}"
+    else:
+        citable = {
+            " ".join(sentence.split())
+            for source in related
+            for section in source.sections
+            for sentence in sentences(section.text)
+            if quotable(sentence)
+        }
+        covered = " ".join(ctx.covered)
+        if ctx.covered and all(sentence[1:] in covered for sentence in citable):
+            reason = (
+                f"everything the sources say on it was already said in the show's "
+                f"{len(ctx.earlier)} earlier episode(s)"
+            )
+            fix = "give new sources, or a topic the show has not covered"
+        else:
+            reason = f"research found nothing in the sources it could cite on {topic!r}"
+    return (
+        f"run {ctx.run_id} stopped in research: {reason}, so there is nothing to write an "
+        f"episode from (the budget is not the cause, and resuming cannot help); {fix}"
+    )
 
 
 def _fan_out(line: Pipeline, questions: list[Question]) -> list[Question]:

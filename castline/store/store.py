@@ -444,7 +444,9 @@ class Store:
     # human reviews: the durable queue of episodes waiting for a person
 
     def request_review(self, run_id: str, round_: int, summary: dict[str, Any]) -> None:
-        with self._begin() as connection:
+        # It reads, then writes: on SQLite a deferred transaction would fail with "database is
+        # locked" (no waiting) if another writer committed in between.
+        with self.exclusive() as connection:
             exists = connection.execute(
                 sa.select(reviews.c.status).where(
                     reviews.c.run_id == run_id, reviews.c.round == round_

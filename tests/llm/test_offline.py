@@ -904,3 +904,103 @@ def test_every_task_kind_has_an_offline_solver() -> None:
     from castline.llm.tasks import TASK_TYPES
 
     assert set(TASK_TYPES.values()) == set(SOLVERS)  # the offline provider answers every role
+
+
+# --- thin material: a short note on the topic still makes an episode ----------------------------
+
+NOTE_SENTENCES = [
+    "Street trees lower summer air temperatures in cities by shading pavements and walls.",
+    "Neighbourhoods with more canopy are often several degrees cooler than treeless blocks.",
+    "Planting programmes tend to favour wealthier districts where residents lobby the council.",
+    "Root space under sidewalks is the main constraint on how large a street tree can grow.",
+    "Researchers measure canopy cover from aerial images and compare it with temperatures.",
+]
+THIN_TOPIC = "How street trees cool cities"
+
+
+def _note_source(id_: str = "note", text: str = " ".join(NOTE_SENTENCES)) -> Source:
+    return Source(
+        id=id_,
+        title="Urban tree canopy",
+        path=f"{id_}.md",
+        kind="markdown",
+        sha256=id_,
+        sections=[Section(heading="Urban tree canopy", text=text)],
+    )
+
+
+def test_a_question_without_focus_draws_on_every_sentence_of_a_source_on_the_topic() -> None:
+    question = Question(text=f"What is known about {THIN_TOPIC}?", focus="")
+    task = ResearchTask(topic=THIN_TOPIC, question=question, sources=[_note_source()], max_notes=18)
+
+    notes = research.research(task).notes
+
+    # all five, although most share no more than a word or two with the question
+    assert [note.quote for note in notes] == NOTE_SENTENCES
+
+
+def test_a_question_without_focus_keeps_the_best_sentences_when_capped() -> None:
+    question = Question(text=f"What is known about {THIN_TOPIC}?", focus="")
+    task = ResearchTask(topic=THIN_TOPIC, question=question, sources=[_note_source()], max_notes=2)
+
+    notes = research.research(task).notes
+
+    # the two sharing most with the topic, in source order
+    assert [note.quote for note in notes] == [NOTE_SENTENCES[0], NOTE_SENTENCES[3]]
+
+
+def test_a_source_that_shares_no_word_with_the_topic_is_never_quoted() -> None:
+    bread = Source(
+        id="bread",
+        title="Bread",
+        path="bread.md",
+        kind="markdown",
+        sha256="bread",
+        sections=[
+            Section(
+                heading="Crust",
+                text="A long cold fermentation overnight gives the dough a better crust.",
+            )
+        ],
+    )
+    for question in (
+        Question(text="What do the sources establish about crust?", focus="Crust"),
+        Question(text=f"What is known about {THIN_TOPIC}?", focus=""),
+    ):
+        task = ResearchTask(
+            topic=THIN_TOPIC, question=question, sources=[bread, _note_source()], max_notes=18
+        )
+        assert all(note.source_id == "note" for note in research.research(task).notes)
+
+
+def test_a_segment_short_of_material_asks_for_each_finding_and_invents_none(
+    brief: ShowBrief,
+) -> None:
+    notes = [
+        Note(id=f"n{i}", claim=text, source_id="note", quote=text, question=0)
+        for i, text in enumerate(NOTE_SENTENCES, start=1)
+    ]
+    kb = KnowledgeBase(topic=THIN_TOPIC, notes=notes, themes=[])
+    outline, segment = big_body_segment(kb, 200)
+    segment = segment.model_copy(update={"note_ids": [n.id for n in notes]})
+    plain = sum(word_count(n.claim) for n in notes)
+
+    turns = writing.write(write_task(brief, outline, segment, kb, {"note": "Notes"})).turns
+
+    assert [c for t in turns for c in t.citations] == segment.note_ids
+    cited = [i for i, turn in enumerate(turns) if turn.citations]
+    # every finding after the first is asked for by the other host
+    for index in cited[1:]:
+        asked = turns[index - 1]
+        assert not asked.citations and asked.text.endswith("?")
+        assert asked.speaker != turns[index].speaker
+    # the connective lines carry no facts: no numbers, no sentence of the notes
+    for turn in turns:
+        if not turn.citations:
+            assert not re.search(r"\d", turn.text)
+            assert not any(n.claim in turn.text for n in notes)
+    # no question or reaction is repeated within the segment
+    connective = [t.text for t in turns if not t.citations]
+    assert len(connective) == len(set(connective))
+    words = sum(word_count(t.text) for t in turns)
+    assert plain * 1.6 < words <= 200 * 1.15

@@ -16,6 +16,7 @@ from castline.llm.tasks import (
     ResearchTask,
     SynthesisTask,
 )
+from castline.relevance import mentions
 from castline.text import overlap, quotable, sentences, terms
 
 _GENERIC_HEADINGS = frozenset(
@@ -80,7 +81,12 @@ def fanout(task: FanoutTask) -> FanoutDecision:
 
 @solves(ResearchTask)
 def research(task: ResearchTask) -> Findings:
-    """Pick the source sentences that best answer the question, favouring its own section."""
+    """Pick the source sentences that best answer the question, favouring its own section.
+
+    A question without a focus (the sources have no usable headings) draws on every sentence of
+    the sources on the topic, best first: a short note under a single heading still gives an
+    episode. A source that shares no term with the topic is never quoted.
+    """
     question_terms = terms(task.question.focus or task.question.text)
     topic_terms = terms(task.topic)
     focus = task.question.focus.casefold()
@@ -88,8 +94,10 @@ def research(task: ResearchTask) -> Findings:
     scored: list[tuple[float, int, FoundNote]] = []
     position = 0
     for source in task.sources:
+        if not mentions(source, topic_terms):
+            continue
         for section in source.sections:
-            in_focus = bool(focus) and section.heading.casefold() == focus
+            in_focus = section.heading.casefold() == focus if focus else True
             for sentence in sentences(section.text):
                 position += 1
                 if not quotable(sentence) or sentence[1:] in covered:
@@ -102,9 +110,8 @@ def research(task: ResearchTask) -> Findings:
                     + 0.3 * overlap(topic_terms, sentence_terms)
                     + (1.0 if in_focus else 0.0)
                 )
-                if score > 0:
-                    note = FoundNote(claim=sentence, source_id=source.id, quote=sentence)
-                    scored.append((score, position, note))
+                note = FoundNote(claim=sentence, source_id=source.id, quote=sentence)
+                scored.append((score, position, note))
     best = sorted(scored, key=lambda item: (-item[0], item[1]))[: task.max_notes]
     best.sort(key=lambda item: item[1])
     return Findings(notes=[note for _, _, note in best])

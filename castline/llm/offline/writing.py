@@ -48,6 +48,16 @@ _BUILDS = (
     "And one more thing from the research.",
     "",
 )
+# Asked before a finding when a segment has too little material to fill its length otherwise.
+_ASKS = (
+    "So what do we actually know about {title}?",
+    "What else turned up on {title}?",
+    "Okay, and where does the research go from there?",
+    "Can you give me a concrete example?",
+    "What's the evidence behind that, though?",
+    "And what does that mean for the people living with it?",
+    "Is there anything that complicates the picture?",
+)
 _TRANSITIONS = (
     "Let's turn to {title}.",
     "Next up: {title}.",
@@ -59,6 +69,13 @@ _TRANSITIONS = (
 def _pick(options: tuple[str, ...], *seed: object) -> str:
     digest = hashlib.sha256("|".join(map(str, seed)).encode()).digest()
     return options[digest[0] % len(options)]
+
+
+def _in_turn(options: tuple[str, ...], position: int, seed: object) -> str:
+    """The options in rotation from a seeded start: no line comes back before all have been
+    used, where a segment needs many of them."""
+    start = hashlib.sha256(str(seed).encode()).digest()[0]
+    return options[(start + position) % len(options)]
 
 
 @solves(PlanTask)
@@ -205,9 +222,13 @@ def _intro(task: WriteSegmentTask, convo: _Conversation, titles: dict[str, str])
 
 def _body(task: WriteSegmentTask, convo: _Conversation, titles: dict[str, str]) -> None:
     """Hosts take turns strictly: a finding, a reaction, a finding, the other host building on
-    it with the next finding, and so on, so the facts are shared between the hosts."""
+    it with the next finding, and so on, so the facts are shared between the hosts. When the
+    notes are too few to fill the segment, the other host asks for each finding first: more
+    conversation, never an uncited fact."""
     segment = task.segment
     convo.say(_pick(_TRANSITIONS, segment.id).format(title=segment.title.lower()), speaker=0)
+    supply = sum(word_count(note.claim) for note in task.notes) * _CONNECTIVE_FACTOR
+    thin = supply < segment.target_words
     for position, note in enumerate(task.notes):
         # Add a finding only if it brings the segment closer to its target length.
         after = convo.words + word_count(note.claim) + 6
@@ -216,11 +237,15 @@ def _body(task: WriteSegmentTask, convo: _Conversation, titles: dict[str, str]) 
         ):
             break
         seed = (segment.id, note.id)
-        if position % 3 == 2 and convo.turns[-1].citations:
+        if thin and position:
+            convo.say(_in_turn(_ASKS, position, segment.id).format(title=segment.title.lower()))
+        elif position % 3 == 2 and convo.turns[-1].citations:
             convo.say(f"{_pick(_BUILDS, *seed)} {note.claim}", [note.id])
             continue
         convo.say(_fact(note, _pick(_LEAD_INS, *seed), titles), [note.id])
-        if convo.words < segment.target_words and position % 3 != 1:
+        if thin and convo.words < segment.target_words:
+            convo.say(_in_turn(_REACTIONS, position, segment.id))
+        elif convo.words < segment.target_words and position % 3 != 1:
             convo.say(_pick(_REACTIONS, *seed))
 
 
