@@ -19,7 +19,6 @@ from castline.errors import ProviderError
 from castline.llm import prompts
 from castline.llm.base import OutT, Provider, Repair, Result, Task, Usage
 from castline.llm.wire import (
-    classify,
     described,
     failure,
     missing_sdk,
@@ -160,8 +159,7 @@ def failure_of(
             label,
             model,
             described(exc),
-            # as before the rewording: a timeout, or whatever classify makes of the text
-            kind="timeout" if timed_out else classify(None, f"{type(exc).__name__}: {exc}"),
+            timed_out=timed_out,
             url=base_url or request_url(exc),
             configured=configured,
             timeout_s=timeout_s,

@@ -130,26 +130,28 @@ def unreachable(
     model: str,
     detail: str,
     *,
-    kind: FailureKind,
+    timed_out: bool,
     url: str | None,
     configured: bool,
     timeout_s: float | None = None,
     secret: str | None = None,
 ) -> ProviderError:
     """A call that got no answer from the server, named by provider and address (never the key)
-    with what to check. `kind` is the caller's classification, unchanged by the rewording."""
+    with what to check. Both a timeout and a refused connection are the server's trouble, often
+    passing (a local server restarting): retried, then fallen back, and counted by its breaker."""
     where = endpoint(url) if url else "its default address"
     setting = f"`providers.{provider}.base_url`"
     if configured:
         hint = f"is the server running? check {setting} in the show bible"
     else:
         hint = f"is the network up? to use another server, set {setting} in the show bible"
-    if kind == "timeout":
+    kind: FailureKind = "timeout" if timed_out else "server_error"
+    if timed_out:
         within = f" within {timeout_s:g} s" if timeout_s is not None else ""
         head = f"{provider} {model}: timeout (no answer{within} from {where})"
         hint += f", or raise `providers.{provider}.timeout_s` for a slow one"
     else:
-        head = f"{provider} {model}: {kind} (cannot connect to {where})"
+        head = f"{provider} {model}: cannot connect to {where}"
     text = redact(f"{head}: {detail}; {hint}", secret)
     return ProviderError(text[:600], kind=kind)
 

@@ -557,12 +557,12 @@ def test_a_server_that_is_down_is_named_with_a_hint(tasks: dict[str, Task[Any]])
         provider.complete(tasks["fanout"], MODEL)
 
     message = str(raised.value)
-    assert message.startswith(f"local {MODEL}: error (cannot connect to http://127.0.0.1:{port}): ")
+    assert message.startswith(f"local {MODEL}: cannot connect to http://127.0.0.1:{port}: ")
     assert "Connection refused" in message  # the cause, not only the SDK's "Connection error."
     assert message.endswith(
         "is the server running? check `providers.local.base_url` in the show bible"
     )
-    assert raised.value.kind == "error"  # classified as before: not retried, falls back
+    assert raised.value.kind == "server_error"  # retried, then fallen back
     assert KEY not in message
 
 
@@ -581,7 +581,7 @@ def test_the_vendors_own_address_gets_a_network_hint(
         provider.complete(tasks["fanout"], MODEL)
 
     message = str(raised.value)
-    assert "(cannot connect to https://api.anthropic.com)" in message
+    assert "cannot connect to https://api.anthropic.com:" in message
     assert message.endswith(
         "is the network up? to use another server, set `providers.anthropic.base_url` in the "
         "show bible"

@@ -570,4 +570,4 @@ def test_a_key_in_the_servers_address_is_left_out_of_a_connection_error(
     assert f"cannot connect to http://127.0.0.1:{port}{path}" in message
     assert "is the server running? check `providers.vendor.base_url` in the show bible" in message
     assert key not in message and "user" not in message
-    assert raised.value.kind == "error"
+    assert raised.value.kind == "server_error"
