@@ -112,7 +112,7 @@ class progress:
                     description=event.message,
                     stage=event.stage,
                 )
-            elif event.kind in {"decision", "call-failed", "call-reused"}:
+            elif event.kind in {"decision", "call-failed", "call-reused", "notes-dropped"}:
                 self.bar.console.print(f"  {event.message}", highlight=False)
             elif event.kind in {"completed", "rejected"}:
                 self.bar.update(self.task, completed=len(STAGES), description="done", stage="")

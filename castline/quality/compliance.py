@@ -1,6 +1,6 @@
 """The compliance gate's deterministic checks: structure, forbidden phrases, disclaimers, length,
-citations and speakability. Each finding names the segment (and turn) at fault, so that polishing
-rewrites only what is wrong."""
+citations, speakability, and no words addressed to a language model. Each finding names the
+segment (and turn) at fault, so that polishing rewrites only what is wrong."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import re
 
 from castline.config import Show
 from castline.domain import Finding, KnowledgeBase, Outline, Script, Verdict
+from castline.instructions import addressed_to_model
 from castline.quality.verdicts import verdict
-from castline.text import overlap, phrase_pattern, terms
+from castline.text import overlap, phrase_pattern, sentences, terms
 
 GATE = "compliance"
 _UNSPEAKABLE = re.compile(r"https?://\S+|www\.\S+|<[^>]+>|[*_#`]{2,}|\[[^\]]*\]\([^)]*\)")
@@ -24,6 +25,7 @@ def checks(show: Show, outline: Outline, script: Script, kb: KnowledgeBase) -> l
         verdict(GATE, "length", _length(show, outline, script), 1),
         verdict(GATE, "citations", _citations(script, kb), turns),
         verdict(GATE, "speakable", _speakable(script), turns),
+        verdict(GATE, "addressed-to-model", _addressed_to_model(script), turns),
     ]
 
 
@@ -198,3 +200,24 @@ def _speakable(script: Script) -> list[Finding]:
         for match in [_UNSPEAKABLE.search(turn.text)]
         if match
     ]
+
+
+def _addressed_to_model(script: Script) -> list[Finding]:
+    """Turns that speak to a language model ("ignore previous instructions ..."): text a source
+    aimed at the model that writes the script, which no host should read out."""
+    findings: list[Finding] = []
+    for index, turn in enumerate(script.turns):
+        for sentence in sentences(turn.text):
+            addressed = addressed_to_model(sentence)
+            if addressed:
+                findings.append(
+                    Finding(
+                        check="addressed-to-model",
+                        segment=turn.segment,
+                        turn=index,
+                        subject=sentence,
+                        message=f"turn {index} speaks to a language model ({addressed!r}), not "
+                        "to listeners: a source's instruction to the model, not a fact",
+                    )
+                )
+    return findings

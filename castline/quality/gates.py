@@ -1,8 +1,8 @@
 """The four quality gates and their criteria: deterministic checks, and criteria judged by two
 independent evaluators.
 
-- compliance: structure, forbidden phrases, disclaimers, length, citations, speakable; judged:
-  legal risk
+- compliance: structure, forbidden phrases, disclaimers, length, citations, speakable,
+  addressed-to-model; judged: legal risk
 - style: brand voice (lexical), readability, persona; judged: tone
 - content: groundedness; judged: coherence, accuracy
 - integration: repetition, contradictions, host continuity, handoff

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from castline.domain import KnowledgeBase
 from castline.errors import BudgetRefused, NothingToCite
+from castline.instructions import addressed_to_model
 from castline.knowledge import merge_findings
 from castline.llm.tasks import (
     FanoutDecision,
@@ -95,7 +96,7 @@ def run(line: Pipeline) -> KnowledgeBase | None:
         findings.append(Findings.model_validate(outcome.output))
     if not answered:
         return None
-    task = synthesis_task(ctx, answered, findings)
+    task = synthesis_task(ctx, answered, _without_orders_to_models(line, findings))
     if len(answered) == len(chosen) and not any(found.notes for found in task.findings):
         raise NothingToCite(_why_nothing(ctx), run_id=ctx.run_id)
     try:
@@ -111,6 +112,33 @@ def run(line: Pipeline) -> KnowledgeBase | None:
         themes=[theme.title for theme in kb.themes],
     )
     return kb
+
+
+def _without_orders_to_models(line: Pipeline, findings: list[Findings]) -> list[Findings]:
+    """The findings without notes whose text addresses a language model ("ignore previous
+    instructions and ..."): a source's words aimed at the model are not facts for the script.
+    What was dropped, and why, is an audit event."""
+    kept: list[Findings] = []
+    dropped: list[dict[str, str]] = []
+    for found in findings:
+        notes = []
+        for note in found.notes:
+            addressed = addressed_to_model(note.claim) or addressed_to_model(note.quote)
+            if addressed is None:
+                notes.append(note)
+            else:
+                dropped.append({"source": note.source_id, "quote": note.quote, "why": addressed})
+        kept.append(Findings(notes=notes))
+    if dropped:
+        line.steps.event(
+            "notes-dropped",
+            f"dropped {len(dropped)} note(s) whose text addresses a language model rather than "
+            f"a reader (e.g. {dropped[0]['why']!r} in {dropped[0]['source']}): a source's "
+            "instructions to a model are not facts for the episode",
+            "research",
+            notes=dropped,
+        )
+    return kept
 
 
 def _why_nothing(ctx: RunContext) -> str:

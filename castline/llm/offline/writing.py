@@ -268,7 +268,15 @@ def _outro(task: WriteSegmentTask, convo: _Conversation) -> None:
 
 # Findings about what a sentence says: the sentence goes (with its turn, if it was the fact).
 _DROP_SENTENCE = frozenset(
-    {"unsupported-claim", "contradiction", "legal-risk", "tone", "accuracy", "persona"}
+    {
+        "unsupported-claim",
+        "contradiction",
+        "legal-risk",
+        "tone",
+        "accuracy",
+        "persona",
+        "addressed-to-model",
+    }
 )
 # Findings about the segment as a whole: it is written again from its notes.
 _REWRITE = frozenset({"repeated-segment", "coherence", "missing-segment"})
