@@ -443,9 +443,7 @@ def test_a_server_that_is_down_is_named_with_a_hint(tasks: dict[str, Task[Any]])
         provider.complete(tasks["fanout"], MODEL)
 
     message = str(raised.value)
-    assert message.startswith(
-        f"local {MODEL}: cannot connect to http://127.0.0.1:{port}/v1/: "
-    )
+    assert message.startswith(f"local {MODEL}: cannot connect to http://127.0.0.1:{port}/v1/: ")
     assert "Connection refused" in message  # the cause, not only the SDK's "Connection error."
     assert message.endswith(
         "is the server running? check `providers.local.base_url` in the show bible"
