@@ -2,14 +2,25 @@
 
 Every source is read, and every failure reported, before anything is spent. Source text is data:
 it is kept apart from instructions when prompts are rendered (see `castline.llm.prompts`).
+
+A document castline cannot use is refused with a `SourceError` that names the file, says what
+is wrong with it and how to fix it: missing, a folder or a device, unreadable, too big, binary,
+in an unknown encoding, a damaged or encrypted PDF, too short, without a sentence castline can
+cite, or given twice. Nothing else escapes, and nothing is printed.
 """
 
 from __future__ import annotations
 
 import codecs
+import errno
 import hashlib
+import io
 import logging
+import math
+import os
 import re
+import stat
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +29,8 @@ from pathlib import Path
 from castline.domain import Section, Source, SourceKind
 from castline.errors import SourceError
 from castline.text import quotable, sentences
+
+__all__ = ["MAX_SOURCE_BYTES", "MAX_SOURCE_WORDS", "read_source", "read_sources"]
 
 _KINDS: dict[str, SourceKind] = {
     ".txt": "text",
@@ -29,11 +42,16 @@ _KINDS: dict[str, SourceKind] = {
     ".pdf": "pdf",
 }
 _MIN_WORDS = 20
-# One file: checked before it is read.
+# One file: checked before it is read, so that a stray disk image is refused without reading it.
 MAX_SOURCE_BYTES = 10 * 1024 * 1024
-# All sources of a run: each research prompt carries them whole, so they must fit the
-# researcher's context window (about 130,000 tokens) and its share of the budget.
+# All sources of a run: until retrieval exists each research prompt carries them whole, so they
+# must fit the researcher's context window (about 130,000 tokens) and its share of the budget.
 MAX_SOURCE_WORDS = 100_000
+# What `castline.text.quotable` asks of a sentence, in words, for the message that says so.
+_QUOTABLE_WORDS = "8-45"
+# A first line longer than this is a paragraph, not a plain-text file's title.
+_MAX_TITLE_CHARS = 200
+_GIVE_TEXT = "give the document as .txt, .md, .html or .pdf"
 
 
 def read_sources(paths: Sequence[Path]) -> list[Source]:
@@ -44,12 +62,14 @@ def read_sources(paths: Sequence[Path]) -> list[Source]:
     seen_paths: dict[Path, Path] = {}
     seen_content: dict[str, Path] = {}
     words = 0
-    for path in paths:
-        path = Path(path)
-        resolved = path.resolve()
-        if resolved in seen_paths:
-            raise SourceError(path, f"is given twice (as {seen_paths[resolved]} too); give it once")
-        seen_paths[resolved] = path
+    for given in paths:
+        path = Path(given)
+        identity = _identity(path)
+        if identity in seen_paths:
+            raise SourceError(
+                path, f"is given twice (as {seen_paths[identity]} too); give each source once"
+            )
+        seen_paths[identity] = path
         source = read_source(path)
         if source.sha256 in seen_content:
             raise SourceError(
@@ -57,13 +77,18 @@ def read_sources(paths: Sequence[Path]) -> list[Source]:
                 f"has the same content as {seen_content[source.sha256]}; give one of them",
             )
         seen_content[source.sha256] = path
-        words += sum(len(section.text.split()) for section in source.sections)
+        words += source.word_count
         if words > MAX_SOURCE_WORDS:
+            amount = (
+                f"has {words:,} words"
+                if words == source.word_count
+                else f"brings the sources to {words:,} words"
+            )
             raise SourceError(
                 path,
-                f"brings the sources to {words:,} words, more than the {MAX_SOURCE_WORDS:,} a "
-                "run can read (every research prompt carries them whole); keep only the "
-                "chapters on the topic, or split the topic into episodes",
+                f"{amount}, more than the {MAX_SOURCE_WORDS:,} a run can read (every research "
+                "prompt carries the sources whole); keep only the chapters on the topic, or "
+                "split the topic into episodes",
             )
         base = source.id
         suffix = 2
@@ -76,31 +101,18 @@ def read_sources(paths: Sequence[Path]) -> list[Source]:
 
 
 def read_source(path: Path) -> Source:
+    """Read one document into titled sections, or refuse it with the reason and the fix."""
     kind: SourceKind | None = _KINDS.get(path.suffix.lower())
     if kind is None:
         allowed = ", ".join(sorted(_KINDS))
         raise SourceError(path, f"unsupported file type {path.suffix!r}; use one of {allowed}")
-    if not path.exists():
-        raise SourceError(path, "file not found; check the path given to --source")
-    if not path.is_file():
-        raise SourceError(path, "is not a regular file (a folder?); give the document itself")
-    try:
-        size = path.stat().st_size
-        if size > MAX_SOURCE_BYTES:
-            raise SourceError(
-                path,
-                f"is {size / 2**20:,.1f} MiB, more than the {MAX_SOURCE_BYTES // 2**20} MiB a "
-                "source may be; keep only the chapters on the topic",
-            )
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SourceError(path, f"cannot be read ({exc.strerror})") from None
+    raw = _read_bytes(path)
     if kind == "pdf":
         title, sections = _read_pdf(path, raw)
     else:
         text = _decode(path, raw)
         if kind == "html":
-            title, sections = _read_html(text)
+            title, sections = _read_html(path, text)
         elif kind == "markdown":
             title, sections = _read_markdown(text)
         else:
@@ -111,13 +123,14 @@ def read_source(path: Path) -> Source:
         raise SourceError(
             path,
             f"has only {words} words of readable text (at least {_MIN_WORDS} needed); "
-            "a scanned PDF needs OCR first",
+            + _why_no_words(kind, raw),
         )
     if not any(quotable(sentence) for s in sections for sentence in sentences(s.text)):
         raise SourceError(
             path,
-            f"has {words:,} words but no complete sentence castline can cite (one of 8-45 "
-            "words ending in a full stop); give a source written in prose, not a list or table",
+            f"has no complete sentences castline can cite ({words:,} words, but no sentence of "
+            f"{_QUOTABLE_WORDS} words ending in a full stop); give a source written in prose: "
+            "a list, a table or headings alone give the research nothing to quote",
         )
     return Source(
         id=_slug(path.stem),
@@ -129,23 +142,201 @@ def read_source(path: Path) -> Source:
     )
 
 
-def _decode(path: Path, raw: bytes) -> str:
-    """Text as UTF-8 (a byte-order mark is dropped) or UTF-16 with its byte-order mark."""
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return raw.decode("utf-16")
-        except UnicodeDecodeError:
-            raise SourceError(path, "is not valid UTF-16 text; re-save it as UTF-8") from None
-    if b"\x00" in raw[:8192]:
-        raise SourceError(
-            path, "looks like a binary file, not text; give the document in txt, md, html or pdf"
+def _why_no_words(kind: SourceKind, raw: bytes) -> str:
+    """The likely reason a document has (almost) no text, and what to do about it."""
+    if not raw:
+        return "the file is empty (0 bytes); put the document's text in it"
+    if kind != "pdf" and not raw.translate(None, b"\x00\xef\xbb\xbf\xfe\xff").strip():
+        return "the file holds only blank space; put the document's text in it"
+    if kind == "pdf":
+        return (
+            "a scanned PDF has no text to extract: run OCR on it first (e.g. `ocrmypdf in.pdf "
+            "out.pdf`), or give its text as a .txt file"
         )
+    if kind == "html":
+        return (
+            "the page's text may sit only in its navigation, header or footer (which castline "
+            "drops) or be drawn by JavaScript; save the article's text as .txt or .md"
+        )
+    return "give a document with at least a paragraph of prose"
+
+
+# --- finding and reading the file ---------------------------------------------------------------
+
+
+def _identity(path: Path) -> Path:
+    """The file a path names, so that `notes.md` and `./notes.md` count as one source."""
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):
+        # A symlink loop or a NUL in the name: read_source then says what is wrong with it.
+        return path.absolute()
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, once it is known (without reading it) to be a regular file of an
+    acceptable size: a folder, a pipe or a device is refused, never read or waited on."""
+    try:
+        info = path.stat()  # what path.is_file() asks, and the size, in one system call
+    except (OSError, ValueError) as exc:
+        raise SourceError(path, _cannot_open(exc)) from None
+    _check_regular_file(path, info.st_mode)
+    _check_size(path, info.st_size)
+    try:
+        # O_NONBLOCK: had the file been swapped for a pipe since it was checked, opening it
+        # would not wait for a writer, and fstat refuses it. A regular file reads as ever.
+        with open(path, "rb", opener=_open_nonblocking) as handle:
+            _check_regular_file(path, os.fstat(handle.fileno()).st_mode)
+            raw = handle.read(MAX_SOURCE_BYTES + 1)
+    except (OSError, ValueError) as exc:
+        raise SourceError(path, _cannot_open(exc)) from None
+    _check_size(path, len(raw))  # it grew since it was checked
+    return raw
+
+
+def _open_nonblocking(name: str, flags: int) -> int:
+    return os.open(name, flags | getattr(os, "O_NONBLOCK", 0))
+
+
+def _cannot_open(exc: OSError | ValueError) -> str:
+    """Why a file cannot be opened, said for its owner rather than as an errno."""
+    if isinstance(exc, ValueError):  # a NUL character in the name
+        return "file not found (its path contains a NUL character); check the path"
+    if isinstance(exc, FileNotFoundError):
+        return "file not found; check the path given to --source"
+    if isinstance(exc, NotADirectoryError):
+        return "file not found (a part of its path is a file, not a folder); check the path"
+    if isinstance(exc, PermissionError):
+        return (
+            "cannot be read (permission denied); make it readable (`chmod u+r` on it, and "
+            "`chmod u+x` on the folders above it) or copy it somewhere readable"
+        )
+    if exc.errno == errno.ELOOP:
+        return "is a symbolic link that leads back to itself; point it at the document"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "has a name too long for the file system; rename it or move it to a shorter path"
+    if exc.errno == errno.EISDIR:
+        return "is a folder, not a regular file; give each document in it as its own --source"
+    reason = exc.strerror or type(exc).__name__
+    return f"cannot be read ({reason}); check that the file is on a mounted, working disk"
+
+
+def _check_regular_file(path: Path, mode: int) -> None:
+    if stat.S_ISDIR(mode):
         raise SourceError(
-            path, f"is not UTF-8 text (byte {exc.start}); re-save it as UTF-8"
-        ) from None
+            path, "is a folder, not a regular file; give each document in it as its own --source"
+        )
+    if not stat.S_ISREG(mode):
+        raise SourceError(
+            path,
+            "is not a regular file (a pipe, socket or device); save the document to a file "
+            "and give that",
+        )
+
+
+def _check_size(path: Path, size: int) -> None:
+    if size > MAX_SOURCE_BYTES:
+        raise SourceError(
+            path,
+            f"is {_size(size, up=True)}, more than the {_size(MAX_SOURCE_BYTES)} a source may "
+            "be; split it into smaller files, or keep only the chapters on the topic",
+        )
+
+
+def _size(size: int, *, up: bool = False) -> str:
+    """A size for a message; `up` rounds up, so that a file just over a limit does not look
+    the same size as the limit."""
+    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            tenths = math.ceil(size * 10 / scale) if up else round(size * 10 / scale)
+            whole, tenth = divmod(tenths, 10)
+            return f"{whole:,}.{tenth} {unit}" if tenth else f"{whole:,} {unit}"
+    return f"{size:,} bytes"
+
+
+# --- text encodings -----------------------------------------------------------------------------
+
+# Tried in this order: a UTF-32 little-endian mark begins with the UTF-16 one.
+_BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
+)
+# The first bytes of binary formats that are given a text file's name by mistake.
+_SIGNATURES = (
+    (b"%PDF-", "a PDF; if it is one, name it .pdf"),
+    (b"PK\x03\x04", "a ZIP archive, such as a Word, OpenDocument or EPUB file; export its text"),
+    (b"\xd0\xcf\x11\xe0", "an old Microsoft Office file; export its text"),
+    (b"{\\rtf", "an RTF document; export it as plain text or PDF"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"\x1f\x8b", "a gzip archive; decompress it first"),
+)
+# Control characters no text document contains: tab, line and page breaks are not among them.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+_CONTROL_BYTES = bytes(range(0x09)) + bytes(range(0x0E, 0x20)) + b"\x7f"
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """Text as UTF-8, or as UTF-8, UTF-16 or UTF-32 with a byte-order mark (which is dropped).
+    Stray control characters are dropped too; many of them mean the file is not text."""
+    for mark, codec, name in _BYTE_ORDER_MARKS:
+        if raw.startswith(mark):
+            try:
+                text = raw.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise SourceError(
+                    path,
+                    f"starts with a {name} byte-order mark but is not {name} text (byte "
+                    f"{exc.start}); re-save it as UTF-8",
+                ) from None
+            break
+    else:
+        for signature, what in _SIGNATURES:
+            if raw.startswith(signature):
+                raise SourceError(path, f"looks like a binary file, not text: it is {what}")
+        if b"\x00" in raw:
+            raise SourceError(path, _nul_bytes(raw))
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if _mostly_control(raw[:8192]):
+                raise SourceError(
+                    path, f"looks like a binary file, not text; {_GIVE_TEXT}"
+                ) from None
+            raise SourceError(
+                path, f"is not UTF-8 text (byte {exc.start}); re-save it as UTF-8"
+            ) from None
+    controls = len(_CONTROL.findall(text))
+    if "\x00" in text or controls > max(2, len(text) // 100):
+        raise SourceError(path, f"looks like a binary file, not text; {_GIVE_TEXT}")
+    return _CONTROL.sub("", text)
+
+
+def _nul_bytes(raw: bytes) -> str:
+    """Why a file with NUL bytes is not read: UTF-16 without its byte-order mark, or binary."""
+    sample = raw[:8192]
+    even, odd = sample[0::2], sample[1::2]
+    for zeros, other in ((odd, even), (even, odd)):
+        if zeros and other and zeros.count(0) > 0.6 * len(zeros) and other.count(0) == 0:
+            return (
+                "looks like UTF-16 text without a byte-order mark; re-save it as UTF-8 (or as "
+                "UTF-16 with a byte-order mark)"
+            )
+    return f"looks like a binary file, not text (it contains NUL bytes); {_GIVE_TEXT}"
+
+
+def _mostly_control(sample: bytes) -> bool:
+    """Whether bytes that are not UTF-8 are binary, rather than text in a legacy encoding
+    (which holds no control characters but tabs and line breaks)."""
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+    return controls > len(sample) / 50
+
+
+# --- formats ------------------------------------------------------------------------------------
 
 
 def _slug(name: str) -> str:
@@ -182,7 +373,13 @@ def _sections_from_lines(
         match = heading_of.match(line.strip())
         if match:
             close_section()
-            heading = _clean(match.group("heading"))
+            # A Markdown heading's closing hashes ("## Trees ##") are not part of it; hashes
+            # that follow a letter are ("## Learning C#").
+            named = match.group("heading")
+            bare = named.rstrip("#")
+            if bare and not bare[-1].isspace():
+                bare = named
+            heading = _clean(bare) or _clean(named)
             if not title:
                 title = heading
         elif not line.strip():
@@ -193,30 +390,52 @@ def _sections_from_lines(
     return title, sections
 
 
-_MARKDOWN_HEADING = re.compile(r"^#{1,6}\s+(?P<heading>.+?)\s*#*$")
+# These run on every line of a file of up to 10 MiB, so none may backtrack across a line: a lazy
+# heading followed by `\s*#*$`, or a link text of `[^\]]+`, takes minutes on one long line.
+_MARKDOWN_HEADING = re.compile(r"^#{1,6}\s+(?P<heading>.+)$")
 _PLAIN_HEADING = re.compile(r"^(?P<heading>[A-Z0-9][A-Z0-9 ,:;&'()/-]{2,80})$")
+_MARKDOWN_LINK = re.compile(r"\[([^\[\]]+)\]\([^()]*(?:\([^()]*\)[^()]*)*\)")
+_MARKDOWN_EMPHASIS = re.compile(r"[*_`]{1,3}([^*_`]+)[*_`]{1,3}")
 
 
 def _read_markdown(text: str) -> tuple[str, list[Section]]:
-    lines = [re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", line) for line in text.splitlines()]
-    lines = [re.sub(r"[*_`]{1,3}([^*_`]+)[*_`]{1,3}", r"\1", line) for line in lines]
+    lines = [_MARKDOWN_LINK.sub(r"\1", line) for line in text.splitlines()]
+    lines = [_MARKDOWN_EMPHASIS.sub(r"\1", line) for line in lines]
     return _sections_from_lines(lines, _MARKDOWN_HEADING)
 
 
 def _read_plain(text: str) -> tuple[str, list[Section]]:
     lines = text.splitlines()
     title = lines[0].strip() if lines else ""
-    _, sections = _sections_from_lines(lines[1:], _PLAIN_HEADING)
+    if len(title) > _MAX_TITLE_CHARS:  # no title: the first line is already the text
+        title = ""
+    else:
+        lines = lines[1:]
+    _, sections = _sections_from_lines(lines, _PLAIN_HEADING)
     return title, [
         Section(heading=s.heading.title() if s.heading.isupper() else s.heading, text=s.text)
         for s in sections
     ]
 
 
-def _read_html(text: str) -> tuple[str, list[Section]]:
+def _read_html(path: Path, text: str) -> tuple[str, list[Section]]:
     from bs4 import BeautifulSoup
+    from bs4.exceptions import ParserRejectedMarkup
 
-    soup = BeautifulSoup(text, "html.parser")
+    try:
+        # Beautiful Soup warns when markup looks like a URL, a file name or XML: advice for a
+        # programmer, noise on a user's terminal. Malformed markup is parsed as well as it can.
+        with _QUIET.reading():
+            soup = BeautifulSoup(text, "html.parser")
+    except ParserRejectedMarkup as exc:
+        # Its message opens with advice for a programmer ("try a different parser"), cut here
+        # to the parser's own reason.
+        reason = str(exc).rpartition("Original exception(s) from parser:")[2]
+        raise SourceError(
+            path,
+            f"is not HTML castline can read ({_brief(reason)}); open it in a browser and save "
+            "it again, or save its text as .txt",
+        ) from None
     for boilerplate in soup(["script", "style", "nav", "footer", "header", "aside", "form"]):
         boilerplate.decompose()
     title_tag = soup.find("title")
@@ -239,42 +458,103 @@ def _read_html(text: str) -> tuple[str, list[Section]]:
     return title, sections
 
 
-@contextmanager
-def _quiet_pypdf() -> Iterator[None]:
-    """pypdf logs every repair it attempts on a damaged file; castline reports one error."""
-    logger = logging.getLogger("pypdf")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+class _Quiet:
+    """While any thread reads an HTML page or a PDF, warnings are ignored and pypdf's logger (it
+    logs every repair it attempts on a damaged file: dozens of lines on stderr, where castline
+    reports one error) is silenced; both are restored when the last reader is done.
+    `warnings.catch_warnings` saves and restores the one list of filters of the process: two that
+    overlap in threads and end out of order would leave "ignore everything" in place for good,
+    so only the first reader enters one, and the last leaves it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._readers = 0
+        self._saved: warnings.catch_warnings[None] | None = None
+        self._level = logging.NOTSET
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        logger = logging.getLogger("pypdf")
+        with self._lock:
+            if self._readers == 0:
+                self._saved = warnings.catch_warnings()
+                self._saved.__enter__()
+                warnings.simplefilter("ignore")
+                self._level = logger.level
+                logger.setLevel(logging.CRITICAL + 1)
+            self._readers += 1
+        try:
             yield
-    finally:
-        logger.setLevel(level)
+        finally:
+            with self._lock:
+                self._readers -= 1
+                if self._readers == 0 and self._saved is not None:
+                    logger.setLevel(self._level)
+                    self._saved.__exit__(None, None, None)
+                    self._saved = None
+
+
+_QUIET = _Quiet()
+
+
+# --- PDF ----------------------------------------------------------------------------------------
 
 
 def _read_pdf(path: Path, raw: bytes) -> tuple[str, list[Section]]:
-    import io
-
     from pypdf import PdfReader
+    from pypdf.errors import DependencyError
 
+    if not raw:
+        raise SourceError(
+            path, "is not a readable PDF (the file is empty, 0 bytes); give the document itself"
+        )
+    where = "opening it"
     try:
-        with _quiet_pypdf():
+        with _QUIET.reading():
             reader = PdfReader(io.BytesIO(raw))
-            if reader.is_encrypted and not reader.decrypt(""):
-                raise SourceError(path, "is an encrypted PDF; save an unencrypted copy")
-            pages = [page.extract_text() or "" for page in reader.pages]
+            if reader.is_encrypted:
+                where = "decrypting it"
+                try:
+                    # Encrypted with an empty user password: any viewer opens it, and so do we.
+                    opened = bool(reader.decrypt(""))
+                except DependencyError:
+                    raise SourceError(
+                        path,
+                        "is an encrypted PDF, and decrypting it needs the `cryptography` "
+                        "package (`pip install cryptography`); or save an unencrypted copy",
+                    ) from None
+                if not opened:
+                    raise SourceError(
+                        path,
+                        "is an encrypted PDF that needs a password to open; open it with the "
+                        "password and save (or print) an unencrypted copy, e.g. `qpdf "
+                        "--decrypt --password=PASSWORD in.pdf out.pdf`, and give that",
+                    )
+            pages: list[str] = []
+            for number, page in enumerate(reader.pages, start=1):
+                where = f"page {number}"
+                pages.append(page.extract_text() or "")
+            where = "its metadata"
             metadata_title = reader.metadata.title if reader.metadata else None
     except SourceError:
         raise
-    # pypdf raises whatever its parsers meet in a damaged file (its own errors, but also
-    # NotImplementedError for an unknown filter, ValueError, KeyError, AttributeError, ...):
-    # for an input, every one of them means the same thing.
+    # pypdf raises whatever its parsers meet in a damaged file: its own errors, but also
+    # NotImplementedError for an unknown stream filter, ValueError, KeyError, TypeError,
+    # AttributeError, IndexError, RecursionError, zlib.error and more. That surface cannot be
+    # enumerated, and for an input every one of them means the same thing (the PDF is damaged),
+    # so this one broad clause covers the pypdf calls above, and nothing else.
     except Exception as exc:
+        hint = "" if b"%PDF-" in raw[:1024] else "; it does not start like a PDF (%PDF-) at all"
         raise SourceError(
             path,
-            f"is not a readable PDF ({type(exc).__name__}: {exc}); open it in a PDF viewer "
-            "and save or print it as a new PDF, or export its text",
+            f"is not a readable PDF ({where}: {type(exc).__name__}: {_brief(exc)}){hint}; open "
+            "it in a PDF viewer and save or print it as a new PDF, or export its text as .txt",
         ) from None
-    title, sections = _read_plain("\n".join(pages))
-    return str(metadata_title or title), sections
+    title, sections = _read_plain(_CONTROL.sub("", "\n".join(pages)))
+    return _clean(_CONTROL.sub("", str(metadata_title or ""))) or title, sections
+
+
+def _brief(exc: BaseException | str) -> str:
+    """An exception's message on one line, short enough for a message about a file."""
+    text = _clean(str(exc)) or "no details"
+    return text if len(text) <= 160 else text[:157] + "..."
