@@ -123,7 +123,10 @@ class _DryRunSteps:
     def review(
         self, round_: int, outline: Outline, script: Script, kb: KnowledgeBase
     ) -> list[Verdict]:
-        return gates.run_checks(self.ctx.show, outline, script, kb, self.ctx.earlier)
+        ctx = self.ctx
+        return gates.run_checks(
+            ctx.show, outline, script, kb, ctx.earlier, ctx.source_titles.values()
+        )
 
     def publish(self, episode: Episode) -> Published:
         return Published(output_dir=None)

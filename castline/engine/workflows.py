@@ -105,7 +105,9 @@ def review_step(
 ) -> list[Verdict]:
     ctx = context(run_id)
     started = time.perf_counter()
-    verdicts = gates.run_checks(ctx.show, outline, script, kb, ctx.earlier)
+    verdicts = gates.run_checks(
+        ctx.show, outline, script, kb, ctx.earlier, ctx.source_titles.values()
+    )
     compute_ms = (time.perf_counter() - started) * 1000
     failing = [v for v in verdicts if not v.passed]
     store().add_event(

@@ -4,12 +4,13 @@ independent evaluators.
 - compliance: structure, forbidden phrases, disclaimers, length, citations, speakable,
   addressed-to-model; judged: legal risk
 - style: brand voice (lexical), readability, persona; judged: tone
-- content: groundedness; judged: coherence, accuracy
+- content: groundedness (claim by claim); judged: coherence, accuracy
 - integration: repetition, contradictions, host continuity, handoff
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from castline.config import Show
@@ -64,11 +65,14 @@ def run_checks(
     script: Script,
     kb: KnowledgeBase,
     earlier: list[EarlierEpisode],
+    source_titles: Iterable[str] = (),
 ) -> list[Verdict]:
-    """Every deterministic criterion of the four gates, in gate order."""
+    """Every deterministic criterion of the four gates, in gate order. Names in the hosts', the
+    show's and the sources' titles are not facts to check."""
+    known = [*show.host_names(), show.show.title, *source_titles]
     return [
         *compliance.checks(show, outline, script, kb),
         *style.checks(show, script),
-        content.groundedness(script, kb),
+        content.groundedness(script, kb, known),
         *integration.checks(show, outline, script, earlier),
     ]

@@ -1,0 +1,163 @@
+"""`castline check`: the quality gates, claim by claim, on any script."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from castline import cli as app
+from castline.cli import cli
+from castline.quality.gates import GATES
+
+_STYLE = {
+    "passed": "green",
+    "failed": "red",
+    "skipped": "dim",
+    "supported": "green",
+    "to-verify": "yellow",
+    "contradicted": "red",
+    "not-found": "red",
+}
+
+
+@cli.command()
+@click.argument("script", type=click.Path(path_type=Path))
+@click.option(
+    "--source",
+    "-s",
+    "sources",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A source the script draws on (txt, md, html, pdf); `[1]` in the script cites the "
+    "first. Repeat for several.",
+)
+@click.option(
+    "--show",
+    "show_path",
+    type=click.Path(path_type=Path),
+    help="The show bible, for the checks that need one (disclaimers, voice, length, hosts).",
+)
+@click.option(
+    "--gate",
+    "only",
+    multiple=True,
+    type=click.Choice(GATES),
+    help="Run only this gate. Repeat for several.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def check(
+    script: Path,
+    sources: Sequence[Path],
+    show_path: Path | None,
+    only: Sequence[str],
+    as_json: bool,
+) -> None:
+    """Check a script against its sources: every claim with its verdict and evidence, and the
+    quality gates' checks. Spends nothing.
+
+    The script is castline's own script.md or one you wrote: a turn per line as
+    `**Name:** text` or `NAME: text`, `## Segment` headings, `[1]` citing the first --source.
+    Exit code 0 when every check run passes, 1 when one fails, 2 on bad input.
+
+    \b
+    Example:
+      castline check draft.md --source notes.md --source paper.pdf --show show.yaml
+    """
+    from castline.checking import check_script, parse_script
+    from castline.config import load_show
+    from castline.errors import ConfigError
+    from castline.sources import read_sources
+
+    try:
+        text = script.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"script {script}: file not found; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text, byte {exc.start}"
+        raise ConfigError(
+            f"script {script}: cannot be read ({reason}); give a UTF-8 text or Markdown file"
+        ) from None
+    parsed = parse_script(text, script)
+    show = load_show(show_path) if show_path is not None else None
+    report = check_script(parsed, read_sources(list(sources)), show=show, only=only)
+    if as_json:
+        click.echo(json.dumps(_as_json(report), indent=2))
+    else:
+        _print(report)
+    sys.exit(0 if report.passed else 1)
+
+
+def _as_json(report: Any) -> dict[str, Any]:
+    return {
+        "passed": report.passed,
+        "criteria": [
+            {
+                "gate": r.gate,
+                "criterion": r.criterion,
+                "status": r.status,
+                "score": r.score,
+                "reason": r.reason,
+                "findings": [f.model_dump(mode="json") for f in r.verdict.findings]
+                if r.verdict
+                else [],
+            }
+            for r in report.criteria
+        ],
+        "claims": [
+            {
+                "id": c.claim.id,
+                "turn": c.claim.turn,
+                "segment": c.claim.segment,
+                "speaker": report.script.turns[c.claim.turn].speaker,
+                "text": c.claim.text,
+                "citations": list(c.claim.citations),
+                "verdict": c.verdict,
+                "blocking": c.blocking,
+                "score": round(c.score, 4),
+                "note": c.note_id,
+                "evidence": c.evidence,
+                "reason": c.reason,
+                "missing": list(c.missing),
+            }
+            for c in report.claims
+        ],
+    }
+
+
+def _print(report: Any) -> None:
+    if report.claims:
+        claims = Table(title="claims", title_justify="left")
+        for column in ("#", "turn", "verdict", "claim", "evidence"):
+            claims.add_column(column, overflow="fold")
+        for c in report.claims:
+            style = _STYLE[c.verdict]
+            evidence = c.reason if c.verdict != "supported" else f"{c.note_id}: {c.evidence}"
+            claims.add_row(
+                c.claim.id,
+                str(c.claim.turn),
+                f"[{style}]{c.verdict}[/]",
+                c.claim.text,
+                evidence,
+            )
+        app.console.print(claims)
+    table = Table(title="quality gates", title_justify="left")
+    for column in ("gate", "criterion", "result", "score", "reason"):
+        table.add_column(column, overflow="fold")
+    for r in report.criteria:
+        score = f"{r.score:.2f}" if r.score is not None else ""
+        table.add_row(r.gate, r.criterion, f"[{_STYLE[r.status]}]{r.status}[/]", score, r.reason)
+    app.console.print(table)
+    failed = [r for r in report.criteria if r.status == "failed"]
+    verdicts = [c.verdict for c in report.claims]
+    summary = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
+    app.console.print(
+        f"{len(report.claims)} claims ({summary or 'none'}); "
+        + (f"[red]{len(failed)} check(s) failed[/]" if failed else "[green]every check passed[/]")
+    )

@@ -1,0 +1,357 @@
+"""A script's factual claims, each checked against the research notes.
+
+A claim is a sentence that states something checkable: a number, a name, a causal or comparative
+statement, a research cue, or any long sentence of a turn that cites a note. Each gets a verdict:
+
+- `supported`: the notes (the cited ones, or any, for a fact fused from two) carry every number
+  and name it states, and a note says much the same thing;
+- `contradicted`: a number, date or name in it that no note contains, where the closest note
+  states one of the same kind (a changed figure, a swapped name);
+- `not-found`: such a number or name, where no note says anything like it (an invented fact);
+- `to-verify`: every number and name it states is in the notes, but its wording is too far from
+  any note to tell by counting words (a paraphrase, or a distortion only a judge can see).
+
+Only what can be verified blocks: a number, date or name no note contains. A paraphrase is never
+blocked for its wording; it goes to the judged accuracy criterion as a claim to verify.
+`bench/bench_claims.py` measures this on an outside labelled set.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from castline.domain import Note, Script
+from castline.text import STOPWORDS, overlap, sentences, terms
+
+Verdict = Literal["supported", "contradicted", "not-found", "to-verify"]
+BLOCKING: frozenset[Verdict] = frozenset({"contradicted", "not-found"})
+# A note sharing this share of a claim's content terms says much the same thing.
+SUPPORT_OVERLAP = 0.5
+# A number said with a hedge ("about 400,000") may round the note's by this much.
+_ROUNDING = 0.15
+
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:\.\d+)?")
+# Numbers in words, as hosts say them ("one" is left out: "one of the ..." states no figure).
+_UNITS = {
+    word: value
+    for value, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen".split()
+    )
+} | {
+    word: 10 * tens
+    for tens, word in enumerate(
+        "twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2
+    )
+}
+_SPELLED = re.compile(
+    rf"\b(?!one\b)(?:{'|'.join(_UNITS)})(?:-(?:{'|'.join(_UNITS)}))?\b", re.IGNORECASE
+)
+_MAGNITUDES = {
+    "dozens": 12.0,
+    "hundreds": 100.0,
+    "thousands": 1e3,
+    "millions": 1e6,
+    "billions": 1e9,
+    "trillions": 1e12,
+}
+_MAGNITUDE_WORD = re.compile(rf"\b(?:{'|'.join(_MAGNITUDES)})\b", re.IGNORECASE)
+_HEDGE = re.compile(
+    r"\b(?:about|around|roughly|nearly|almost|approximately|some|over|more than|less than|"
+    r"fewer than|close to|just under|just over|up to|at least|an estimated)\s*$",
+    re.IGNORECASE,
+)
+# Statements worth checking even without a number or a name: a causal link, a comparison, a
+# finding attributed to research.
+_CUES = re.compile(
+    r"\b(?:because|caused?|causes|causing|led to|leads? to|due to|result(?:ed|s)? in)\b"
+    r"|\b\w+(?:er)\s+than\b|\b(?:more|less|fewer)\s+\w+(?:\s+\w+)?\s+than\b"
+    r"|\bthe\s+(?:\w+est|most|least)\b"
+    r"|\b(?:studies|study|research|researchers|surveys?|data|reports?|evaluations?|scientists|"
+    r"experts|analyses|analysis)\s+(?:show|shows|showed|found|find|finds|suggest|suggests|"
+    r"suggested|estimate|estimates|indicate|indicates|confirm|confirms)\b|\baccording to\b",
+    re.IGNORECASE,
+)
+_NAME = re.compile(r"\b[A-Z][\w'\u2019-]*(?:\s+(?:of|de|la|von|van|the)?\s*[A-Z][\w'\u2019-]*)*")
+_QUOTED = re.compile(r"[\"\u201c]([^\"\u201d]{12,})[\"\u201d]")
+# Capitalised words that open spoken sentences without naming anything.
+_SPOKEN = frozenset(
+    [
+        "so",
+        "okay",
+        "ok",
+        "yeah",
+        "yes",
+        "no",
+        "well",
+        "now",
+        "right",
+        "and",
+        "but",
+        "or",
+        "also",
+        "then",
+        "here",
+        "there",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "its",
+        "they",
+        "we",
+        "you",
+        "i",
+        "he",
+        "she",
+        "his",
+        "her",
+        "our",
+        "my",
+        "get",
+        "wow",
+        "huh",
+        "hmm",
+        "oh",
+        "look",
+        "think",
+        "imagine",
+        "basically",
+        "actually",
+        "honestly",
+        "plus",
+        "meanwhile",
+        "still",
+        "today",
+        "tonight",
+        "next",
+        "first",
+        "second",
+        "third",
+        "finally",
+        "one",
+        "two",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checkable sentence of the script, where it is, and what it states."""
+
+    id: str
+    turn: int
+    segment: str
+    text: str
+    citations: tuple[str, ...]
+    numbers: tuple[str, ...]
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """A claim's verdict with its evidence: the note that decides it and why."""
+
+    claim: Claim
+    verdict: Verdict
+    score: float  # how well the best note supports it, 0..1
+    note_id: str | None
+    evidence: str  # the deciding note's quote, or "" when no note comes close
+    reason: str
+    missing: tuple[str, ...] = field(default=())  # the numbers and names no note contains
+
+    @property
+    def blocking(self) -> bool:
+        return self.verdict in BLOCKING
+
+
+def extract(script: Script, *, known: Iterable[str] = ()) -> list[Claim]:
+    """The script's factual claims, in order. The words of `known` names (the hosts, the show,
+    the sources' titles) and the speakers' names are not facts to check."""
+    ignored = {word.casefold() for name in known for word in re.findall(r"[\w'-]+", name)}
+    ignored |= {word.casefold() for turn in script.turns for word in turn.speaker.split()}
+    claims: list[Claim] = []
+    for index, turn in enumerate(script.turns):
+        for sentence in sentences(turn.text):
+            found_numbers = tuple(_numbers(sentence))
+            found_names = tuple(n for n in _names(sentence) if n.casefold() not in ignored)
+            words = len(sentence.split())
+            checkable = (
+                found_numbers
+                or (found_names and words >= 6)
+                or (_CUES.search(sentence) and words >= 8)
+                or (turn.citations and words >= 12)
+            )
+            if checkable:
+                claims.append(
+                    Claim(
+                        id=f"c{len(claims) + 1}",
+                        turn=index,
+                        segment=turn.segment,
+                        text=sentence,
+                        citations=tuple(turn.citations),
+                        numbers=found_numbers,
+                        names=found_names,
+                    )
+                )
+    return claims
+
+
+def check(claim: Claim, notes: Sequence[Note]) -> ClaimCheck:
+    """The claim's verdict against the notes: cited notes first, then any (a fused fact)."""
+    if not notes:
+        return ClaimCheck(claim, "not-found", 0.0, None, "", "there are no research notes")
+    by_id = {note.id: note for note in notes}
+    cited = [by_id[c] for c in claim.citations if c in by_id]
+    claim_terms = terms(claim.text)
+    note_terms = {note.id: terms(note.quote) for note in notes}
+
+    def closeness(note: Note) -> float:
+        return overlap(claim_terms, note_terms[note.id])
+
+    ranked = sorted(notes, key=closeness, reverse=True)
+    best = max(cited, key=closeness) if cited else ranked[0]
+    # the cited notes with the closest two: a fact fused from two notes, one of them uncited
+    pooled = set().union(*(note_terms[n.id] for n in [*cited, *ranked[:2]]))
+    score = max(closeness(best), 0.9 * overlap(claim_terms, pooled))
+    everything = " ".join(note.quote for note in notes)
+    missing = [
+        *(n for n in claim.numbers if not _number_in(n, claim.text, everything)),
+        *(n for n in claim.names if not _name_in(n, everything)),
+    ]
+    quoted = [q for q in _QUOTED.findall(claim.text) if _normal(q) not in _normal(everything)]
+    if quoted:
+        return ClaimCheck(
+            claim,
+            "not-found",
+            score,
+            best.id,
+            best.quote,
+            f"the quotation {quoted[0]!r} is in no note",
+            tuple(quoted),
+        )
+    if missing:
+        listed = ", ".join(missing)
+        rival = _same_kind(missing, best.quote)
+        if rival and score >= 0.3:
+            return ClaimCheck(
+                claim,
+                "contradicted",
+                score,
+                best.id,
+                best.quote,
+                f"{listed} is in no note; the closest, {best.id}, says {rival}",
+                tuple(missing),
+            )
+        return ClaimCheck(
+            claim,
+            "not-found",
+            score,
+            best.id,
+            best.quote,
+            f"{listed} is in no note (the closest is {best.id})",
+            tuple(missing),
+        )
+    if score >= SUPPORT_OVERLAP:
+        return ClaimCheck(claim, "supported", score, best.id, best.quote, f"supported by {best.id}")
+    return ClaimCheck(
+        claim,
+        "to-verify",
+        score,
+        best.id,
+        best.quote,
+        f"its numbers and names are in the notes, but its wording shares only {score:.0%} of "
+        f"its terms with the closest, {best.id}: a judge must say whether it says the same",
+    )
+
+
+def check_all(claims: Sequence[Claim], notes: Sequence[Note]) -> list[ClaimCheck]:
+    return [check(claim, notes) for claim in claims]
+
+
+# --- what a claim states ------------------------------------------------------------------------
+
+
+def _numbers(sentence: str) -> list[str]:
+    """Its figures: numerals, numbers in words ("fifty", "twenty-five"), and words of
+    magnitude ("thousands of litres")."""
+    found = [match.group(0).rstrip(".,") for match in _NUMBER.finditer(sentence)]
+    for match in _SPELLED.finditer(sentence):
+        found.append(str(sum(_UNITS[part] for part in match.group(0).lower().split("-"))))
+    return found + [m.group(0).lower() for m in _MAGNITUDE_WORD.finditer(sentence)]
+
+
+def _value(number: str) -> float | None:
+    if number in _MAGNITUDES:
+        return None
+    try:
+        return float(number.replace(",", ""))
+    except ValueError:
+        return None
+
+
+def _is_year(number: str) -> bool:
+    return len(number) == 4 and number.isdigit() and 1000 <= int(number) <= 2200
+
+
+def _number_in(number: str, claim: str, text: str) -> bool:
+    """Whether the notes state this number: exactly, or (said with a hedge, and not a year) to
+    within rounding."""
+    if number in _MAGNITUDES:  # "thousands": the word, or a figure of that size
+        least = _MAGNITUDES[number]
+        return re.search(rf"\b{number}", text, re.IGNORECASE) is not None or any(
+            least <= v < least * 1000 for v in (_value(n) for n in _numbers(text)) if v
+        )
+    wanted = _value(number)
+    if wanted is None:
+        return True
+    stated = [v for v in (_value(n) for n in _numbers(text)) if v is not None]
+    if wanted in stated:
+        return True
+    before = claim[: claim.find(number)] if number in claim else ""
+    if _is_year(number) or not _HEDGE.search(before):
+        return False
+    return any(abs(v - wanted) <= _ROUNDING * max(abs(v), 1e-9) for v in stated)
+
+
+def _names(sentence: str) -> list[str]:
+    """Capitalised words that name something (months and weekdays too: they date a fact): not a
+    sentence's first word (unless more names follow it or it is an acronym), not a spoken
+    opener."""
+    found: list[str] = []
+    starts = {0} | {m.end() for m in re.finditer(r"[:;\u2014]\s*|[\"\u201c(]\s*", sentence)}
+    for match in _NAME.finditer(sentence):
+        words = [w for w in re.split(r"\s+", match.group(0)) if w[:1].isupper()]
+        if match.start() in starts and len(words) == 1 and not words[0].isupper():
+            continue
+        for word in words:
+            bare = re.sub(r"['\u2019]s$", "", word).strip("-")
+            lowered = bare.casefold()
+            if len(bare) < 2 or lowered in _SPOKEN or lowered in STOPWORDS:
+                continue
+            found.append(bare)
+    return list(dict.fromkeys(found))
+
+
+def _name_in(name: str, text: str) -> bool:
+    return re.search(rf"\b{re.escape(name)}", text, re.IGNORECASE) is not None
+
+
+def _same_kind(missing: Sequence[str], quote: str) -> str | None:
+    """What the closest note states in place of a missing number or name, if anything."""
+    for item in missing:
+        if item in _MAGNITUDES or _value(item) is not None:
+            rivals = _numbers(quote)
+        else:
+            rivals = _names(quote)
+        if rivals:
+            return ", ".join(rivals[:3])
+    return None
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
