@@ -228,12 +228,34 @@ class Evidence(_Out):
     quote: str
 
 
+class ClaimToVerify(_Out):
+    """A claim of the script whose facts are in the notes but whose wording the deterministic
+    check cannot judge: the evaluator says whether its notes say the same."""
+
+    id: str
+    segment: str
+    turn: int
+    text: str
+    notes: list[str]  # the ids of the notes it should be checked against, closest first
+
+
+class ClaimJudgment(_Out):
+    """An evaluator's verdict on one claim, with the note and the words that decide it."""
+
+    id: str
+    verdict: Literal["supported", "contradicted", "not-found"]
+    note: str | None = None
+    evidence: str = ""
+
+
 class Judgment(_Out):
-    """One evaluator's score of one criterion, with its reasons and the lines that justify it."""
+    """One evaluator's score of one criterion, with its reasons and the lines that justify it;
+    for accuracy, a verdict on each claim it was asked to verify."""
 
     score: Annotated[float, Field(ge=0, le=1)]
     reason: str
     evidence: list[Evidence] = Field(default_factory=list)
+    claims: list[ClaimJudgment] = Field(default_factory=list)
 
 
 class JudgeTask(Task[Judgment]):
@@ -254,3 +276,4 @@ class JudgeTask(Task[Judgment]):
     criterion: str
     rubric: str
     evaluator: Literal["primary", "secondary", "tiebreaker"]
+    claims: list[ClaimToVerify] = Field(default_factory=list)

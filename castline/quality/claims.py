@@ -19,51 +19,22 @@ blocked for its wording; it goes to the judged accuracy criterion as a claim to 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 from castline.domain import Note, Script
+from castline.quality.figures import Figure, figures, stated
 from castline.text import STOPWORDS, overlap, sentences, terms
 
 Verdict = Literal["supported", "contradicted", "not-found", "to-verify"]
 BLOCKING: frozenset[Verdict] = frozenset({"contradicted", "not-found"})
 # A note sharing this share of a claim's content terms says much the same thing.
 SUPPORT_OVERLAP = 0.5
-# A number said with a hedge ("about 400,000") may round the note's by this much.
-_ROUNDING = 0.15
+# A note a claim takes a fact from shares at least this share of its terms (a fused fact).
+FUSED_OVERLAP = 0.3
 
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:\.\d+)?")
-# Numbers in words, as hosts say them ("one" is left out: "one of the ..." states no figure).
-_UNITS = {
-    word: value
-    for value, word in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-        "fifteen sixteen seventeen eighteen nineteen".split()
-    )
-} | {
-    word: 10 * tens
-    for tens, word in enumerate(
-        "twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2
-    )
-}
-_SPELLED = re.compile(
-    rf"\b(?!one\b)(?:{'|'.join(_UNITS)})(?:-(?:{'|'.join(_UNITS)}))?\b", re.IGNORECASE
-)
-_MAGNITUDES = {
-    "dozens": 12.0,
-    "hundreds": 100.0,
-    "thousands": 1e3,
-    "millions": 1e6,
-    "billions": 1e9,
-    "trillions": 1e12,
-}
-_MAGNITUDE_WORD = re.compile(rf"\b(?:{'|'.join(_MAGNITUDES)})\b", re.IGNORECASE)
-_HEDGE = re.compile(
-    r"\b(?:about|around|roughly|nearly|almost|approximately|some|over|more than|less than|"
-    r"fewer than|close to|just under|just over|up to|at least|an estimated)\s*$",
-    re.IGNORECASE,
-)
 # Statements worth checking even without a number or a name: a causal link, a comparison, a
 # finding attributed to research.
 _CUES = re.compile(
@@ -148,8 +119,12 @@ class Claim:
     segment: str
     text: str
     citations: tuple[str, ...]
-    numbers: tuple[str, ...]
+    figures: tuple[Figure, ...]
     names: tuple[str, ...]
+
+    @property
+    def numbers(self) -> tuple[str, ...]:
+        return tuple(figure.text for figure in self.figures)
 
 
 @dataclass(frozen=True)
@@ -177,11 +152,11 @@ def extract(script: Script, *, known: Iterable[str] = ()) -> list[Claim]:
     claims: list[Claim] = []
     for index, turn in enumerate(script.turns):
         for sentence in sentences(turn.text):
-            found_numbers = tuple(_numbers(sentence))
+            found_figures = tuple(figures(sentence))
             found_names = tuple(n for n in _names(sentence) if n.casefold() not in ignored)
             words = len(sentence.split())
             checkable = (
-                found_numbers
+                found_figures
                 or (found_names and words >= 6)
                 or (_CUES.search(sentence) and words >= 8)
                 or (turn.citations and words >= 12)
@@ -194,7 +169,7 @@ def extract(script: Script, *, known: Iterable[str] = ()) -> list[Claim]:
                         segment=turn.segment,
                         text=sentence,
                         citations=tuple(turn.citations),
-                        numbers=found_numbers,
+                        figures=found_figures,
                         names=found_names,
                     )
                 )
@@ -219,9 +194,30 @@ def check(claim: Claim, notes: Sequence[Note]) -> ClaimCheck:
     pooled = set().union(*(note_terms[n.id] for n in [*cited, *ranked[:2]]))
     score = max(closeness(best), 0.9 * overlap(claim_terms, pooled))
     everything = " ".join(note.quote for note in notes)
-    missing = [
-        *(n for n in claim.numbers if not _number_in(n, claim.text, everything)),
-        *(n for n in claim.names if not _name_in(n, everything)),
+    said = set(claim.numbers)
+    # each fact, what states it, and whether it can have been moved from another fact: a share
+    # ("about a third", "half") cannot be pinned to one note
+    facts: list[tuple[str, Callable[[str], bool], bool]] = [
+        *((f.text, partial(stated, f), not f.share) for f in claim.figures),
+        *((n, partial(_name_in, n), True) for n in claim.names),
+    ]
+    anchor = cited or ranked[:1]
+    # a share must be in the notes the claim draws on: the cited ones, or the closest two
+    near = [*anchor, *ranked[:2]]
+    holders = {
+        fact: [n for n in (notes if movable else near) if stated_in(n.quote)]
+        for fact, stated_in, movable in facts
+    }
+    missing = [fact for fact, _, _ in facts if not holders[fact]]
+    # A fact the notes state, but only in one that is about something else: a figure or name
+    # moved from another fact ("Apollo 13" for "Apollo 1"). A note it was fused from is close;
+    # a name many notes share (the topic's "Warsaw") is no one note's.
+    misplaced = [
+        (fact, holders[fact][0])
+        for fact, _, movable in facts
+        if movable and holders[fact] and not any(n in anchor for n in holders[fact])
+        if (fact in said or len(holders[fact]) == 1)
+        and max(map(closeness, holders[fact])) < FUSED_OVERLAP
     ]
     quoted = [q for q in _QUOTED.findall(claim.text) if _normal(q) not in _normal(everything)]
     if quoted:
@@ -236,7 +232,7 @@ def check(claim: Claim, notes: Sequence[Note]) -> ClaimCheck:
         )
     if missing:
         listed = ", ".join(missing)
-        rival = _same_kind(missing, best.quote)
+        rival = _same_kind(missing, best.quote, said)
         if rival and score >= 0.3:
             return ClaimCheck(
                 claim,
@@ -256,6 +252,19 @@ def check(claim: Claim, notes: Sequence[Note]) -> ClaimCheck:
             f"{listed} is in no note (the closest is {best.id})",
             tuple(missing),
         )
+    if misplaced:
+        fact, holder = misplaced[0]
+        return ClaimCheck(
+            claim,
+            "contradicted",
+            score,
+            best.id,
+            best.quote,
+            f"{fact} is not what {best.id} says "
+            f"({_same_kind([fact], best.quote, said) or 'nothing of the kind'}); only "
+            f"{holder.id}, about something else, mentions it",
+            tuple(fact for fact, _ in misplaced),
+        )
     if score >= SUPPORT_OVERLAP:
         return ClaimCheck(claim, "supported", score, best.id, best.quote, f"supported by {best.id}")
     return ClaimCheck(
@@ -274,48 +283,6 @@ def check_all(claims: Sequence[Claim], notes: Sequence[Note]) -> list[ClaimCheck
 
 
 # --- what a claim states ------------------------------------------------------------------------
-
-
-def _numbers(sentence: str) -> list[str]:
-    """Its figures: numerals, numbers in words ("fifty", "twenty-five"), and words of
-    magnitude ("thousands of litres")."""
-    found = [match.group(0).rstrip(".,") for match in _NUMBER.finditer(sentence)]
-    for match in _SPELLED.finditer(sentence):
-        found.append(str(sum(_UNITS[part] for part in match.group(0).lower().split("-"))))
-    return found + [m.group(0).lower() for m in _MAGNITUDE_WORD.finditer(sentence)]
-
-
-def _value(number: str) -> float | None:
-    if number in _MAGNITUDES:
-        return None
-    try:
-        return float(number.replace(",", ""))
-    except ValueError:
-        return None
-
-
-def _is_year(number: str) -> bool:
-    return len(number) == 4 and number.isdigit() and 1000 <= int(number) <= 2200
-
-
-def _number_in(number: str, claim: str, text: str) -> bool:
-    """Whether the notes state this number: exactly, or (said with a hedge, and not a year) to
-    within rounding."""
-    if number in _MAGNITUDES:  # "thousands": the word, or a figure of that size
-        least = _MAGNITUDES[number]
-        return re.search(rf"\b{number}", text, re.IGNORECASE) is not None or any(
-            least <= v < least * 1000 for v in (_value(n) for n in _numbers(text)) if v
-        )
-    wanted = _value(number)
-    if wanted is None:
-        return True
-    stated = [v for v in (_value(n) for n in _numbers(text)) if v is not None]
-    if wanted in stated:
-        return True
-    before = claim[: claim.find(number)] if number in claim else ""
-    if _is_year(number) or not _HEDGE.search(before):
-        return False
-    return any(abs(v - wanted) <= _ROUNDING * max(abs(v), 1e-9) for v in stated)
 
 
 def _names(sentence: str) -> list[str]:
@@ -338,14 +305,22 @@ def _names(sentence: str) -> list[str]:
 
 
 def _name_in(name: str, text: str) -> bool:
-    return re.search(rf"\b{re.escape(name)}", text, re.IGNORECASE) is not None
+    """Whether the text names it: as it is, without a plural ending ("Europeans", "Centers"),
+    or, for an acronym, by the initials of consecutive capitalised words ("AAA")."""
+    stems = {name, re.sub(r"(?:e?s)$", "", name)} - {""}
+    if any(re.search(rf"\b{re.escape(stem)}", text, re.IGNORECASE) for stem in stems):
+        return True
+    if name.isupper() and 2 <= len(name) <= 6:
+        capitals = r"\s+".join(rf"{letter}[\w'-]*" for letter in name)
+        return re.search(rf"\b{capitals}", text) is not None
+    return False
 
 
-def _same_kind(missing: Sequence[str], quote: str) -> str | None:
+def _same_kind(missing: Sequence[str], quote: str, claim_figures: set[str]) -> str | None:
     """What the closest note states in place of a missing number or name, if anything."""
     for item in missing:
-        if item in _MAGNITUDES or _value(item) is not None:
-            rivals = _numbers(quote)
+        if item in claim_figures:
+            rivals = [f.text for f in figures(quote)]
         else:
             rivals = _names(quote)
         if rivals:

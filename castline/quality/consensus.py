@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from castline.domain import Finding, Verdict
-from castline.llm.tasks import Judgment
+from castline.llm.tasks import ClaimToVerify, Judgment
 
 Decision = Literal["pass", "fail", "escalate"]
 
@@ -29,6 +29,8 @@ class Consensus:
     decision: Decision
     verdicts: list[Verdict]
     resolved_by: str | None = None  # "tiebreaker" or "human" when it was escalated
+    # claims both evaluators found contradicted or not in the notes: exactly what to revise
+    claim_findings: tuple[Finding, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -60,6 +62,37 @@ def verdict_of(
         reason=judgment.reason,
         findings=findings,
     )
+
+
+def judged_claims(
+    claims: list[ClaimToVerify], judgments: dict[str, Judgment]
+) -> tuple[list[Finding], list[str]]:
+    """Consensus claim by claim: the claims every evaluator found contradicted or not in the
+    notes, as findings on their turns; and the ids of those they disagree on (or left out)."""
+    verdicts = {
+        evaluator: {c.id: c for c in judgment.claims} for evaluator, judgment in judgments.items()
+    }
+    flagged: list[Finding] = []
+    disputed: list[str] = []
+    for claim in claims:
+        given = [by_id.get(claim.id) for by_id in verdicts.values()]
+        wrong = [g for g in given if g is not None and g.verdict != "supported"]
+        if given and len(wrong) == len(given):
+            first = wrong[0]
+            where = f" ({first.note}: {first.evidence!r})" if first.note else ""
+            flagged.append(
+                Finding(
+                    check="accuracy",
+                    segment=claim.segment,
+                    turn=claim.turn,
+                    subject=claim.text,
+                    message=f"accuracy: turn {claim.turn} claims {claim.text!r}, which every "
+                    f"evaluator found {first.verdict}{where}",
+                )
+            )
+        elif wrong or any(g is None for g in given):
+            disputed.append(claim.id)
+    return flagged, disputed
 
 
 @dataclass(frozen=True)

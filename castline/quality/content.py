@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 
 from castline.domain import Finding, KnowledgeBase, Script, Verdict
+from castline.llm.tasks import ClaimToVerify
 from castline.quality import claims
 from castline.quality.verdicts import verdict
 
@@ -30,6 +31,27 @@ def checked_claims(
     """Every claim of the script with its verdict; `known` names (hosts, show, source titles)
     are not facts to check."""
     return claims.check_all(claims.extract(script, known=known), kb.notes)
+
+
+# Claims sent to each evaluator at most, least supported first: a reply stays within its tokens.
+MAX_CLAIMS_TO_VERIFY = 20
+
+
+def claims_to_verify(checks: Iterable[claims.ClaimCheck]) -> list[ClaimToVerify]:
+    """The claims only a judge can settle, each with the notes to check it against."""
+    pending = sorted((c for c in checks if c.verdict == "to-verify"), key=lambda c: c.score)
+    return [
+        ClaimToVerify(
+            id=check.claim.id,
+            segment=check.claim.segment,
+            turn=check.claim.turn,
+            text=check.claim.text,
+            notes=list(
+                dict.fromkeys([*([check.note_id] if check.note_id else []), *check.claim.citations])
+            ),
+        )
+        for check in pending[:MAX_CLAIMS_TO_VERIFY]
+    ]
 
 
 def groundedness(script: Script, kb: KnowledgeBase, known: Iterable[str] = ()) -> Verdict:
