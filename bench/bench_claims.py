@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from castline.domain import Note, Script, Turn
+from castline.llm.offline.judging import verify_claim
+from castline.llm.tasks import ClaimToVerify
 from castline.quality.claims import Claim, check, extract
 
 DATA = Path(__file__).resolve().parent / "data" / "claims.json"
@@ -61,15 +63,32 @@ def evaluate(data: dict[str, Any]) -> dict[str, Any]:
         )
         for n in data["notes"]
     ]
+    by_id = {note.id: note for note in notes}
     rows = []
     for item in data["claims"]:
         claim = _claim(item["text"], list(item.get("cites", [])))
         checked = check(claim, notes)
+        # what the offline judges then say of a claim the check leaves to them
+        judged = False
+        if not checked.blocking:
+            closest = [checked.note_id] if checked.note_id else []
+            sent = ClaimToVerify(
+                id="c",
+                segment="s",
+                turn=0,
+                text=claim.text,
+                notes=list(dict.fromkeys([*closest, *claim.citations])),
+            )
+            judged = all(
+                verify_claim(sent, by_id, evaluator).verdict != "supported"
+                for evaluator in ("primary", "secondary")
+            )
         rows.append(
             {
                 "kind": item.get("kind", "supported" if item["label"] == "supported" else "wrong"),
                 "wrong": item["label"] != "supported",
                 "blocked": checked.blocking,
+                "judged": checked.blocking or judged,
                 "lexical": 1 - checked.score,
                 "combined": (1.0 if checked.blocking else 0.0) + (1 - checked.score) / 2,
                 "text": item["text"],
@@ -78,6 +97,7 @@ def evaluate(data: dict[str, Any]) -> dict[str, Any]:
             }
         )
     right = [r for r in rows if not r["wrong"]]
+    judged_right = sum(r["judged"] for r in right) / max(len(right), 1)
     wrong = [r for r in rows if r["wrong"]]
     by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -90,8 +110,15 @@ def evaluate(data: dict[str, Any]) -> dict[str, Any]:
         "false_block": sum(r["blocked"] for r in right) / max(len(right), 1),
         "recall_fact_changes": sum(r["blocked"] for r in changed) / max(len(changed), 1),
         "recall_all": sum(r["blocked"] for r in wrong) / max(len(wrong), 1),
+        "judged_false_block": judged_right,
+        "judged_recall_all": sum(r["judged"] for r in wrong) / max(len(wrong), 1),
+        "judged_recall_fact_changes": sum(r["judged"] for r in changed) / max(len(changed), 1),
         "by_kind": {
-            kind: (sum(r["blocked"] for r in kind_rows), len(kind_rows))
+            kind: (
+                sum(r["blocked"] for r in kind_rows),
+                sum(r["judged"] for r in kind_rows),
+                len(kind_rows),
+            )
             for kind, kind_rows in sorted(by_kind.items())
         },
         "rows": rows,
@@ -116,8 +143,13 @@ def main() -> None:
     print(f"  false-block rate on faithful claims: {result['false_block']:.1%}")
     print(f"  recall on changed or invented facts: {result['recall_fact_changes']:.1%}")
     print(f"  recall on every wrong claim:         {result['recall_all']:.1%}")
-    for kind, (blocked, total) in result["by_kind"].items():
-        print(f"    {kind:<15} blocked {blocked:>3} of {total:>3}")
+    print("  with the offline judges (a claim both find wrong is revised):")
+    print(f"    false-revision rate on faithful claims: {result['judged_false_block']:.1%}")
+    print(f"    recall on changed or invented facts:    {result['judged_recall_fact_changes']:.1%}")
+    print(f"    recall on every wrong claim:            {result['judged_recall_all']:.1%}")
+    print("  by kind: blocked by the check / caught with the judges / claims")
+    for kind, (blocked, caught, total) in result["by_kind"].items():
+        print(f"    {kind:<15} {blocked:>3} / {caught:>3} / {total:>3}")
     per_claim = statistics.median(timings) / max(result["claims"], 1) * 1000
     median_ms = statistics.median(timings) * 1000
     print(f"  time: {median_ms:.0f} ms (median of {args.runs}), {per_claim:.2f} ms a claim")

@@ -59,6 +59,19 @@ JUDGED = (
 )
 
 
+# Added to the accuracy rubric when claims are sent with the script.
+CLAIMS_RUBRIC = (
+    " Also give every claim listed under `claims` a verdict: supported (its notes say the same), "
+    "contradicted (a note says otherwise: another figure, name, date, or the opposite), or "
+    "not-found (no note says it); name the deciding note and quote its words."
+)
+
+
+def known_names(show: Show, source_titles: Iterable[str]) -> list[str]:
+    """Names that are not facts to check: the hosts', the show's and the sources' titles."""
+    return [*show.host_names(), show.show.title, *source_titles]
+
+
 def run_checks(
     show: Show,
     outline: Outline,
@@ -69,7 +82,7 @@ def run_checks(
 ) -> list[Verdict]:
     """Every deterministic criterion of the four gates, in gate order. Names in the hosts', the
     show's and the sources' titles are not facts to check."""
-    known = [*show.host_names(), show.show.title, *source_titles]
+    known = known_names(show, source_titles)
     return [
         *compliance.checks(show, outline, script, kb),
         *style.checks(show, script),

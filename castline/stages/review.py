@@ -23,8 +23,16 @@ from castline.errors import BudgetRefused
 from castline.llm.base import Task
 from castline.llm.tasks import JudgeTask, Judgment, ReviewDecision, ReviewDecisionTask, SegmentDraft
 from castline.orchestrator import guard_review
-from castline.quality.consensus import Consensus, Decision, agreement, decide, verdict_of
-from castline.quality.gates import JUDGED
+from castline.quality.consensus import (
+    Consensus,
+    Decision,
+    agreement,
+    decide,
+    judged_claims,
+    verdict_of,
+)
+from castline.quality.content import checked_claims, claims_to_verify
+from castline.quality.gates import CLAIMS_RUBRIC, JUDGED, known_names
 from castline.quality.verdicts import blocking
 from castline.stages import polish, write
 
@@ -137,6 +145,8 @@ class ReviewLoop:
                     f"{self.pipeline.budget.mode} mode",
                 )
             return list(self.passed.values())
+        known = known_names(self.ctx.show, self.ctx.source_titles.values())
+        to_verify = claims_to_verify(checked_claims(script, kb, known))
         tasks: list[tuple[str, str, JudgeTask]] = [
             (
                 f"review.{round_}.{criterion.name}.{evaluator}",
@@ -148,11 +158,13 @@ class ReviewLoop:
                     script=script,
                     gate=criterion.gate,
                     criterion=criterion.name,
-                    rubric=criterion.rubric,
+                    rubric=criterion.rubric + (CLAIMS_RUBRIC if claims else ""),
                     evaluator=evaluator,
+                    claims=claims,
                 ),
             )
             for criterion in pending
+            for claims in [to_verify if criterion.name == "accuracy" else []]
             for evaluator, role in EVALUATORS.items()
         ]
         outcomes = dict(zip([key for key, _, _ in tasks], self.steps.judge(tasks), strict=True))
@@ -178,13 +190,42 @@ class ReviewLoop:
             ]
             scores = {e: j.score for e, j in judgments.items()}
             decision = decide(scores["primary"], scores["secondary"], threshold, quality.tolerance)
-            result = Consensus(criterion.gate, criterion.name, scores, decision, verdicts)
+            flagged = self._judged_claims(round_, criterion.name, tasks, judgments)
+            if flagged:
+                decision = "fail"  # both evaluators found these claims wrong: no tie to break
+            result = Consensus(
+                criterion.gate, criterion.name, scores, decision, verdicts, claim_findings=flagged
+            )
             if decision == "escalate":
                 result = self._escalate(round_, result, tasks, criterion.name)
             if result.passed:
                 self.passed[criterion.name] = result
             results.append(result)
         return results
+
+    def _judged_claims(
+        self,
+        round_: int,
+        criterion: str,
+        tasks: list[tuple[str, str, JudgeTask]],
+        judgments: dict[str, Judgment],
+    ) -> tuple[Finding, ...]:
+        """Consensus on each claim sent to the evaluators: those both found wrong are what
+        revision must fix; those they disagree on are recorded."""
+        claims = next(t.claims for key, _, t in tasks if key.endswith(f".{criterion}.primary"))
+        if not claims:
+            return ()
+        flagged, disputed = judged_claims(claims, judgments)
+        self.steps.event(
+            "claims-judged",
+            f"{criterion}: {len(claims)} claim(s) verified by both evaluators; {len(flagged)} "
+            f"found wrong by both, {len(disputed)} disputed",
+            "review",
+            round=round_,
+            flagged=[f.subject for f in flagged],
+            disputed=disputed,
+        )
+        return tuple(flagged)
 
     def _escalate(
         self,
@@ -327,7 +368,10 @@ class ReviewLoop:
 
 
 def _findings(result: Consensus) -> list[Finding]:
-    """What a failed judged criterion asks to fix: the deciding evaluators' evidence."""
+    """What a failed judged criterion asks to fix: the claims both evaluators found wrong, or
+    else the deciding evaluators' evidence."""
+    if result.claim_findings:
+        return list(result.claim_findings)
     if result.resolved_by == "tiebreaker":
         return [f for v in result.verdicts if v.evaluator == "tiebreaker" for f in v.findings]
     return [f for v in result.verdicts for f in v.findings]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -25,8 +26,10 @@ from castline.llm.base import Task
 from castline.llm.offline import OfflineProvider, research, writing
 from castline.llm.tasks import (
     TASK_TYPES,
+    ClaimToVerify,
     FanoutTask,
     JudgeTask,
+    Judgment,
     PlanTask,
     PolishTask,
     QuestionsTask,
@@ -1156,3 +1159,49 @@ def test_latency_delays_model_calls(tasks: dict[str, Task[Any]]) -> None:
         client.chat.completions.create(**openai_params(tasks["fanout"]))
         client.chat.completions.create(**openai_params(tasks["fanout"]))
         assert server.stats.delayed_s == pytest.approx(0.12)  # 60 ms for each call
+
+
+# --- per-claim judging, through both vendors' SDKs ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def claims_task(tasks: dict[str, Task[Any]]) -> JudgeTask:
+    judge = tasks["judge"]
+    assert isinstance(judge, JudgeTask)
+    note = judge.knowledge_base.notes[0]
+    negated = re.sub(r"\b(is|are|can|was|were|has|have)\b", r"\1 not", note.quote, count=1)
+    assert negated != note.quote
+    return judge.model_copy(
+        update={
+            "claims": [
+                ClaimToVerify(id="c1", segment="s1", turn=3, text=note.quote, notes=[note.id]),
+                ClaimToVerify(id="c2", segment="s1", turn=5, text=negated, notes=[note.id]),
+                ClaimToVerify(
+                    id="c3",
+                    segment="s1",
+                    turn=7,
+                    text="Penguins migrate across the Sahara every spring in large flocks.",
+                    notes=[note.id],
+                ),
+            ]
+        }
+    )
+
+
+def test_claims_to_verify_are_judged_one_by_one_through_anthropic_and_gemini(
+    claude: anthropic.Anthropic, gemini: genai.Client, claims_task: JudgeTask
+) -> None:
+    message = claude.messages.create(**claude_params(claims_task))
+    contents, config = gemini_call(claims_task)
+    response = gemini.models.generate_content(model=GEMINI, contents=contents, config=config)
+
+    assert message.content[0].type == "text" and response.text is not None
+    for text in (message.content[0].text, response.text):
+        judgment = claims_task.parse_output(json.loads(text))
+        assert isinstance(judgment, Judgment)
+        assert [(c.id, c.verdict) for c in judgment.claims] == [
+            ("c1", "supported"),
+            ("c2", "contradicted"),
+            ("c3", "not-found"),
+        ]
+        assert judgment.claims[1].note == claims_task.claims[1].notes[0]

@@ -12,18 +12,30 @@ import pytest
 from pydantic import ValidationError
 
 from castline.config import Rules, load_show
-from castline.domain import Finding, KnowledgeBase, Note, Outline, Section, Segment, Source, Turn
+from castline.domain import (
+    Finding,
+    KnowledgeBase,
+    Note,
+    Outline,
+    Script,
+    Section,
+    Segment,
+    Source,
+    Turn,
+)
 from castline.errors import ScriptedFailure
 from castline.llm import prompts
 from castline.llm.base import OutT, Repair, Result, Task, Usage
-from castline.llm.offline import OfflineProvider, decisions, research, writing
+from castline.llm.offline import OfflineProvider, decisions, judging, research, writing
 from castline.llm.scripted import ScriptedProvider
 from castline.llm.tasks import (
+    ClaimToVerify,
     FanoutDecision,
     FanoutTask,
     Findings,
     FoundNote,
     HostBrief,
+    JudgeTask,
     PlanTask,
     PolishTask,
     Question,
@@ -1004,3 +1016,43 @@ def test_a_segment_short_of_material_asks_for_each_finding_and_invents_none(
     assert len(connective) == len(set(connective))
     words = sum(word_count(t.text) for t in turns)
     assert plain * 1.6 < words <= 200 * 1.15
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        (
+            "Street trees cool city air in summer by shading the pavements and the walls.",
+            "supported",
+        ),
+        ("Street trees do not lower summer air temperatures in cities at all.", "contradicted"),
+        (
+            "Street trees raise summer air temperatures in cities by shading pavements.",
+            "contradicted",
+        ),
+        ("Penguins migrate across the Sahara every spring in large flocks.", "not-found"),
+    ],
+)
+def test_the_offline_judges_verify_each_claim_against_its_notes(
+    brief: ShowBrief, text: str, verdict: str
+) -> None:
+    note = Note(
+        id="n1", claim=NOTE_SENTENCES[0], source_id="note", quote=NOTE_SENTENCES[0], question=0
+    )
+    kb = KnowledgeBase(topic=THIN_TOPIC, notes=[note], themes=[])
+    outline, _ = big_body_segment(kb, 100)
+    claim = ClaimToVerify(id="c1", segment="s1", turn=0, text=text, notes=["n1"])
+    for evaluator in ("primary", "secondary"):
+        task = JudgeTask(
+            show=brief,
+            knowledge_base=kb,
+            outline=outline,
+            script=Script(title="t", turns=[Turn(speaker="Maya", text=text, segment="s1")]),
+            gate="content",
+            criterion="accuracy",
+            rubric="r",
+            evaluator=evaluator,  # type: ignore[arg-type]
+            claims=[claim],
+        )
+        [judged] = judging.judge(task).claims
+        assert judged.verdict == verdict, (evaluator, judged)

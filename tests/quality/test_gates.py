@@ -135,9 +135,19 @@ def test_a_segment_repeated_from_an_earlier_episode_is_caught_and_rewritten(
 
     outcome, episode, store = _run(show)
 
-    _caught_then_confined(episode, store, outcome.run_id, "integration", "repetition", "s2")
-    # the copied turns quote no note of this episode: claims to verify, never blocked for their
-    # wording alone
+    # the copied turns quote no note of this episode: claims the deterministic check leaves to
+    # the judges (never blocked for their wording alone), and both judges find them unsupported
+    _caught_then_confined(
+        episode,
+        store,
+        outcome.run_id,
+        "integration",
+        "repetition",
+        "s2",
+        also={("content", "accuracy")},
+    )
+    [judged] = [e for e in store.events(outcome.run_id) if e.kind == "claims-judged"][:1]
+    assert judged.data["flagged"] and judged.data["round"] == 0
     grounded = next(
         v for v in episode["quality"]["rounds"][0]["verdicts"] if v["criterion"] == "groundedness"
     )

@@ -76,16 +76,19 @@ def take(
         if connection.dialect.name == "postgresql":
             key = zlib.crc32(f"castline-slots-{limits.provider}".encode())
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-        moment = time.time() if now is None else now  # under the lock: after any release
+        looked = time.time() if now is None else now
         held = (
             connection.execute(
                 sa.select(table.c.holder).where(
-                    mine, table.c.released_at.is_(None), table.c.acquired_at > moment - LEASE_S
+                    mine, table.c.released_at.is_(None), table.c.acquired_at > looked - LEASE_S
                 )
             )
             .scalars()
             .all()
         )
+        # Read the clock after the look: a release is stamped before it commits (outside this
+        # lock), so a release this look saw is stamped earlier than the slot taken here.
+        moment = time.time() if now is None else now
         if len(held) >= limits.concurrency:
             return None, POLL_S, sorted({h for h in held if h is not None})
         if limits.per_minute is not None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from castline.domain import Turn
+from castline.domain import Note, Turn
 from castline.llm.offline.solvers import solves
-from castline.llm.tasks import Evidence, JudgeTask, Judgment
-from castline.text import overlap, sentences, terms
+from castline.llm.tasks import ClaimJudgment, ClaimToVerify, Evidence, JudgeTask, Judgment
+from castline.text import overlap, sentences, stem, terms
 
 _MEDICAL = (
     r"(?:you should|you must|stop taking|start taking|take \d+|dose|cure[sd]?|treat yourself)"
@@ -115,9 +115,16 @@ def coherence(task: JudgeTask) -> Judgment:
 
 def accuracy(task: JudgeTask) -> Judgment:
     notes = {n.id: n for n in task.knowledge_base.notes}
+    verdicts = [verify_claim(claim, notes, task.evaluator) for claim in task.claims]
+    wrong = [v for v in verdicts if v.verdict != "supported"]
+    on_claims = (
+        f"; {len(wrong)} of {len(verdicts)} claims to verify are not what the notes say"
+        if verdicts
+        else ""
+    )
     cited = [t for t in task.script.turns if t.citations]
     if not cited:
-        return Judgment(score=0.0, reason="no turn cites the research")
+        return Judgment(score=0.0, reason="no turn cites the research" + on_claims, claims=verdicts)
     distorted: list[Evidence] = []
     for turn in cited:
         quotes = [notes[c].quote for c in turn.citations if c in notes]
@@ -133,12 +140,88 @@ def accuracy(task: JudgeTask) -> Judgment:
         if not faithful:
             distorted.append(_quote(turn, turn.text))
     score = 1 - len(distorted) / len(cited)
+    if verdicts:
+        score = min(score, 1 - len(wrong) / len(verdicts))
     reason = (
         f"{len(distorted)} of {len(cited)} cited turns do not say what their notes say"
         if distorted
         else f"all {len(cited)} cited turns say what their notes say"
     )
-    return Judgment(score=round(score, 4), reason=reason, evidence=distorted[:10])
+    return Judgment(
+        score=round(score, 4), reason=reason + on_claims, evidence=distorted[:10], claims=verdicts
+    )
+
+
+# Words that turn a statement into its opposite, and pairs of opposites (stemmed).
+_NEGATORS = frozenset(
+    {"not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "without", "cannot"}
+    | {"hardly", "n't"}
+)
+_OPPOSITES = [
+    frozenset(stem(word) for word in pair.split("/"))
+    for pair in (
+        *("rise/fall", "raise/lower", "increase/decrease", "more/less", "more/fewer"),
+        *("large/small", "larger/smaller", "largest/smallest", "high/low", "higher/lower"),
+        *("highest/lowest", "warm/cool", "hot/cold", "before/after", "first/last", "gain/loss"),
+        *("win/lose", "success/failure", "open/close", "begin/end", "allow/forbid"),
+        *("accept/reject", "approve/reject", "grow/shrink", "strong/weak", "rich/poor"),
+        *("old/new", "early/late", "dense/sparse", "north/south", "east/west"),
+        *("major/minor", "maximum/minimum", "above/below"),
+    )
+]
+
+
+def verify_claim(claim: ClaimToVerify, notes: dict[str, Note], evaluator: str) -> ClaimJudgment:
+    """A claim against the notes it was sent with: a flipped polarity (a negation or an
+    opposite) contradicts; too little in common is not found. The primary evaluator weighs the
+    claim's words found in the note, the secondary the note's words found in the claim."""
+    candidates = [notes[n] for n in claim.notes if n in notes]
+    if not candidates:
+        return ClaimJudgment(id=claim.id, verdict="not-found")
+    claim_terms = terms(claim.text)
+
+    def closeness(note: Note) -> float:
+        ours, theirs = terms(note.quote), claim_terms
+        return overlap(theirs, ours) if evaluator == "primary" else overlap(ours, theirs)
+
+    note = max(candidates, key=closeness)
+    flipped = _flipped(claim.text, note.quote)
+    if flipped:
+        return ClaimJudgment(id=claim.id, verdict="contradicted", note=note.id, evidence=flipped)
+    floor = 0.2 if evaluator == "primary" else 0.15
+    if closeness(note) < floor:
+        return ClaimJudgment(id=claim.id, verdict="not-found", note=note.id, evidence=note.quote)
+    return ClaimJudgment(id=claim.id, verdict="supported", note=note.id, evidence=note.quote)
+
+
+def _flipped(claim: str, quote: str) -> str | None:
+    """The note, if the claim turns it around: it negates what the note asserts (or asserts what
+    the note negates), or says the opposite ("fell" for "rose") of a note it otherwise follows."""
+    ours, theirs = _words(claim), _words(quote)
+    our_negated, their_negated = _negated(ours), _negated(theirs)
+    if our_negated & (set(theirs) - their_negated) or their_negated & (set(ours) - our_negated):
+        return quote
+    if overlap(terms(claim), terms(quote)) < 0.5:
+        return None  # too far apart for one word to decide
+    for pair in _OPPOSITES:
+        said, meant = pair & set(ours), pair & set(theirs)
+        if said and meant and said != meant and not pair <= set(ours):
+            return quote
+    return None
+
+
+def _negated(words: list[str]) -> set[str]:
+    """The content words a negation governs: the next three after "not", "never", ..."""
+    governed: set[str] = set()
+    for index, word in enumerate(words):
+        if word in _NEGATORS:
+            governed |= {w for w in words[index + 1 : index + 4] if len(w) > 3}
+    return governed
+
+
+def _words(text: str) -> list[str]:
+    lowered = text.lower().replace("n\u2019t", " n't").replace("n't", " n't")
+    return [stem(word) for word in re.findall(r"[a-z']+", lowered)]
 
 
 _JUDGES: dict[str, Callable[[JudgeTask], Judgment]] = {
