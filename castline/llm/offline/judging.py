@@ -13,6 +13,7 @@ from collections.abc import Callable
 from castline.domain import Note, Turn
 from castline.llm.offline.solvers import solves
 from castline.llm.tasks import ClaimJudgment, ClaimToVerify, Evidence, JudgeTask, Judgment
+from castline.quality import semantic
 from castline.text import overlap, sentences, stem, terms
 
 _MEDICAL = (
@@ -30,6 +31,9 @@ _HYPE = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# Below this cosine a claim says something else than its closest note (paraphrases of the
+# outside labelled set score 0.53 and more; invented claims 0.32 to 0.6).
+SEMANTIC_FLOOR = 0.5
 
 
 def _quote(turn: Turn, text: str) -> Evidence:
@@ -117,8 +121,10 @@ def accuracy(task: JudgeTask) -> Judgment:
     notes = {n.id: n for n in task.knowledge_base.notes}
     verdicts = [verify_claim(claim, notes, task.evaluator) for claim in task.claims]
     wrong = [v for v in verdicts if v.verdict != "supported"]
+    measured = semantic.measure() if task.evaluator == "primary" else semantic.LEXICAL
     on_claims = (
-        f"; {len(wrong)} of {len(verdicts)} claims to verify are not what the notes say"
+        f"; {len(wrong)} of {len(verdicts)} claims to verify are not what the notes say "
+        f"(measured {measured})"
         if verdicts
         else ""
     )
@@ -173,22 +179,26 @@ _OPPOSITES = [
 
 def verify_claim(claim: ClaimToVerify, notes: dict[str, Note], evaluator: str) -> ClaimJudgment:
     """A claim against the notes it was sent with: a flipped polarity (a negation or an
-    opposite) contradicts; too little in common is not found. The primary evaluator weighs the
-    claim's words found in the note, the secondary the note's words found in the claim."""
+    opposite) contradicts; too little in common is not found. The primary evaluator measures
+    meaning with the local embedding model where it is installed (else the claim's words found
+    in the note), the secondary the note's words found in the claim."""
     candidates = [notes[n] for n in claim.notes if n in notes]
     if not candidates:
         return ClaimJudgment(id=claim.id, verdict="not-found")
     claim_terms = terms(claim.text)
+    by_meaning = evaluator == "primary" and semantic.model() is not None
 
     def closeness(note: Note) -> float:
-        ours, theirs = terms(note.quote), claim_terms
-        return overlap(theirs, ours) if evaluator == "primary" else overlap(ours, theirs)
+        if by_meaning:
+            return semantic.similarity(claim.text, note.quote) or 0.0
+        ours = terms(note.quote)
+        return overlap(claim_terms, ours) if evaluator == "primary" else overlap(ours, claim_terms)
 
     note = max(candidates, key=closeness)
     flipped = _flipped(claim.text, note.quote)
     if flipped:
         return ClaimJudgment(id=claim.id, verdict="contradicted", note=note.id, evidence=flipped)
-    floor = 0.2 if evaluator == "primary" else 0.15
+    floor = SEMANTIC_FLOOR if by_meaning else 0.2 if evaluator == "primary" else 0.15
     if closeness(note) < floor:
         return ClaimJudgment(id=claim.id, verdict="not-found", note=note.id, evidence=note.quote)
     return ClaimJudgment(id=claim.id, verdict="supported", note=note.id, evidence=note.quote)
