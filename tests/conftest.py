@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,10 @@ EXAMPLE_SOURCES = [
     EXAMPLE / "sources" / "cooling-strategies.pdf",
 ]
 _real_connect = socket.socket.connect
+# The embedding model costs most episodes a second; the tests that are about it switch it on
+# (the `meaning` fixture), the rest measure lexically: from the start of the session, so that
+# module-wide fixtures (and the processes they start) measure as the tests do.
+os.environ[semantic.ENV] = "off"
 
 
 def _loopback_only(self: socket.socket, address: object) -> None:
@@ -39,8 +44,6 @@ def isolated(
     monkeypatch.setenv("CASTLINE_HOME", str(home))
     for variable in ("CASTLINE_DATABASE_URL", "CASTLINE_SYSTEM_DATABASE_URL"):
         monkeypatch.delenv(variable, raising=False)
-    # The embedding model costs most episodes a second; the tests that are about it switch it on
-    # (the `meaning` fixture), the rest measure lexically.
     monkeypatch.setenv(semantic.ENV, "off")
     if request.node.get_closest_marker("live") is None:
         # Only live tests (opt-in, skipped without keys) may see keys or leave this machine.
