@@ -13,7 +13,7 @@ from rich.table import Table
 
 from castline import cli as app
 from castline.cli import cli
-from castline.quality.gates import GATES
+from castline.quality import GATES
 
 _STYLE = {
     "passed": "green",

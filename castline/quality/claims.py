@@ -220,59 +220,35 @@ def check(claim: Claim, notes: Sequence[Note]) -> ClaimCheck:
         and max(map(closeness, holders[fact])) < FUSED_OVERLAP
     ]
     quoted = [q for q in _QUOTED.findall(claim.text) if _normal(q) not in _normal(everything)]
+
+    def verdict(kind: Verdict, reason: str, missed: Iterable[str] = ()) -> ClaimCheck:
+        return ClaimCheck(claim, kind, score, best.id, best.quote, reason, tuple(missed))
+
     if quoted:
-        return ClaimCheck(
-            claim,
-            "not-found",
-            score,
-            best.id,
-            best.quote,
-            f"the quotation {quoted[0]!r} is in no note",
-            tuple(quoted),
-        )
+        return verdict("not-found", f"the quotation {quoted[0]!r} is in no note", quoted)
     if missing:
         listed = ", ".join(missing)
         rival = _same_kind(missing, best.quote, said)
         if rival and score >= 0.3:
-            return ClaimCheck(
-                claim,
+            return verdict(
                 "contradicted",
-                score,
-                best.id,
-                best.quote,
                 f"{listed} is in no note; the closest, {best.id}, says {rival}",
-                tuple(missing),
+                missing,
             )
-        return ClaimCheck(
-            claim,
-            "not-found",
-            score,
-            best.id,
-            best.quote,
-            f"{listed} is in no note (the closest is {best.id})",
-            tuple(missing),
-        )
+        return verdict("not-found", f"{listed} is in no note (the closest is {best.id})", missing)
     if misplaced:
         fact, holder = misplaced[0]
-        return ClaimCheck(
-            claim,
+        rival = _same_kind([fact], best.quote, said) or "nothing of the kind"
+        return verdict(
             "contradicted",
-            score,
-            best.id,
-            best.quote,
-            f"{fact} is not what {best.id} says "
-            f"({_same_kind([fact], best.quote, said) or 'nothing of the kind'}); only "
-            f"{holder.id}, about something else, mentions it",
-            tuple(fact for fact, _ in misplaced),
+            f"{fact} is not what {best.id} says ({rival}); only {holder.id}, about something "
+            "else, mentions it",
+            (fact for fact, _ in misplaced),
         )
     if score >= SUPPORT_OVERLAP:
-        return ClaimCheck(claim, "supported", score, best.id, best.quote, f"supported by {best.id}")
-    return ClaimCheck(
-        claim,
+        return verdict("supported", f"supported by {best.id}")
+    return verdict(
         "to-verify",
-        score,
-        best.id,
-        best.quote,
         f"its numbers and names are in the notes, but its wording shares only {score:.0%} of "
         f"its terms with the closest, {best.id}: a judge must say whether it says the same",
     )

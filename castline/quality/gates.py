@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 from castline.config import Show
 from castline.domain import KnowledgeBase, Outline, Script, Verdict
+from castline.quality import GATES as GATES
 from castline.quality import compliance, content, integration, style
 from castline.quality.integration import EarlierEpisode
-
-GATES = ("compliance", "style", "content", "integration")
 
 
 @dataclass(frozen=True)
