@@ -384,24 +384,23 @@ class Ledger:
         self,
         run_id: str,
         policy: BudgetPolicy,
-        candidates: CandidateFactory,
+        ladders: list[CandidateFactory],
         *,
         stage: str,
         role: str,
     ) -> bool:
-        """Whether the preferred candidate would be reserved now as it is, without moving the
-        run to a later budget mode. A read without the lock: advice (on how precisely to count
-        a prompt before reserving), never the reservation's check."""
+        """Whether the preferred candidate of every ladder would be reserved now as it is, all
+        at once, without moving the run to a later budget mode. A read without the lock: advice
+        (on how precisely to count a prompt, on whether calls may run concurrently), never the
+        reservation's check."""
         with self.store.engine.connect() as connection:
             recorded = connection.execute(
                 sa.select(runs.c.budget_mode).where(runs.c.id == run_id)
             ).scalar_one()
             totals = _totals(connection, run_id)
         mode = later(recorded, mode_for(totals.committed, policy.budget))
-        ladder = candidates(mode)
-        if not ladder:
-            return True
-        worst = ladder[0].worst_case
+        preferred = [ladder[0].worst_case for ladder in (each(mode) for each in ladders) if ladder]
+        worst = sum(preferred, Decimal(0))
         moves = later(mode, mode_for(totals.committed + worst, policy.budget)) != mode
         return worst <= policy.headroom(allocation_key(stage, role), totals) and not moves
 

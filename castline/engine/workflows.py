@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,13 @@ def call_step(run_id: str, step_key: str, stage: str, role: str, task: Task[Any]
     ctx = context(run_id)
     spec = calls.CallSpec.of(ctx, step_key, stage, role)
     return calls.execute(store(), spec, task, ctx.policy)
+
+
+@DBOS.step(name="castline.fit_together")
+def fit_together_step(
+    run_id: str, stage: str, wanted: Sequence[tuple[str, str, Task[Any]]]
+) -> bool:
+    return calls.fit_together(store(), context(run_id), stage, wanted)
 
 
 @DBOS.step(name="castline.event")
@@ -257,13 +264,32 @@ class DurableSteps:
         outcomes: dict[int, CallOutcome] = {}
         if batch and batches.batch_provider(self.ctx, "researcher") is not None:
             outcomes = self._research_batch(questions)
-        handles = {
-            i: DBOS.start_workflow(research_question, self.ctx.run_id, i, q)
-            for i, q in enumerate(questions)
-            if i not in outcomes  # not batched, or a batch item that failed
-        }
-        outcomes.update({i: handle.get_result() for i, handle in handles.items()})
+        pending = [i for i in range(len(questions)) if i not in outcomes]  # or failed in a batch
+        wanted = [
+            (f"research.question.{i}", "researcher", research.research_task(self.ctx, questions[i]))
+            for i in pending
+        ]
+
+        def start(n: int) -> WorkflowHandle[CallOutcome]:
+            i = pending[n]
+            return DBOS.start_workflow(research_question, self.ctx.run_id, i, questions[i])
+
+        outcomes.update(zip(pending, self._fan_out("research", wanted, start), strict=True))
         return [outcomes[i] for i in range(len(questions))]
+
+    def _fan_out(
+        self,
+        stage: str,
+        wanted: Sequence[tuple[str, str, Task[Any]]],
+        start: Callable[[int], WorkflowHandle[CallOutcome]],
+    ) -> list[CallOutcome]:
+        """Start the nth call's workflow for each wanted call: all at once when the budget fits
+        them together, otherwise one after another, so that each sees what the ones before it
+        spent and the same calls are made (in the same order) whatever the timing."""
+        if fit_together_step(self.ctx.run_id, stage, wanted):
+            handles = [start(n) for n in range(len(wanted))]
+            return [handle.get_result() for handle in handles]
+        return [start(n).get_result() for n in range(len(wanted))]
 
     def _research_batch(self, questions: list[Question]) -> dict[int, CallOutcome]:
         keys = {f"research.question.{i}": i for i in range(len(questions))}
@@ -298,11 +324,11 @@ class DurableSteps:
         return publish_step(self.ctx.run_id, episode)
 
     def judge(self, tasks: list[tuple[str, str, JudgeTask]]) -> list[CallOutcome]:
-        handles = [
-            DBOS.start_workflow(call_workflow, self.ctx.run_id, key, "review", role, task)
-            for key, role, task in tasks
-        ]
-        return [handle.get_result() for handle in handles]
+        def start(n: int) -> WorkflowHandle[CallOutcome]:
+            key, role, task = tasks[n]
+            return DBOS.start_workflow(call_workflow, self.ctx.run_id, key, "review", role, task)
+
+        return self._fan_out("review", tasks, start)
 
     def await_review(self, round_: int, summary: dict[str, Any]) -> HumanDecision | None:
         return review_gate_step(self.ctx.run_id, round_, summary)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from dbos import DBOS
 
 from castline.config import database_url
 from castline.engine import episodes, inspection
@@ -21,6 +23,12 @@ def _with_budget(show: Path, amount: str) -> Path:
     return show
 
 
+def _fan_outs(run_id: str) -> list[bool]:
+    """Each fan-out's decision, in order: whether its calls ran concurrently."""
+    steps = DBOS.list_workflow_steps(run_id)
+    return [s["output"] for s in steps if s["function_name"] == "castline.fit_together"]
+
+
 def test_default_budget_does_not_degrade(show_copy: Path) -> None:
     outcome = episodes.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
 
@@ -31,7 +39,9 @@ def test_default_budget_does_not_degrade(show_copy: Path) -> None:
     assert not [e for e in store.events(outcome.run_id) if e.kind.startswith("budget-")]
     assert all(c.budget_note is None and not c.batch for c in store.calls(outcome.run_id))
     record = store.get_run(outcome.run_id)
-    assert Decimal(0) < record.peak_reserved <= record.budget  # research runs concurrently
+    assert Decimal(0) < record.peak_reserved <= record.budget
+    fan_outs = _fan_outs(outcome.run_id)  # research, then the judges of each review round
+    assert len(fan_outs) >= 2 and all(fan_outs)  # all concurrent
 
 
 def test_a_budget_the_forecast_cannot_fit_is_refused_before_the_run(show_copy: Path) -> None:
@@ -50,6 +60,11 @@ def test_fifty_cent_budget_skips_what_it_cannot_fit_and_says_why(
     # research questions are given up, and the episode is written from the material that fit
     skipped_research = [i for i in outcome.skipped if i.startswith("research question")]
     assert len(skipped_research) == 4
+    # one after another (they cannot all fit at once), so which fit never depends on timing
+    research = [c for c in store.calls(outcome.run_id) if c.step_key.startswith("research.q")]
+    spans = sorted((c.started_at, c.finished_at or c.started_at) for c in research)
+    assert len(spans) > 1 and all(end <= nxt for (_, end), (nxt, _) in pairwise(spans))
+    assert _fan_outs(outcome.run_id)[0] is False
     assert outcome.status == "completed" and outcome.halted_at is None
     refusals = [e for e in store.events(outcome.run_id) if e.kind == "budget-refused"]
     assert refusals and all(

@@ -23,6 +23,7 @@ budget mode) is the provider asked to count the prompt exactly.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -201,7 +202,7 @@ class _Call:
         if self.ledger.fits(
             self.spec.run_id,
             self.policy,
-            self._ladder(chain, fallback, bound),
+            [self._ladder(chain, fallback, bound)],
             stage=self.spec.stage,
             role=self.spec.role,
         ):
@@ -329,6 +330,26 @@ def execute(store: Store, spec: CallSpec, task: Task[Any], policy: BudgetPolicy)
             note=recorded.budget_note or "",
         )
     return _Call(store, spec, task, policy).run()
+
+
+def fit_together(
+    store: Store, ctx: RunContext, stage: str, wanted: Sequence[tuple[str, str, Task[Any]]]
+) -> bool:
+    """Whether the (step key, role, task) calls not made yet all fit the budget at once, each
+    in its preferred way (they draw on one allocation: none is the orchestrator's). Only then
+    may they run concurrently: under a tight budget, which of them get made would otherwise
+    depend on which reserves first."""
+    ladders = []
+    for step_key, role, task in wanted:
+        if store.completed_call(ctx.run_id, step_key) is not None:
+            continue  # made before a crash: reused, not paid again
+        call = _Call(store, CallSpec.of(ctx, step_key, stage, role), task, ctx.policy)
+        chain, fallback = call.usable(call.spec.chain), call.usable(call.spec.fallback)
+        ladders.append(call._ladder(chain, fallback, prompts.token_bound(task), best=True))
+    if not ladders:
+        return True
+    role = wanted[0][1]
+    return Ledger(store).fits(ctx.run_id, ctx.policy, ladders, stage=stage, role=role)
 
 
 def _usage_dict(usage: Usage | Any) -> dict[str, int]:
