@@ -8,8 +8,11 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 
+# a sentence ends at . ! ? (and a closing quote) before a capital, but not at an initial
+# ("William E. Simon")
 _SENTENCE_END = re.compile(
-    r"(?:(?<=[.!?])|(?<=[.!?][\"'\u201d\u2019)\]]))\s+(?=[\"'\u201c(\[]?[A-Z0-9])"
+    r"(?:(?<=[.!?])|(?<=[.!?][\"'\u201d\u2019)\]]))(?<![\s.][A-Z]\.)\s+"
+    r"(?=[\"'\u201c(\[]?[A-Z0-9])"
 )
 _WORD = re.compile(r"[a-z0-9]+(?:['\u2019-][a-z0-9]+)*")
 _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "Dr.", "Mr.", "Ms.", "Mrs.", "St.", "U.S.", "No.")

@@ -6,12 +6,15 @@ statement, a research cue, or any long sentence of a turn that cites a note. Eac
 - `supported`: the notes (the cited ones, or any, for a fact fused from two) carry every number
   and name it states, and a note says much the same thing;
 - `contradicted`: a number, date or name in it that no note contains, where the closest note
-  states one of the same kind (a changed figure, a swapped name);
+  states one of the same kind (a changed figure, a swapped name), or one the notes hold only
+  where they say something else (a figure or name moved from another fact, or from another
+  clause of the same note);
 - `not-found`: such a number or name, where no note says anything like it (an invented fact);
 - `to-verify`: every number and name it states is in the notes, but its wording is too far from
   any note to tell by counting words (a paraphrase, or a distortion only a judge can see).
 
-Only what can be verified blocks: a number, date or name no note contains. A paraphrase is never
+Only what can be verified blocks: a number, date or name no note contains, or holds only in
+another place. A paraphrase is never
 blocked for its wording; it goes to the judged accuracy criterion as a claim to verify.
 `bench/bench_claims.py` measures this on an outside labelled set.
 """
@@ -34,6 +37,11 @@ BLOCKING: frozenset[Verdict] = frozenset({"contradicted", "not-found"})
 SUPPORT_OVERLAP = 0.5
 # A note a claim takes a fact from shares at least this share of its terms (a fused fact).
 FUSED_OVERLAP = 0.3
+# A clause of a note sharing this share of the words around a claim's fact says the same thing
+# about something: if it states another of the kind, the claim's fact was moved there.
+MOVED_OVERLAP = 0.5
+
+Fact = tuple[str, Callable[[str], bool], bool]  # as said, what states it, whether movable
 
 # Statements worth checking even without a number or a name: a causal link, a comparison, a
 # finding attributed to research.
@@ -47,6 +55,7 @@ _CUES = re.compile(
     re.IGNORECASE,
 )
 _NAME = re.compile(r"\b[A-Z][\w'\u2019-]*(?:\s+(?:of|de|la|von|van|the)?\s*[A-Z][\w'\u2019-]*)*")
+_CLAUSE = re.compile(r"[,;:](?!\d)|[()\u2014]|\b(?:while|whereas|but|and|which|who)\b")
 _QUOTED = re.compile(r"[\"\u201c]([^\"\u201d]{12,})[\"\u201d]")
 # Capitalised words that open spoken sentences without naming anything.
 _SPOKEN = frozenset(
@@ -188,6 +197,11 @@ def check(claim: Claim, notes: Sequence[Note]) -> ClaimCheck:
     def closeness(note: Note) -> float:
         return overlap(claim_terms, note_terms[note.id])
 
+    def kinship(note: Note) -> float:
+        """How close a note is in the words around the claim's facts: a note holding the same
+        number ("200,000") is not about the same thing for that alone."""
+        return overlap(around, note_terms[note.id])
+
     ranked = sorted(notes, key=closeness, reverse=True)
     best = max(cited, key=closeness) if cited else ranked[0]
     # the cited notes with the closest two: a fact fused from two notes, one of them uncited
@@ -197,11 +211,12 @@ def check(claim: Claim, notes: Sequence[Note]) -> ClaimCheck:
     said = set(claim.numbers)
     # each fact, what states it, and whether it can have been moved from another fact: a share
     # ("about a third", "half") cannot be pinned to one note
-    facts: list[tuple[str, Callable[[str], bool], bool]] = [
+    facts: list[Fact] = [
         *((f.text, partial(stated, f), not f.share) for f in claim.figures),
         *((n, partial(_name_in, n), True) for n in claim.names),
     ]
     anchor = cited or ranked[:1]
+    around = _without(claim.text, claim.numbers)
     # a share must be in the notes the claim draws on: the cited ones, or the closest two
     near = [*anchor, *ranked[:2]]
     holders = {
@@ -217,8 +232,9 @@ def check(claim: Claim, notes: Sequence[Note]) -> ClaimCheck:
         for fact, _, movable in facts
         if movable and holders[fact] and not any(n in anchor for n in holders[fact])
         if (fact in said or len(holders[fact]) == 1)
-        and max(map(closeness, holders[fact])) < FUSED_OVERLAP
+        and max(map(kinship, holders[fact])) < FUSED_OVERLAP
     ]
+    moved = _moved(claim, facts, anchor, notes)
     quoted = [q for q in _QUOTED.findall(claim.text) if _normal(q) not in _normal(everything)]
 
     def verdict(kind: Verdict, reason: str, missed: Iterable[str] = ()) -> ClaimCheck:
@@ -244,6 +260,17 @@ def check(claim: Claim, notes: Sequence[Note]) -> ClaimCheck:
             f"{fact} is not what {best.id} says ({rival}); only {holder.id}, about something "
             "else, mentions it",
             (fact for fact, _ in misplaced),
+        )
+    if moved:
+        fact, note, clause, rival = moved[0]
+        return ClaimCheck(
+            claim,
+            "contradicted",
+            score,
+            note.id,
+            note.quote,
+            f"{fact} is out of place: {note.id} says {clause!r} of {rival}, not of {fact}",
+            tuple(fact for fact, _, _, _ in moved),
         )
     if score >= SUPPORT_OVERLAP:
         return verdict("supported", f"supported by {best.id}")
@@ -290,6 +317,87 @@ def _name_in(name: str, text: str) -> bool:
         capitals = r"\s+".join(rf"{letter}[\w'-]*" for letter in name)
         return re.search(rf"\b{capitals}", text) is not None
     return False
+
+
+def _moved(
+    claim: Claim, facts: Sequence[Fact], anchor: Sequence[Note], notes: Sequence[Note]
+) -> list[tuple[str, Note, str, str]]:
+    """Facts put in another's place, each with the note and clause it was taken for and what
+    that clause states instead: the clause of the claim's own notes most like the words around
+    the fact states another of its kind, while the fact is only in clauses unlike them
+    ("Apollo 17 was the first to orbit" where the note says "Apollo 8 was the first to orbit,
+    while Apollo 17 made the sixth landing"). A name more than one note holds is the topic's,
+    in no one place."""
+    units = [(note, clause) for note in anchor for clause in _clauses(note.quote)]
+    kinds = {figure.text: figure for figure in claim.figures}
+    every = [fact for fact, _, _ in facts]
+    found = []
+    for fact, stated_in, movable in facts:
+        if not movable:
+            continue
+        own = next((c for c in _clauses(claim.text) if fact in c), claim.text)
+        around = _without(own, every)
+        if len(around) < 2:
+            continue  # too few words around it to place it by
+
+        def likeness(clause: str, around: Sequence[str] = around) -> float:
+            return overlap(around, terms(clause))
+
+        note, closest = max(units, key=lambda unit: likeness(unit[1]))
+        is_name = fact not in kinds
+        if likeness(closest) < MOVED_OVERLAP or stated_in(closest):
+            continue
+        if is_name and _kin_in(fact, _names(closest)):
+            continue
+        holding = [n for n in notes if stated_in(n.quote)]
+        if not holding or (is_name and len(holding) > 1):
+            continue
+        held = [c for n in holding for c in _clauses(n.quote) if stated_in(c)]
+        if not held or max(map(likeness, held)) > likeness(closest) / 2:
+            continue  # stated across clauses, or where the claim says much the same
+        if is_name:
+            rivals = [n for n in _names(closest) if not _kin_in(n, claim.names)]
+        else:
+            kind = kinds[fact]
+            rivals = [
+                f.text
+                for f in figures(closest)
+                if (f.kind, f.is_year) == (kind.kind, kind.is_year) and not stated(f, claim.text)
+            ]
+        if rivals:
+            found.append((fact, note, closest, ", ".join(rivals[:3])))
+    return found
+
+
+def _without(text: str, facts: Iterable[str]) -> list[str]:
+    """The text's terms other than the facts' words."""
+    for fact in facts:
+        text = text.replace(fact, " ")
+    return terms(text)
+
+
+def _clauses(quote: str) -> list[str]:
+    """The quote's clauses; a piece too short to say anything ("In 1973", the "Vilnius" of
+    "Kraków and Vilnius") stays with the clause before it, or the one after."""
+    clauses: list[str] = []
+    short = ""
+    parts = (part.strip() for sentence in sentences(quote) for part in _CLAUSE.split(sentence))
+    for part in parts:
+        if len(terms(part)) >= 3:
+            clauses.append(f"{short} {part}".strip())
+            short = ""
+        elif clauses:
+            clauses[-1] = f"{clauses[-1]} {part}"
+        else:
+            short = f"{short} {part}".strip()
+    return clauses or [quote]
+
+
+def _kin_in(name: str, names: Sequence[str]) -> bool:
+    """Whether one of the names is this one or its kin ("Polish" for "Poland")."""
+    return any(
+        _name_in(name, other) or name[:3].casefold() == other[:3].casefold() for other in names
+    )
 
 
 def _same_kind(missing: Sequence[str], quote: str, claim_figures: set[str]) -> str | None:

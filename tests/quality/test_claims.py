@@ -91,6 +91,54 @@ def test_a_swapped_name_or_month_is_caught() -> None:
     ).missing == ("March",)
 
 
+MISSIONS = Note(
+    id="m1",
+    claim="",
+    source_id="space",
+    quote="Apollo 8 was the first crewed spacecraft to orbit the Moon, while the final Apollo 17 "
+    "mission made the sixth landing. Ondemar Dias first mapped the craters in 1977 and "
+    "Alceu Ranzi extended the survey after flying over Acre.",
+    question=0,
+)
+
+
+def _against_missions(text: str) -> ClaimCheck:
+    script = Script(
+        title="t", turns=[Turn(speaker="Maya", text=text, segment="s", citations=["m1"])]
+    )
+    [claim] = extract(script, known=["Maya"])
+    return check(claim, [MISSIONS])
+
+
+@pytest.mark.parametrize(
+    ("text", "moved", "rival"),
+    [
+        ("Apollo 17 was the first crewed spacecraft to orbit the Moon.", "17", "8"),
+        ("Alceu Ranzi first mapped the craters in 1977.", "Alceu", "Ondemar"),
+    ],
+)
+def test_a_fact_moved_to_another_clause_of_its_own_note_is_contradicted(
+    text: str, moved: str, rival: str
+) -> None:
+    # every number and name is in the cited note, but in the wrong place
+    checked = _against_missions(text)
+    assert checked.verdict == "contradicted", checked.reason
+    assert moved in checked.missing and rival in checked.reason and checked.note_id == "m1"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Apollo 8 was the first crewed spacecraft to go around the Moon.",
+        "Apollo 8 orbited the Moon first, and Apollo 17 made the sixth and final landing.",
+        "Ondemar Dias mapped the craters first, in 1977, and Alceu Ranzi flew over Acre.",
+    ],
+)
+def test_facts_in_their_own_clauses_are_not_moved(text: str) -> None:
+    checked = _against_missions(text)
+    assert not checked.blocking, checked.reason
+
+
 def test_an_invented_statistic_is_not_found() -> None:
     checked = _checked(
         "A 2015 survey found that 64 percent of residents want taller buildings.", "n3"
