@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from castline.config import Show
@@ -63,6 +64,10 @@ class CheckReport:
     criteria: list[CriterionResult]
     claims: list[ClaimCheck]
     similarity: str  # the measure of meaning the checks used (`castline.quality.semantic`)
+    judged_by: str | None = None  # the evaluators' routing, when the judged criteria ran
+    run_id: str | None = None  # the check's record of its paid calls (`castline inspect`)
+    cost: Decimal = Decimal(0)
+    shadow: bool = False  # the cost is what offline stand-ins would have cost (nothing spent)
 
     @property
     def passed(self) -> bool:
@@ -149,7 +154,7 @@ def check_script(
     cited = _as_note_ids(script, sources, kb)
     titles = [source.title for source in sources]
     judged_by = show or _neutral_show(cited)
-    verdicts = gates.run_checks(judged_by, _outline_of(cited, kb), cited, kb, [], titles)
+    verdicts = gates.run_checks(judged_by, outline_of(cited, kb), cited, kb, [], titles)
     wanted = set(only) or set(gates.GATES)
     results = [
         CriterionResult(v.gate, v.criterion, "skipped", None, "needs a show bible (--show)")
@@ -191,7 +196,7 @@ def _as_note_ids(script: Script, sources: Sequence[Source], kb: KnowledgeBase) -
     return script.model_copy(update={"turns": turns})
 
 
-def _outline_of(script: Script, kb: KnowledgeBase) -> Outline:
+def outline_of(script: Script, kb: KnowledgeBase) -> Outline:
     """The outline the script follows: its segments in order, each as long as it is."""
     order = list(dict.fromkeys(turn.segment for turn in script.turns))
     known = {note.id for note in kb.notes}

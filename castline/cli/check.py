@@ -13,6 +13,7 @@ from rich.table import Table
 
 from castline import cli as app
 from castline.cli import cli
+from castline.cli.render import money
 from castline.quality import GATES
 
 _STYLE = {
@@ -51,16 +52,26 @@ _STYLE = {
     type=click.Choice(GATES),
     help="Run only this gate. Repeat for several.",
 )
+@click.option(
+    "--judge",
+    is_flag=True,
+    help="Also run the judged criteria (accuracy claim by claim, tone, coherence, legal risk) "
+    "with the show's two evaluators. Needs --show; their calls are reserved against the show's "
+    "budget, recorded and priced like a run's (offline evaluators cost nothing).",
+)
+@click.option("--provider", help="Answer the evaluators with this provider (e.g. 'offline').")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check(
     script: Path,
     sources: Sequence[Path],
     show_path: Path | None,
     only: Sequence[str],
+    judge: bool,
+    provider: str | None,
     as_json: bool,
 ) -> None:
     """Check a script against its sources: every claim with its verdict and evidence, and the
-    quality gates' checks. Spends nothing.
+    quality gates' checks. Spends nothing unless --judge asks the show's evaluators.
 
     The script is castline's own script.md or one you wrote: a turn per line as
     `**Name:** text` or `NAME: text`, `## Segment` headings, `[1]` citing the first --source.
@@ -84,9 +95,20 @@ def check(
         raise ConfigError(
             f"script {script}: cannot be read ({reason}); give a UTF-8 text or Markdown file"
         ) from None
+    if (judge or provider) and show_path is None:
+        raise ConfigError(
+            "--judge runs the show's evaluators: give the show bible with --show show.yaml"
+        )
+    if provider and not judge:
+        raise ConfigError("--provider picks who judges: add --judge")
     parsed = parse_script(text, script)
     show = load_show(show_path) if show_path is not None else None
-    report = check_script(parsed, read_sources(list(sources)), show=show, only=only)
+    read = read_sources(list(sources))
+    report = check_script(parsed, read, show=show, only=only)
+    if judge and show_path is not None:
+        from castline.engine import checks
+
+        report = checks.judged(show_path, report, read, provider=provider, only=only)
     if as_json:
         click.echo(json.dumps(_as_json(report), indent=2))
     else:
@@ -98,6 +120,10 @@ def _as_json(report: Any) -> dict[str, Any]:
     return {
         "passed": report.passed,
         "similarity": report.similarity,
+        "judged_by": report.judged_by,
+        "run_id": report.run_id,
+        "cost": str(report.cost),
+        "shadow_cost": report.shadow,
         "criteria": [
             {
                 "gate": r.gate,
@@ -158,6 +184,11 @@ def _print(report: Any) -> None:
     failed = [r for r in report.criteria if r.status == "failed"]
     verdicts = [c.verdict for c in report.claims]
     summary = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
+    if report.run_id is not None:
+        app.console.print(
+            f"judged by {report.judged_by}; cost {money(report.cost, report.shadow)} "
+            f"(`castline inspect {report.run_id}` for its calls)"
+        )
     app.console.print(
         f"{len(report.claims)} claims ({summary or 'none'}); similarity measured "
         f"{report.similarity}; "

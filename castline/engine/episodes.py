@@ -96,6 +96,11 @@ def resume(run_id: str, *, on_event: EventCallback | None = None, force: bool = 
 
     store = runtime.store()
     record = store.get_run(run_id)
+    if record.spec.get("check"):
+        raise RunNotResumable(
+            f"run {record.id} is a `castline check`, not an episode: run the check again",
+            run_id=record.id,
+        )
     if record.status == "awaiting-review":
         raise RunNotResumable(
             f"run {record.id} is waiting for a person: `castline review show {record.id}`, then "

@@ -64,6 +64,20 @@ def verdict_of(
     )
 
 
+def tie_broken(result: Consensus, judgment: Judgment, threshold: float) -> Consensus:
+    """A disputed criterion decided by the tie-breaker's judgment."""
+    verdict = verdict_of(result.gate, result.criterion, "tiebreaker", judgment, threshold)
+    return Consensus(
+        result.gate,
+        result.criterion,
+        {**result.scores, "tiebreaker": judgment.score},
+        "pass" if verdict.passed else "fail",
+        [*result.verdicts, verdict],
+        "tiebreaker",
+        claim_findings=result.claim_findings,
+    )
+
+
 def judged_claims(
     claims: list[ClaimToVerify], judgments: dict[str, Judgment]
 ) -> tuple[list[Finding], list[str]]:

@@ -5,9 +5,11 @@ bounded number of rounds that each pay for themselves in the budget first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from castline.config import Quality
 from castline.domain import (
     ConsensusRecord,
     Finding,
@@ -21,18 +23,26 @@ from castline.domain import (
 )
 from castline.errors import BudgetRefused
 from castline.llm.base import Task
-from castline.llm.tasks import JudgeTask, Judgment, ReviewDecision, ReviewDecisionTask, SegmentDraft
+from castline.llm.tasks import (
+    ClaimToVerify,
+    JudgeTask,
+    Judgment,
+    ReviewDecision,
+    ReviewDecisionTask,
+    SegmentDraft,
+    ShowBrief,
+)
 from castline.orchestrator import guard_review
 from castline.quality.consensus import (
     Consensus,
-    Decision,
     agreement,
     decide,
     judged_claims,
+    tie_broken,
     verdict_of,
 )
 from castline.quality.content import checked_claims, claims_to_verify
-from castline.quality.gates import CLAIMS_RUBRIC, JUDGED, known_names
+from castline.quality.gates import CLAIMS_RUBRIC, JUDGED, Judged, known_names
 from castline.quality.verdicts import blocking
 from castline.stages import polish, write
 
@@ -51,6 +61,64 @@ class Outcome:
     verdicts: list[Verdict]
     escalated: list[Consensus] = field(default_factory=list)
     round: int = 0
+
+
+def judge_tasks(
+    prefix: str,
+    brief: ShowBrief,
+    kb: KnowledgeBase,
+    outline: Outline,
+    script: Script,
+    criteria: Sequence[Judged],
+    to_verify: list[ClaimToVerify],
+) -> list[tuple[str, str, JudgeTask]]:
+    """(step key, role, task) for both evaluators of each criterion; accuracy gets the claims
+    to verify."""
+    return [
+        (
+            f"{prefix}.{criterion.name}.{evaluator}",
+            role,
+            JudgeTask(
+                show=brief,
+                knowledge_base=kb,
+                outline=outline,
+                script=script,
+                gate=criterion.gate,
+                criterion=criterion.name,
+                rubric=criterion.rubric + (CLAIMS_RUBRIC if claims else ""),
+                evaluator=evaluator,
+                claims=claims,
+            ),
+        )
+        for criterion in criteria
+        for claims in [to_verify if criterion.name == "accuracy" else []]
+        for evaluator, role in EVALUATORS.items()
+    ]
+
+
+def settle(
+    criterion: Judged,
+    judgments: dict[str, Judgment],
+    tasks: list[tuple[str, str, JudgeTask]],
+    quality: Quality,
+) -> tuple[Consensus, list[Finding], list[str]]:
+    """Both evaluators' judgments of a criterion as one decision (to escalate when they
+    disagree), with the claims both found wrong, which fail it, and those they disputed."""
+    threshold = quality.consensus_threshold
+    verdicts = [
+        verdict_of(criterion.gate, criterion.name, evaluator, judgment, threshold)
+        for evaluator, judgment in judgments.items()
+    ]
+    scores = {e: j.score for e, j in judgments.items()}
+    decision = decide(scores["primary"], scores["secondary"], threshold, quality.tolerance)
+    claims = next(t.claims for key, _, t in tasks if key.endswith(f".{criterion.name}.primary"))
+    flagged, disputed = judged_claims(claims, judgments) if claims else ([], [])
+    if flagged:
+        decision = "fail"  # both evaluators found these claims wrong: no tie to break
+    result = Consensus(
+        criterion.gate, criterion.name, scores, decision, verdicts, claim_findings=tuple(flagged)
+    )
+    return result, flagged, disputed
 
 
 class ReviewLoop:
@@ -147,26 +215,9 @@ class ReviewLoop:
             return list(self.passed.values())
         known = known_names(self.ctx.show, self.ctx.source_titles.values())
         to_verify = claims_to_verify(checked_claims(script, kb, known))
-        tasks: list[tuple[str, str, JudgeTask]] = [
-            (
-                f"review.{round_}.{criterion.name}.{evaluator}",
-                role,
-                JudgeTask(
-                    show=self.ctx.brief,
-                    knowledge_base=kb,
-                    outline=outline,
-                    script=script,
-                    gate=criterion.gate,
-                    criterion=criterion.name,
-                    rubric=criterion.rubric + (CLAIMS_RUBRIC if claims else ""),
-                    evaluator=evaluator,
-                    claims=claims,
-                ),
-            )
-            for criterion in pending
-            for claims in [to_verify if criterion.name == "accuracy" else []]
-            for evaluator, role in EVALUATORS.items()
-        ]
+        tasks = judge_tasks(
+            f"review.{round_}", self.ctx.brief, kb, outline, script, pending, to_verify
+        )
         outcomes = dict(zip([key for key, _, _ in tasks], self.steps.judge(tasks), strict=True))
         results: list[Consensus] = list(self.passed.values())
         for criterion in pending:
@@ -183,49 +234,34 @@ class ReviewLoop:
                 judgments[evaluator] = Judgment.model_validate(outcome.output)
             if len(judgments) < 2:
                 continue
-            threshold = quality.consensus_threshold
-            verdicts = [
-                verdict_of(criterion.gate, criterion.name, evaluator, judgment, threshold)
-                for evaluator, judgment in judgments.items()
-            ]
-            scores = {e: j.score for e, j in judgments.items()}
-            decision = decide(scores["primary"], scores["secondary"], threshold, quality.tolerance)
-            flagged = self._judged_claims(round_, criterion.name, tasks, judgments)
-            if flagged:
-                decision = "fail"  # both evaluators found these claims wrong: no tie to break
-            result = Consensus(
-                criterion.gate, criterion.name, scores, decision, verdicts, claim_findings=flagged
-            )
-            if decision == "escalate":
+            result, flagged, disputed = settle(criterion, judgments, tasks, quality)
+            self._claims_judged(round_, criterion.name, tasks, flagged, disputed)
+            if result.decision == "escalate":
                 result = self._escalate(round_, result, tasks, criterion.name)
             if result.passed:
                 self.passed[criterion.name] = result
             results.append(result)
         return results
 
-    def _judged_claims(
+    def _claims_judged(
         self,
         round_: int,
         criterion: str,
         tasks: list[tuple[str, str, JudgeTask]],
-        judgments: dict[str, Judgment],
-    ) -> tuple[Finding, ...]:
-        """Consensus on each claim sent to the evaluators: those both found wrong are what
-        revision must fix; those they disagree on are recorded."""
+        flagged: list[Finding],
+        disputed: list[str],
+    ) -> None:
         claims = next(t.claims for key, _, t in tasks if key.endswith(f".{criterion}.primary"))
-        if not claims:
-            return ()
-        flagged, disputed = judged_claims(claims, judgments)
-        self.steps.event(
-            "claims-judged",
-            f"{criterion}: {len(claims)} claim(s) verified by both evaluators; {len(flagged)} "
-            f"found wrong by both, {len(disputed)} disputed",
-            "review",
-            round=round_,
-            flagged=[f.subject for f in flagged],
-            disputed=disputed,
-        )
-        return tuple(flagged)
+        if claims:
+            self.steps.event(
+                "claims-judged",
+                f"{criterion}: {len(claims)} claim(s) verified by both evaluators; "
+                f"{len(flagged)} found wrong by both, {len(disputed)} disputed",
+                "review",
+                round=round_,
+                flagged=[f.subject for f in flagged],
+                disputed=disputed,
+            )
 
     def _escalate(
         self,
@@ -250,20 +286,15 @@ class ReviewLoop:
         except BudgetRefused as refused:
             self.pipeline.skip(f"tie-breaking {criterion}", "review", str(refused))
             return Consensus(result.gate, criterion, result.scores, "fail", result.verdicts)
-        threshold = self.ctx.show.quality.consensus_threshold
-        verdict = verdict_of(result.gate, criterion, "tiebreaker", judgment, threshold)
-        scores = {**result.scores, "tiebreaker": judgment.score}
-        decided: Decision = "pass" if verdict.passed else "fail"
+        decided = tie_broken(result, judgment, self.ctx.show.quality.consensus_threshold)
         self.steps.event(
             "decision",
             f"{criterion}: evaluators disagreed ({result.scores}); the tie-breaker scored "
-            f"{judgment.score:.2f}: {decided}",
+            f"{judgment.score:.2f}: {decided.decision}",
             "review",
-            scores=scores,
+            scores=decided.scores,
         )
-        return Consensus(
-            result.gate, criterion, scores, decided, [*result.verdicts, verdict], "tiebreaker"
-        )
+        return decided
 
     # revision
 

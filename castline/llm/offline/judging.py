@@ -14,6 +14,7 @@ from castline.domain import Note, Turn
 from castline.llm.offline.solvers import solves
 from castline.llm.tasks import ClaimJudgment, ClaimToVerify, Evidence, JudgeTask, Judgment
 from castline.quality import semantic
+from castline.quality.claims import check, extract
 from castline.text import overlap, sentences, stem, terms
 
 _MEDICAL = (
@@ -131,20 +132,20 @@ def accuracy(task: JudgeTask) -> Judgment:
     cited = [t for t in task.script.turns if t.citations]
     if not cited:
         return Judgment(score=0.0, reason="no turn cites the research" + on_claims, claims=verdicts)
-    distorted: list[Evidence] = []
-    for turn in cited:
-        quotes = [notes[c].quote for c in turn.citations if c in notes]
-        text = " ".join(turn.text.split())
-        if task.evaluator == "primary":
-            faithful = any(" ".join(q.split())[1:] in text for q in quotes)
-        else:
-            turn_numbers = set(_NUMBER.findall(text))
-            faithful = any(
-                overlap(terms(q), terms(text)) >= 0.7 and turn_numbers <= set(_NUMBER.findall(q))
-                for q in quotes
-            )
-        if not faithful:
-            distorted.append(_quote(turn, turn.text))
+    # a cited turn distorts its notes when one of its claims states a figure they do not, or
+    # turns around the note it follows (names are the groundedness check's, which knows the
+    # sources' titles); the claims left to verify are judged above, one by one
+    wrong_turns: dict[int, str] = {}
+    for claim in extract(task.script):
+        if claim.turn in wrong_turns or not claim.citations:
+            continue
+        checked = check(claim, task.knowledge_base.notes)
+        misstated = checked.blocking and bool(set(checked.missing) & set(claim.numbers))
+        if misstated or (checked.verdict == "supported" and _flipped(claim.text, checked.evidence)):
+            wrong_turns[claim.turn] = claim.text
+    distorted = [
+        _quote(task.script.turns[turn], text) for turn, text in sorted(wrong_turns.items())
+    ]
     score = 1 - len(distorted) / len(cited)
     if verdicts:
         score = min(score, 1 - len(wrong) / len(verdicts))
