@@ -362,6 +362,11 @@ class Research(_Strict):
         description="send research questions through the provider's batch API: half the "
         "price, minutes to hours slower; economy mode batches them anyway",
     )
+    allow_private_urls: bool = Field(
+        default=False,
+        description="let URL sources be fetched from loopback, private and link-local "
+        "addresses (an intranet wiki); off, such a URL is refused before the run",
+    )
 
 
 def _check_route(entry: str) -> str:

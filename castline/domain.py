@@ -6,6 +6,7 @@ forbid unknown fields: a model reply with a stray field is invalid, not silently
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -32,6 +33,15 @@ class Source(_Model):
     kind: SourceKind
     sha256: str
     sections: list[Section]
+    url: str | None = None  # where it was fetched from, after redirects (a URL source)
+    retrieved_at: str | None = None  # when, ISO 8601 UTC
+
+    @property
+    def reference(self) -> str:
+        """How show notes point to it: the file's name, or the URL and when it was read."""
+        if self.url is None:
+            return Path(self.path).name
+        return f"{self.url}, retrieved {(self.retrieved_at or '')[:10]}"
 
     @property
     def text(self) -> str:

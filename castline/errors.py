@@ -65,9 +65,9 @@ class SeasonFileError(ConfigError):
 
 
 class SourceError(ConfigError):
-    """A source document is missing, unreadable or has no text."""
+    """A source document (a file, or a URL) is missing, unreadable or has no text."""
 
-    def __init__(self, path: Path, reason: str) -> None:
+    def __init__(self, path: Path | str, reason: str) -> None:
         self.path = path
         self.reason = reason
         super().__init__(f"source {path}: {reason}")

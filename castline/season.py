@@ -48,10 +48,17 @@ class Season(_Strict):
             raise ValueError(f"episode number(s) {repeated} given to more than one episode")
         return value
 
-    def source_paths(self, episode: PlannedEpisode, base: Path) -> list[Path]:
-        """An episode's sources, relative paths taken from the batch file's folder."""
+    def source_paths(self, episode: PlannedEpisode, base: Path) -> list[Path | str]:
+        """An episode's sources: URLs as they are, relative paths from the batch file's
+        folder."""
+        from castline.fetching import is_url
+
         return [
-            (base / source) if not Path(source).is_absolute() else Path(source)
+            source
+            if is_url(source)
+            else base / source
+            if not Path(source).is_absolute()
+            else Path(source)
             for source in episode.sources
         ]
 

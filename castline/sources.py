@@ -1,4 +1,4 @@
-"""Reading source documents (plain text, Markdown, HTML, PDF) into sections of text.
+"""Reading source documents (plain text, Markdown, HTML, PDF; files or URLs) into sections.
 
 Every source is read, and every failure reported, before anything is spent. Source text is data:
 it is kept apart from instructions when prompts are rendered (see `castline.llm.prompts`).
@@ -24,13 +24,15 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
+from castline import fetching
 from castline.domain import Section, Source, SourceKind
 from castline.errors import SourceError
 from castline.text import quotable, sentences
 
-__all__ = ["MAX_SOURCE_BYTES", "MAX_SOURCE_WORDS", "read_source", "read_sources"]
+__all__ = ["MAX_SOURCE_BYTES", "MAX_SOURCE_WORDS", "read_source", "read_sources", "read_url"]
 
 _KINDS: dict[str, SourceKind] = {
     ".txt": "text",
@@ -54,23 +56,31 @@ _MAX_TITLE_CHARS = 200
 _GIVE_TEXT = "give the document as .txt, .md, .html or .pdf"
 
 
-def read_sources(paths: Sequence[Path]) -> list[Source]:
-    """Read every source, giving each a short unique id derived from its file name; the same
-    file, or the same content, given twice is refused (it would be cited as two sources)."""
+def read_sources(
+    references: Sequence[Path | str], *, allow_private_urls: bool = False
+) -> list[Source]:
+    """Read every source (a file, or an http(s) URL, fetched now), giving each a short unique
+    id derived from its name; the same file, URL or content given twice is refused (it would be
+    cited as two sources)."""
     sources: list[Source] = []
     used: set[str] = set()
-    seen_paths: dict[Path, Path] = {}
-    seen_content: dict[str, Path] = {}
+    seen_paths: dict[Path | str, Path | str] = {}
+    seen_content: dict[str, Path | str] = {}
     words = 0
-    for given in paths:
-        path = Path(given)
-        identity = _identity(path)
+    for given in references:
+        url = isinstance(given, str) and fetching.is_url(given)
+        path: Path | str = given if url else Path(given)
+        identity: Path | str = path if isinstance(path, str) else _identity(path)
         if identity in seen_paths:
             raise SourceError(
                 path, f"is given twice (as {seen_paths[identity]} too); give each source once"
             )
         seen_paths[identity] = path
-        source = read_source(path)
+        source = (
+            read_url(path, allow_private=allow_private_urls)
+            if isinstance(path, str)
+            else read_source(path)
+        )
         if source.sha256 in seen_content:
             raise SourceError(
                 path,
@@ -117,6 +127,42 @@ def read_source(path: Path) -> Source:
             title, sections = _read_markdown(text)
         else:
             title, sections = _read_plain(text)
+    return _checked(path, kind, raw, title, sections, name=path.stem)
+
+
+def read_url(url: str, *, allow_private: bool = False) -> Source:
+    """Fetch a web page, a PDF or a text by URL (`castline.fetching`: guarded) and read it like
+    a file; the source keeps the address it was fetched from and when, and a run keeps the
+    source (resuming never fetches again)."""
+    page = fetching.fetch(url, allow_private=allow_private)
+    kind = page.kind
+    if kind == "pdf":
+        title, sections = _read_pdf(url, page.body)
+    else:
+        text = _decode(url, page.body)
+        if kind == "html":
+            title, sections = _read_page(url, text)
+        elif kind == "markdown":
+            title, sections = _read_markdown(text)
+        else:
+            title, sections = _read_plain(text)
+    parts = urlsplit(page.final_url)
+    name = PurePosixPath(parts.path).stem or parts.hostname or "page"
+    source = _checked(url, kind, page.body, title, sections, name=name)
+    return source.model_copy(update={"url": page.final_url, "retrieved_at": page.retrieved_at})
+
+
+def _checked(
+    origin: Path | str,
+    kind: SourceKind,
+    raw: bytes,
+    title: str,
+    sections: list[Section],
+    *,
+    name: str,
+) -> Source:
+    """The source, once it has enough readable text and a sentence castline can cite."""
+    path = origin
     sections = [s for s in sections if s.text.strip()]
     words = sum(len(s.text.split()) for s in sections)
     if words < _MIN_WORDS:
@@ -133,8 +179,8 @@ def read_source(path: Path) -> Source:
             "a list, a table or headings alone give the research nothing to quote",
         )
     return Source(
-        id=_slug(path.stem),
-        title=title or path.stem.replace("-", " ").replace("_", " ").title(),
+        id=_slug(name),
+        title=title or name.replace("-", " ").replace("_", " ").title(),
         path=str(path),
         kind=kind,
         sha256=hashlib.sha256(raw).hexdigest(),
@@ -280,7 +326,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _CONTROL_BYTES = bytes(range(0x09)) + bytes(range(0x0E, 0x20)) + b"\x7f"
 
 
-def _decode(path: Path, raw: bytes) -> str:
+def _decode(path: Path | str, raw: bytes) -> str:
     """Text as UTF-8, or as UTF-8, UTF-16 or UTF-32 with a byte-order mark (which is dropped).
     Stray control characters are dropped too; many of them mean the file is not text."""
     for mark, codec, name in _BYTE_ORDER_MARKS:
@@ -418,6 +464,32 @@ def _read_plain(text: str) -> tuple[str, list[Section]]:
     ]
 
 
+def _read_page(url: str, html: str) -> tuple[str, list[Section]]:
+    """A fetched page's main text (the article, without menus, footers and asides), as
+    extracted by trafilatura, with its headings."""
+    import trafilatura
+
+    with _QUIET.reading():
+        markdown = trafilatura.extract(
+            html,
+            url=url,
+            output_format="markdown",
+            include_comments=False,
+            include_tables=False,
+            include_images=False,
+            include_links=False,
+        )
+        metadata = trafilatura.extract_metadata(html)
+    if not markdown:
+        raise SourceError(
+            url,
+            "has no article text castline can find (a page built by scripts, a login wall or "
+            "a list of links?); open it in a browser and save its text as .txt",
+        )
+    title, sections = _read_markdown(markdown)
+    return (metadata.title if metadata and metadata.title else "") or title, sections
+
+
 def _read_html(path: Path, text: str) -> tuple[str, list[Section]]:
     from bs4 import BeautifulSoup
     from bs4.exceptions import ParserRejectedMarkup
@@ -470,18 +542,19 @@ class _Quiet:
         self._lock = threading.Lock()
         self._readers = 0
         self._saved: warnings.catch_warnings[None] | None = None
-        self._level = logging.NOTSET
+        self._levels: list[int] = []
 
     @contextmanager
     def reading(self) -> Iterator[None]:
-        logger = logging.getLogger("pypdf")
+        loggers = [logging.getLogger(name) for name in ("pypdf", "trafilatura", "htmldate")]
         with self._lock:
             if self._readers == 0:
                 self._saved = warnings.catch_warnings()
                 self._saved.__enter__()
                 warnings.simplefilter("ignore")
-                self._level = logger.level
-                logger.setLevel(logging.CRITICAL + 1)
+                self._levels = [logger.level for logger in loggers]
+                for logger in loggers:
+                    logger.setLevel(logging.CRITICAL + 1)
             self._readers += 1
         try:
             yield
@@ -489,7 +562,8 @@ class _Quiet:
             with self._lock:
                 self._readers -= 1
                 if self._readers == 0 and self._saved is not None:
-                    logger.setLevel(self._level)
+                    for logger, level in zip(loggers, self._levels, strict=True):
+                        logger.setLevel(level)
                     self._saved.__exit__(None, None, None)
                     self._saved = None
 
@@ -500,7 +574,7 @@ _QUIET = _Quiet()
 # --- PDF ----------------------------------------------------------------------------------------
 
 
-def _read_pdf(path: Path, raw: bytes) -> tuple[str, list[Section]]:
+def _read_pdf(path: Path | str, raw: bytes) -> tuple[str, list[Section]]:
     from pypdf import PdfReader
     from pypdf.errors import DependencyError
 

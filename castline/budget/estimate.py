@@ -176,8 +176,22 @@ class _DryRunSteps:
         return HumanDecision(status="approved", note="assumed for the forecast")
 
 
-def estimate(show_path: Path, topic: str, source_paths: Sequence[Path]) -> Forecast:
-    return forecast(prepare(show_path, topic, source_paths, provider="offline", forecast=False))
+def estimate(
+    show_path: Path,
+    topic: str,
+    source_paths: Sequence[Path | str],
+    *,
+    allow_private_urls: bool = False,
+) -> Forecast:
+    prepared = prepare(
+        show_path,
+        topic,
+        source_paths,
+        provider="offline",
+        forecast=False,
+        allow_private_urls=allow_private_urls,
+    )
+    return forecast(prepared)
 
 
 def forecast(prepared: Prepared) -> Forecast:

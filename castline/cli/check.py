@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 
 from castline import cli as app
-from castline.cli import cli
+from castline.cli import cli, options
 from castline.cli.render import money
 from castline.quality import GATES
 
@@ -29,16 +29,12 @@ _STYLE = {
 
 @cli.command()
 @click.argument("script", type=click.Path(path_type=Path))
-@click.option(
-    "--source",
-    "-s",
-    "sources",
-    multiple=True,
+@options.sources(
     required=True,
-    type=click.Path(path_type=Path),
-    help="A source the script draws on (txt, md, html, pdf); `[1]` in the script cites the "
-    "first. Repeat for several.",
+    help="A source the script draws on: a file (txt, md, html, pdf) or an http(s) URL; `[1]` "
+    "in the script cites the first. Repeat for several.",
 )
+@options.allow_private_urls
 @click.option(
     "--show",
     "show_path",
@@ -63,7 +59,8 @@ _STYLE = {
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check(
     script: Path,
-    sources: Sequence[Path],
+    sources: Sequence[Path | str],
+    allow_private_urls: bool,
     show_path: Path | None,
     only: Sequence[str],
     judge: bool,
@@ -103,7 +100,8 @@ def check(
         raise ConfigError("--provider picks who judges: add --judge")
     parsed = parse_script(text, script)
     show = load_show(show_path) if show_path is not None else None
-    read = read_sources(list(sources))
+    private = allow_private_urls or bool(show and show.research.allow_private_urls)
+    read = read_sources(list(sources), allow_private_urls=private)
     report = check_script(parsed, read, show=show, only=only)
     if judge and show_path is not None:
         from castline.engine import checks

@@ -15,7 +15,7 @@ from rich.table import Table
 # The package itself: `app.console` is looked up when a command runs, so tests can swap it.
 from castline import cli as app
 from castline import scaffold
-from castline.cli import cli, guarded
+from castline.cli import cli, guarded, options
 from castline.cli.render import print_cost, progress, render_outcome
 
 if TYPE_CHECKING:
@@ -44,14 +44,8 @@ def init(directory: Path) -> None:
 @cli.command()
 @click.argument("show", type=click.Path(path_type=Path))
 @click.option("--topic", "-t", required=True, help="What the episode is about.")
-@click.option(
-    "--source",
-    "-s",
-    "sources",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="A source document (txt, md, html, pdf). Repeat for several.",
-)
+@options.sources()
+@options.allow_private_urls
 @click.option(
     "--provider",
     help="Answer every role with this provider (e.g. 'offline'), whatever the routing says.",
@@ -68,7 +62,8 @@ def init(directory: Path) -> None:
 def produce(
     show: Path,
     topic: str,
-    sources: Sequence[Path],
+    sources: Sequence[Path | str],
+    allow_private_urls: bool,
     provider: str | None,
     number: int | None,
     queued: bool,
@@ -88,11 +83,24 @@ def produce(
         from castline.cli.queue import enqueue
 
         click.get_current_context().invoke(
-            enqueue, show=show, topic=topic, sources=sources, provider=provider, number=number
+            enqueue,
+            show=show,
+            topic=topic,
+            sources=sources,
+            allow_private_urls=allow_private_urls,
+            provider=provider,
+            number=number,
         )
         return
     run_id = guarded(
-        lambda: create_run(show, topic, list(sources), provider=provider, number=number)
+        lambda: create_run(
+            show,
+            topic,
+            list(sources),
+            provider=provider,
+            number=number,
+            allow_private_urls=allow_private_urls,
+        )
     )
     app.console.print(f"run [bold]{run_id}[/]")
     print_routing(run_id)
@@ -132,12 +140,12 @@ def print_routing(run_id: str) -> None:
 @cli.command()
 @click.argument("show", type=click.Path(path_type=Path))
 @click.option("--topic", "-t", required=True, help="What the episode is about.")
-@click.option(
-    "--source", "-s", "sources", multiple=True, type=click.Path(path_type=Path),
-    help="A source document (txt, md, html, pdf). Repeat for several.",
-)  # fmt: skip
+@options.sources()
+@options.allow_private_urls
 @click.option("--json", "as_json", is_flag=True, help="Print the forecast as JSON.")
-def estimate(show: Path, topic: str, sources: Sequence[Path], as_json: bool) -> None:
+def estimate(
+    show: Path, topic: str, sources: Sequence[Path | str], allow_private_urls: bool, as_json: bool
+) -> None:
     """Forecast an episode's cost per stage and model (low / expected / high), spending nothing.
 
     The pipeline runs once offline in a scratch store to see the calls the episode will make;
@@ -150,7 +158,9 @@ def estimate(show: Path, topic: str, sources: Sequence[Path], as_json: bool) -> 
     """
     from castline import estimate as forecast_episode
 
-    forecast = guarded(lambda: forecast_episode(show, topic, list(sources)))
+    forecast = guarded(
+        lambda: forecast_episode(show, topic, list(sources), allow_private_urls=allow_private_urls)
+    )
     if as_json:
         rows = [
             {**asdict(row), "low": str(row.low), "expected": str(row.expected),

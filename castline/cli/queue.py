@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from castline import cli as app
-from castline.cli import cli, guarded
+from castline.cli import cli, guarded, options
 
 if TYPE_CHECKING:
     from castline.engine.queue import Recovered
@@ -22,14 +22,17 @@ if TYPE_CHECKING:
 @cli.command()
 @click.argument("show", type=click.Path(path_type=Path))
 @click.option("--topic", "-t", required=True, help="What the episode is about.")
-@click.option(
-    "--source", "-s", "sources", multiple=True, type=click.Path(path_type=Path),
-    help="A source document (txt, md, html, pdf). Repeat for several.",
-)  # fmt: skip
+@options.sources()
+@options.allow_private_urls
 @click.option("--provider", help="Answer every role with this provider (e.g. 'offline').")
 @click.option("--number", "-n", type=int, help="The episode number (default: the show's next).")
 def enqueue(
-    show: Path, topic: str, sources: Sequence[Path], provider: str | None, number: int | None
+    show: Path,
+    topic: str,
+    sources: Sequence[Path | str],
+    allow_private_urls: bool,
+    provider: str | None,
+    number: int | None,
 ) -> None:
     """Check an episode's inputs and put it on the queue for `castline worker`.
 
@@ -41,7 +44,14 @@ def enqueue(
     from castline.engine import episodes
 
     run_id = guarded(
-        lambda: episodes.enqueue(show, topic, list(sources), provider=provider, number=number)
+        lambda: episodes.enqueue(
+            show,
+            topic,
+            list(sources),
+            provider=provider,
+            number=number,
+            allow_private_urls=allow_private_urls,
+        )
     )
     app.console.print(f"queued run [bold]{run_id}[/]; `castline worker` runs it")
 

@@ -57,16 +57,24 @@ class Outcome:
 def produce(
     show_path: Path,
     topic: str,
-    source_paths: Sequence[Path],
+    source_paths: Sequence[Path | str],
     *,
     provider: str | None = None,
     number: int | None = None,
     on_event: EventCallback | None = None,
+    allow_private_urls: bool = False,
 ) -> Outcome:
     """Produce one episode end to end; see `create_run` for what is checked before spending."""
     from castline.engine import workflows
 
-    run_id = create_run(show_path, topic, source_paths, provider=provider, number=number)
+    run_id = create_run(
+        show_path,
+        topic,
+        source_paths,
+        provider=provider,
+        number=number,
+        allow_private_urls=allow_private_urls,
+    )
     runtime.launch()
     return follow(run_id, workflows.start(run_id), on_event)
 
@@ -74,17 +82,24 @@ def produce(
 def enqueue(
     show_path: Path,
     topic: str,
-    source_paths: Sequence[Path],
+    source_paths: Sequence[Path | str],
     *,
     provider: str | None = None,
     number: int | None = None,
+    allow_private_urls: bool = False,
 ) -> str:
     """Check every input, record the run and put it on the episode queue for `castline
     worker`; return its id. Nothing is spent until a worker takes it."""
     from castline.engine import queue
 
     run_id = create_run(
-        show_path, topic, source_paths, provider=provider, number=number, queued=True
+        show_path,
+        topic,
+        source_paths,
+        provider=provider,
+        number=number,
+        queued=True,
+        allow_private_urls=allow_private_urls,
     )
     queue.enqueue_run(run_id)
     return run_id

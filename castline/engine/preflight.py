@@ -189,11 +189,12 @@ def _cheapest(pricer: Pricer, routing: Routing, role: str, usage: Usage) -> tupl
 def prepare(
     show_path: Path,
     topic: str,
-    source_paths: Sequence[Path],
+    source_paths: Sequence[Path | str],
     *,
     provider: str | None = None,
     number: int | None = None,
     forecast: bool = True,
+    allow_private_urls: bool = False,
 ) -> Prepared:
     """Check, in the module's order, everything that can be checked before money is spent."""
     check_number(number)
@@ -201,9 +202,12 @@ def prepare(
     show_path = Path(show_path)
     show = load_show(show_path)
     if not source_paths:
-        raise ConfigError("no sources given; pass at least one --source FILE (text, md, html, pdf)")
+        raise ConfigError(
+            "no sources given; pass at least one --source FILE or URL (text, md, html, pdf)"
+        )
     started = time.perf_counter()
-    sources = read_sources([Path(p) for p in source_paths])
+    private = allow_private_urls or show.research.allow_private_urls
+    sources = read_sources(list(source_paths), allow_private_urls=private)
     read_ms = (time.perf_counter() - started) * 1000
     off_topic = check_sources_on_topic(topic, sources)
     routing = plan_routing(show, provider, needed=roles_reached(show))
@@ -331,17 +335,25 @@ def record_run(
 def create_run(
     show_path: Path,
     topic: str,
-    source_paths: Sequence[Path],
+    source_paths: Sequence[Path | str],
     *,
     provider: str | None = None,
     number: int | None = None,
     queued: bool = False,
     group: str | None = None,
+    allow_private_urls: bool = False,
 ) -> str:
     """Validate every input and record a new run with its episode number (`number`, or the
     show's next); nothing is spent until the workflow starts. A `queued` run waits for a
     worker (`enqueue`)."""
-    prepared = prepare(show_path, topic, source_paths, provider=provider, number=number)
+    prepared = prepare(
+        show_path,
+        topic,
+        source_paths,
+        provider=provider,
+        number=number,
+        allow_private_urls=allow_private_urls,
+    )
     run_id = uuid.uuid4().hex[:12]
     slug = re.sub(r"[^a-z0-9]+", "-", prepared.topic.lower()).strip("-")[:48].rstrip("-")
     folder = f"{slug or 'episode'}-{run_id[:6]}"

@@ -17,7 +17,7 @@ from castline.season import PlannedEpisode, Season, load_season
 @dataclass(frozen=True)
 class PlannedRun:
     episode: PlannedEpisode
-    sources: list[Path]
+    sources: list[Path | str]
     forecast: Forecast
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from html import escape
-from pathlib import Path
 
 from castline.audio.timeline import Timeline
 from castline.domain import Episode, Source
@@ -28,9 +27,7 @@ class CitedSource:
     @property
     def label(self) -> str:
         times = "time" if self.citations == 1 else "times"
-        return (
-            f"{self.source.title} ({Path(self.source.path).name}), cited {self.citations} {times}"
-        )
+        return f"{self.source.title} ({self.source.reference}), cited {self.citations} {times}"
 
 
 def cited_sources(episode: Episode) -> list[CitedSource]:

@@ -113,13 +113,13 @@ def show_notes(episode: Episode) -> str:
             and episode.knowledge_base.note(c).source_id == source_id
         )
         source = next(s for s in episode.sources if s.id == source_id)
-        lines.append(f"{number}. {source.title} ({Path(source.path).name}), cited {used} times")
+        lines.append(f"{number}. {source.title} ({source.reference}), cited {used} times")
     return "\n".join(lines) + "\n"
 
 
 def _title(episode: Episode, source_id: str) -> str:
     source = next(s for s in episode.sources if s.id == source_id)
-    return f"{source.title} ({Path(source.path).name})"
+    return f"{source.title} ({source.reference})"
 
 
 def report_markdown(episode: Episode) -> str:
