@@ -45,10 +45,10 @@ _KINDS: dict[str, SourceKind] = {
 }
 _MIN_WORDS = 20
 # One file: checked before it is read, so that a stray disk image is refused without reading it.
-MAX_SOURCE_BYTES = 10 * 1024 * 1024
-# All sources of a run: until retrieval exists each research prompt carries them whole, so they
-# must fit the researcher's context window (about 130,000 tokens) and its share of the budget.
-MAX_SOURCE_WORDS = 100_000
+MAX_SOURCE_BYTES = 64 * 1024 * 1024
+# All sources of a run. Research reads long sources by passages (`castline.retrieval`), so a
+# prompt's size does not grow with them; this bounds the time and memory of reading them.
+MAX_SOURCE_WORDS = 12_000_000
 # What `castline.text.quotable` asks of a sentence, in words, for the message that says so.
 _QUOTABLE_WORDS = "8-45"
 # A first line longer than this is a paragraph, not a plain-text file's title.
@@ -96,9 +96,8 @@ def read_sources(
             )
             raise SourceError(
                 path,
-                f"{amount}, more than the {MAX_SOURCE_WORDS:,} a run can read (every research "
-                "prompt carries the sources whole); keep only the chapters on the topic, or "
-                "split the topic into episodes",
+                f"{amount}, more than the {MAX_SOURCE_WORDS:,} a run can read; keep only the "
+                "parts on the topic, or split the topic into episodes",
             )
         base = source.id
         suffix = 2

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
+from castline import retrieval
 from castline.audio import costs, master
 from castline.audio.tts import Voicing, plan_voicing
 from castline.budget.prices import Pricer
@@ -144,13 +145,18 @@ def check_budget(prepared: Prepared) -> None:
 
 def check_budget_floor(show: Show, routing: Routing, sources: list[Source]) -> Decimal:
     """Refuse an episode the budget cannot pay for even at its cheapest: one research call
-    reading every source, and the script's words written once, by the cheapest model each
-    role may fall back to. The forecast (`castline estimate`) gives the full picture."""
+    reading what a question reads (every source, or the most passages of long ones), and the
+    script's words written once, by the cheapest model each role may fall back to. The
+    forecast (`castline estimate`) gives the full picture."""
     pricer = Pricer(show.prices)
     budget = show.budget
     limit = budget.per_episode
     reserve = budget.reserve_share * limit
-    chars = sum(len(section.text) for source in sources for section in source.sections)
+    if retrieval.too_long_to_send_whole(sources):
+        longest = sorted((len(p.text) for p in retrieval.passages(sources)), reverse=True)
+        chars = sum(longest[: retrieval.PASSAGES_PER_QUESTION])
+    else:
+        chars = sum(len(section.text) for source in sources for section in source.sections)
     source_tokens = chars // _CHARS_PER_TOKEN_AT_MOST
     research_route, research_cost = _cheapest(
         pricer, routing, "researcher", Usage(input_tokens=source_tokens)

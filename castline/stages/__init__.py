@@ -15,8 +15,9 @@ from castline.budget.prices import Pricer
 from castline.config import Show
 from castline.domain import Source
 from castline.llm.registry import Routing
-from castline.llm.tasks import ShowBrief
+from castline.llm.tasks import Question, ShowBrief
 from castline.quality.integration import EarlierEpisode
+from castline.retrieval import Retriever, too_long_to_send_whole
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,18 @@ class RunContext:
     @cached_property
     def policy(self) -> BudgetPolicy:
         return BudgetPolicy(self.show.budget, Pricer(self.show.prices))
+
+    @cached_property
+    def retriever(self) -> Retriever | None:
+        """The sources' passages indexed, when they are too long to send whole."""
+        return Retriever(self.sources) if too_long_to_send_whole(self.sources) else None
+
+    def sources_for(self, question: Question) -> list[Source]:
+        """What a research question reads: every source whole, or, for sources too long for a
+        prompt, the passages that answer it (`castline.retrieval`)."""
+        if self.retriever is None:
+            return self.sources
+        return self.retriever.sources_for(f"{question.focus}. {question.text}")
 
     @cached_property
     def source_titles(self) -> dict[str, str]:

@@ -28,14 +28,21 @@ if TYPE_CHECKING:
     from castline.engine.runner import Pipeline
 
 
+# The most section headings of one source the question generator sees (a long report has
+# thousands; the questions need its outline, not all of it).
+MAX_HEADINGS = 80
+
+
 def questions_task(ctx: RunContext) -> QuestionsTask:
     digests = [
         SourceDigest(
             id=source.id,
             title=source.title,
-            headings=[
-                s.heading for s in source.sections if s.heading and s.heading != source.title
-            ],
+            headings=list(
+                dict.fromkeys(
+                    s.heading for s in source.sections if s.heading and s.heading != source.title
+                )
+            )[:MAX_HEADINGS],
         )
         for source in ctx.sources
     ]
@@ -51,7 +58,7 @@ def research_task(ctx: RunContext, question: Question) -> ResearchTask:
     return ResearchTask(
         topic=ctx.topic,
         question=question,
-        sources=ctx.sources,
+        sources=ctx.sources_for(question),
         max_notes=ctx.show.research.notes_per_question,
         covered=ctx.covered,
     )
