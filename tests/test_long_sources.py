@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from castline.config import database_url
@@ -58,9 +59,10 @@ def test_a_50_mb_source_is_researched_by_passages_from_across_it(
     assert kb and kb[0].data["notes"] > 5
     assert outcome.output_dir is not None
     notes = (outcome.output_dir / "episode.json").read_text(encoding="utf-8")
-    import json
-
     quotes = [n["quote"] for n in json.loads(notes)["knowledge_base"]["notes"]]
     where = sorted(text.find(q) / len(text) for q in quotes if q in text)
     assert len(where) == len(quotes)
     assert where[0] < 0.25 and where[-1] > 0.75, where
+    # and the report says what was used and what was left out
+    report_md = (outcome.output_dir / "report.md").read_text(encoding="utf-8")
+    assert "- ignored (" in report_md and "Committee minutes (" in report_md

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from castline.coverage import coverage_markdown
 from castline.domain import Episode
 from castline.fileio import write_atomic
 
@@ -162,6 +163,7 @@ def report_markdown(episode: Episode) -> str:
             )
             lines.append(f"- revised: {changes}")
         lines.append("")
+    lines += coverage_markdown(episode)
     if quality.agreement:
         lines += ["## Evaluator agreement", ""]
         lines += [
