@@ -173,6 +173,10 @@ def fetch(url: str, *, allow_private: bool = False, max_bytes: int = MAX_BYTES) 
                     f"did not answer in time ({current}); try again later, or save the "
                     "page and give the file",
                 ) from None
+            except (httpx.InvalidURL, UnicodeError) as exc:  # an unencodable host name, say
+                raise SourceError(
+                    url, f"is not a valid address ({_brief(exc)}); check it"
+                ) from None
             except httpx.HTTPError as exc:
                 raise SourceError(
                     url,
@@ -186,7 +190,11 @@ _ACCEPT = "text/html,application/xhtml+xml,application/pdf;q=0.9,text/plain;q=0.
 
 
 def _check_scheme(given: str, url: str) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsed here, so that a bad port is this error
+    except ValueError as exc:
+        raise SourceError(given, f"is not a valid address ({exc}); check it") from None
     if parts.scheme not in ("http", "https"):
         where = "" if url == given else f" (it redirects to {url})"
         raise SourceError(

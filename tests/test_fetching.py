@@ -186,3 +186,21 @@ def test_which_addresses_are_public(address: str, public: bool) -> None:
 )  # fmt: skip
 def test_a_url_is_told_from_a_file(reference: str, url: bool) -> None:
     assert fetching.is_url(reference) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "names"),
+    [
+        ("http://", ["has no host name"]),
+        ("http://[::1", ["is not a valid address"]),
+        ("http://example.org:99999/", ["is not a valid address"]),
+        ("https://xn--.com/", ["is not a valid address"]),
+        ("file:///etc/passwd", ["only http and https"]),
+        ("https://nonexistent.invalid/x", ["cannot be fetched", "cannot be resolved"]),
+    ],
+)
+def test_a_bad_address_is_refused_with_why(url: str, names: list[str]) -> None:
+    with pytest.raises(SourceError) as refused:
+        fetching.fetch(url)
+    for name in names:
+        assert name in str(refused.value)

@@ -195,6 +195,9 @@ def _produce(show: Path, *extra: str, topic: str = "Why cities run hot") -> Any:
         (["--source", str(EXAMPLE_SOURCES[0])], "Heat", "twice"),
         (["--source", "/nonexistent/notes.md"], "Heat", "/nonexistent/notes.md"),
         (["--source", "/"], "Heat", "source /"),
+        (["--source", "http://[::1"], "Heat", "is not a valid address"),
+        (["--source", "http://169.254.169.254/latest"], "Heat", "link-local"),
+        (["--source", "ftp://example.org/notes.txt"], "Heat", "only http and https"),
     ],
     ids=repr,
 )
