@@ -65,7 +65,7 @@ class CheckReport:
     claims: list[ClaimCheck]
     similarity: str  # the measure of meaning the checks used (`castline.quality.semantic`)
     judged_by: str | None = None  # the evaluators' routing, when the judged criteria ran
-    run_id: str | None = None  # the check's record of its paid calls (`castline inspect`)
+    run_id: str | None = None  # the check's record of its paid calls (`castline runs show`)
     cost: Decimal = Decimal(0)
     shadow: bool = False  # the cost is what offline stand-ins would have cost (nothing spent)
 

@@ -133,7 +133,7 @@ def test_a_huge_file_is_refused_by_its_size_before_its_content_is_read(tmp_path:
 
     error = source_error(path)
 
-    assert error.reason.startswith("is 10.1 MiB, more than the 10 MiB a source may be; split it")
+    assert error.reason.startswith("is 64.1 MiB, more than the 64 MiB a source may be; split it")
 
 
 # --- paths that cannot be opened ----------------------------------------------------------------

@@ -185,7 +185,7 @@ def _print(report: Any) -> None:
     if report.run_id is not None:
         app.console.print(
             f"judged by {report.judged_by}; cost {money(report.cost, report.shadow)} "
-            f"(`castline inspect {report.run_id}` for its calls)"
+            f"(`castline runs show {report.run_id}` for its calls)"
         )
     app.console.print(
         f"{len(report.claims)} claims ({summary or 'none'}); similarity measured "

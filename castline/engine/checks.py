@@ -3,7 +3,7 @@ script outside any episode.
 
 Their calls are paid calls like a run's: each is reserved against the show's budget, recorded
 with its request, reply, usage and cost, and reported. The check is recorded as a run of its own
-(`castline inspect RUN` shows its calls), with no episode number and no workflow: a check that
+(`castline runs show RUN` shows its calls), with no episode number and no workflow: a check that
 is interrupted is simply run again.
 """
 
