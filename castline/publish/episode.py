@@ -70,6 +70,15 @@ def publish_audio(
     return written
 
 
+def _readable_episodes(path: Path) -> list[feed.FeedEpisode]:
+    """The episodes of the feed being rebuilt, or none if it is missing or unreadable (it is
+    rebuilt because it may be damaged)."""
+    try:
+        return feed.read_episodes(path)
+    except feed.FeedError:  # damaged: the store is the record then
+        return []
+
+
 def rebuild_feed(show_path: Path) -> tuple[Path, int]:
     """Write the show's feed again from the store: every completed, voiced episode of the show
     (after moving files, changing `feed.base_url`, or losing the feed file)."""
@@ -79,6 +88,9 @@ def rebuild_feed(show_path: Path) -> tuple[Path, int]:
     show = load_show(show_path)
     show_dir = show_path.parent
     store = runtime.store()
+    target = feed_path(show, show_dir)
+    # the date each episode was first published, where the feed has it: rebuilding keeps it
+    first_published = {e.guid: e.published for e in _readable_episodes(target)}
     episodes: list[feed.FeedEpisode] = []
     for record in store.list_runs(limit=100_000):
         if (
@@ -99,7 +111,8 @@ def rebuild_feed(show_path: Path) -> tuple[Path, int]:
                 guid=record.id,
                 title=episode.script.title,
                 description=episode.outline.summary,
-                published=datetime.fromtimestamp(record.finished_at or record.created_at, UTC),
+                published=first_published.get(record.id)
+                or datetime.fromtimestamp(record.finished_at or record.created_at, UTC),
                 audio_url=public_url(show, show_dir, directory / MP3),
                 audio_bytes=(directory / MP3).stat().st_size,
                 duration_s=episode.audio.duration_s,
@@ -110,6 +123,5 @@ def rebuild_feed(show_path: Path) -> tuple[Path, int]:
                 explicit=show.show.explicit,
             )
         )
-    target = feed_path(show, show_dir)
     feed.write_feed(target, show, public_url(show, show_dir, target), episodes)
     return target, len(episodes)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import uuid
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -151,11 +151,15 @@ def add_episode(path: Path, show: Show, feed_url: str, episode: FeedEpisode) -> 
     """Add an episode to the feed, or replace the one with the same guid (a re-publish must update
     the item, never duplicate it); return the episodes now in the feed, newest first.
 
-    The result is read back from the written file, so it is exactly what apps will see (durations
+    An episode already in the feed keeps the date it was first published. The result is read
+    back from the written file, so it is exactly what apps will see (durations
     in whole seconds, for one) and equals a later `read_episodes(path)`.
     """
-    kept = [existing for existing in read_episodes(path) if existing.guid != episode.guid]
-    write_feed(path, show, feed_url, [*kept, episode])
+    present = read_episodes(path)
+    first = next((e.published for e in present if e.guid == episode.guid), episode.published)
+    kept = [existing for existing in present if existing.guid != episode.guid]
+    # published once: a re-published episode (re-voiced, re-cut) keeps its date and its place
+    write_feed(path, show, feed_url, [*kept, replace(episode, published=first)])
     return read_episodes(path)
 
 

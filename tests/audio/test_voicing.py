@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +157,13 @@ def _episode_json(outcome: episodes.Outcome) -> dict[str, Any]:
     return episode
 
 
+_EARLIER = "Mon, 02 Jun 2025 09:30:00 GMT"
+
+
+def _pubdate(moment: datetime) -> str:
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
+
+
 def test_the_feed_is_rebuilt_from_the_store(short_show: tuple[Path, Path]) -> None:
     show, source = short_show
     first = episodes.produce(show, TOPIC, [source], number=4)
@@ -165,6 +174,12 @@ def test_the_feed_is_rebuilt_from_the_store(short_show: tuple[Path, Path]) -> No
     result = CliRunner().invoke(cli, ["feed", str(show)], catch_exceptions=False)
 
     assert result.exit_code == 0 and "1 episode(s)" in result.output
+    [rebuilt] = read_episodes(feed_file)
+    # and rebuilt again over a feed that has it: the date it was published is kept
+    feed_file.write_text(feed_file.read_text().replace(_pubdate(rebuilt.published), _EARLIER))
+    assert CliRunner().invoke(cli, ["feed", str(show)], catch_exceptions=False).exit_code == 0
+    [again] = read_episodes(feed_file)
+    assert _pubdate(again.published) == _EARLIER
     [entry] = feedparser.parse(feed_file.read_bytes()).entries
     assert entry.id == first.run_id
     assert entry.itunes_episode == "4" and entry.itunes_episodetype == "full"

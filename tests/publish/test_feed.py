@@ -238,6 +238,18 @@ def test_adding_the_same_guid_twice_updates_the_one_item(feed_path: Path) -> Non
     assert read_episodes(feed_path) == now
 
 
+def test_a_republished_episode_keeps_the_date_it_was_first_published(feed_path: Path) -> None:
+    show = make_show()
+    add_episode(feed_path, show, FEED_URL, make_episode("run-1", days=0))
+    add_episode(feed_path, show, FEED_URL, make_episode("run-2", days=2))
+
+    # re-voiced a week later: same guid, later time; apps must not see it as new
+    now = add_episode(feed_path, show, FEED_URL, make_episode("run-1", days=7, title="Re-cut"))
+
+    assert [(e.guid, e.published.day) for e in now] == [("run-2", 3), ("run-1", 1)]
+    assert now[1].title == "Re-cut"
+
+
 def test_a_second_episode_keeps_both_newest_first(feed_path: Path) -> None:
     show = make_show()
     add_episode(feed_path, show, FEED_URL, make_episode("run-2", days=7))
