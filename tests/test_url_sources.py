@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from castline.sources import read_sources
 from castline.store import Store
 from tests.conftest import EXAMPLE, EXAMPLE_TOPIC
 from tests.hostile import assert_refused, invoke
-from tests.test_fetching import _Handler, server
+from tests.test_fetching import QuietServer, _Handler, server
 
 __all__ = ["server"]  # the local web server's fixture, used below
 
@@ -59,7 +58,7 @@ def test_a_loopback_url_is_refused_before_the_run_unless_allowed(
 
 
 def test_a_run_from_a_url_keeps_its_snapshot_and_cites_it(show_copy: Path) -> None:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd = QuietServer(("127.0.0.1", 0), _Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/equity"
     sources = [EXAMPLE / "sources" / "cities-and-heat.md", url]
