@@ -11,7 +11,7 @@ answers the question, not from its first pages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,36 +43,28 @@ def passages(sources: Sequence[Source]) -> list[Passage]:
 
 def _pieces(text: str) -> Iterator[str]:
     """Paragraphs gathered up to PASSAGE_WORDS; a longer paragraph split between sentences."""
-    gathered: list[str] = []
-    words = 0
+    parts: list[str] = []
     for paragraph in (p.strip() for p in text.split("\n\n")):
-        if not paragraph:
-            continue
-        size = word_count(paragraph)
-        parts = [paragraph] if size <= PASSAGE_WORDS else list(_sentence_runs(paragraph))
-        for part in parts:
-            part_words = word_count(part)
-            if gathered and words + part_words > PASSAGE_WORDS:
-                yield "\n\n".join(gathered)
-                gathered, words = [], 0
-            gathered.append(part)
-            words += part_words
-    if gathered:
-        yield "\n\n".join(gathered)
+        if word_count(paragraph) <= PASSAGE_WORDS:
+            parts += [paragraph] if paragraph else []
+        else:
+            parts += _runs(sentences(paragraph), " ")
+    return _runs(parts, "\n\n")
 
 
-def _sentence_runs(paragraph: str) -> Iterator[str]:
+def _runs(parts: Iterable[str], joiner: str) -> Iterator[str]:
+    """The parts joined in runs of at most PASSAGE_WORDS words (a longer part stands alone)."""
     run: list[str] = []
     words = 0
-    for sentence in sentences(paragraph):
-        size = word_count(sentence)
+    for part in parts:
+        size = word_count(part)
         if run and words + size > PASSAGE_WORDS:
-            yield " ".join(run)
+            yield joiner.join(run)
             run, words = [], 0
-        run.append(sentence)
+        run.append(part)
         words += size
     if run:
-        yield " ".join(run)
+        yield joiner.join(run)
 
 
 class Retriever:
