@@ -41,11 +41,13 @@ def umask() -> int:
     """The process's umask, read without changing it where the system says (Linux), else set
     and restored at once under a lock (the only portable way to read it)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        status = ""
+    for line in status.splitlines():
+        field = line.split()
+        if field[:1] == ["Umask:"] and len(field) == 2 and field[1].isdigit():
+            return int(field[1], 8)
     with _UMASK_LOCK:
         mask = os.umask(0o022)
         os.umask(mask)

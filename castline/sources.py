@@ -116,16 +116,7 @@ def read_source(path: Path) -> Source:
         allowed = ", ".join(sorted(_KINDS))
         raise SourceError(path, f"unsupported file type {path.suffix!r}; use one of {allowed}")
     raw = _read_bytes(path)
-    if kind == "pdf":
-        title, sections = _read_pdf(path, raw)
-    else:
-        text = _decode(path, raw)
-        if kind == "html":
-            title, sections = _read_html(path, text)
-        elif kind == "markdown":
-            title, sections = _read_markdown(text)
-        else:
-            title, sections = _read_plain(text)
+    title, sections = _read_kind(path, kind, raw)
     return _checked(path, kind, raw, title, sections, name=path.stem)
 
 
@@ -134,21 +125,24 @@ def read_url(url: str, *, allow_private: bool = False) -> Source:
     a file; the source keeps the address it was fetched from and when, and a run keeps the
     source (resuming never fetches again)."""
     page = fetching.fetch(url, allow_private=allow_private)
-    kind = page.kind
-    if kind == "pdf":
-        title, sections = _read_pdf(url, page.body)
-    else:
-        text = _decode(url, page.body)
-        if kind == "html":
-            title, sections = _read_page(url, text)
-        elif kind == "markdown":
-            title, sections = _read_markdown(text)
-        else:
-            title, sections = _read_plain(text)
+    title, sections = _read_kind(url, page.kind, page.body)
     parts = urlsplit(page.final_url)
     name = PurePosixPath(parts.path).stem or parts.hostname or "page"
-    source = _checked(url, kind, page.body, title, sections, name=name)
+    source = _checked(url, page.kind, page.body, title, sections, name=name)
     return source.model_copy(update={"url": page.final_url, "retrieved_at": page.retrieved_at})
+
+
+def _read_kind(origin: Path | str, kind: SourceKind, raw: bytes) -> tuple[str, list[Section]]:
+    """Title and sections of a document of this kind; an HTML file is read whole, a fetched
+    page (a URL) reduced to its article."""
+    if kind == "pdf":
+        return _read_pdf(origin, raw)
+    text = _decode(origin, raw)
+    if kind == "html":
+        return _read_page(origin, text) if isinstance(origin, str) else _read_html(origin, text)
+    if kind == "markdown":
+        return _read_markdown(text)
+    return _read_plain(text)
 
 
 def _checked(
