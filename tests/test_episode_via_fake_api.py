@@ -41,13 +41,22 @@ RATES = {
 def fake() -> Iterator[FakeAPI]:
     with FakeAPI() as api:
         api.retry_after_s = 0.05
-        api.timeout_sleep_s = 1.5
+        api.timeout_sleep_s = 3.0  # a TIMEOUT fault outlasts the faults test's 2 s client timeout
         yield api
         assert api.internal_errors == []
 
 
-def wire(show: Path, fake: FakeAPI, monkeypatch: pytest.MonkeyPatch, **extra: str) -> Path:
-    """Point the show's providers at the fake and give them keys."""
+def wire(
+    show: Path,
+    fake: FakeAPI,
+    monkeypatch: pytest.MonkeyPatch,
+    timeout_s: float = 10,
+    **extra: str,
+) -> Path:
+    """Point the show's providers at the fake and give them keys.
+
+    The client timeout is generous by default: on a loaded CI machine concurrent judges can
+    wait more than a second for the fake, and a spurious timeout changes which model answered."""
     for variable, value in KEYS.items():
         monkeypatch.setenv(variable, value)
     cache = extra.get("prompt_cache", "true")
@@ -55,9 +64,9 @@ def wire(show: Path, fake: FakeAPI, monkeypatch: pytest.MonkeyPatch, **extra: st
         show.read_text()
         + f"""
 providers:
-  anthropic: {{base_url: "{fake.url}", timeout_s: 1, prompt_cache: {cache}}}
-  gemini: {{base_url: "{fake.url}", timeout_s: 1}}
-  openai: {{base_url: "{fake.url}/v1", timeout_s: 1}}
+  anthropic: {{base_url: "{fake.url}", timeout_s: {timeout_s}, prompt_cache: {cache}}}
+  gemini: {{base_url: "{fake.url}", timeout_s: {timeout_s}}}
+  openai: {{base_url: "{fake.url}/v1", timeout_s: {timeout_s}}}
 retries: {{base_delay_s: 0.01, max_wait_s: 1, breaker_cooldown_s: 0.2}}
 """
         + extra.get("more", "")
@@ -130,7 +139,8 @@ def test_twenty_percent_faults_the_episode_completes_within_budget_with_every_re
         ],
     )
 
-    outcome = episodes.produce(wire(show_copy, fake, monkeypatch), EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    show = wire(show_copy, fake, monkeypatch, timeout_s=2)
+    outcome = episodes.produce(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
 
     assert outcome.status == "completed"
     assert sum(fake.stats.faults.values()) >= 5

@@ -42,8 +42,7 @@ def test_a_call_in_flight_at_a_kill_is_counted_at_its_reservation(
     show_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with FakeAPI(latency_ms=400) as fake:
-        show = wire(show_copy, fake, monkeypatch)
-        show.write_text(show.read_text().replace("timeout_s: 1", "timeout_s: 5"))
+        show = wire(show_copy, fake, monkeypatch, timeout_s=5)
         command = [sys.executable, "-m", "castline", "produce", str(show), "-t", EXAMPLE_TOPIC]
         for source in EXAMPLE_SOURCES:
             command += ["--source", str(source)]
