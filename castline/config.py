@@ -267,6 +267,9 @@ class ModelPrice(_Strict):
     cache_write: Annotated[Decimal, Field(ge=0)] | None = None
     cache_write_1h: Annotated[Decimal, Field(ge=0)] | None = None
     per_million_characters: Annotated[Decimal, Field(ge=0)] | None = None
+    per_thousand_searches: Annotated[Decimal, Field(ge=0)] | None = Field(
+        default=None, description="USD per 1,000 server-side web searches (research.web_search)"
+    )
     batch_discount: Annotated[Decimal, Field(ge=0, le=1)] | None = None
 
 
@@ -366,6 +369,14 @@ class Research(_Strict):
         default=False,
         description="let URL sources be fetched from loopback, private and link-local "
         "addresses (an intranet wiki); off, such a URL is refused before the run",
+    )
+    web_search: bool = Field(
+        default=False,
+        description="let the researcher search the web with its provider's own search (Claude's "
+        "web search tool, Gemini's Google Search grounding); each search is priced and reserved",
+    )
+    searches_per_question: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=3, description="the most web searches one research question may make"
     )
 
 

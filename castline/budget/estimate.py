@@ -26,7 +26,7 @@ import math
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from castline.audio import costs as voice_costs
 from castline.budget.ledger import Ledger, Reservation
 from castline.budget.policy import BATCH_ELIGIBLE, Candidate, fixed
 from castline.config import Show
-from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Verdict
+from castline.domain import AudioInfo, Episode, KnowledgeBase, Outline, Script, Source, Verdict
 from castline.engine.paid import calls as calls_module
 from castline.engine.paid.calls import CallOutcome
 from castline.engine.payloads import HumanDecision, Published, Voiced
@@ -103,7 +103,8 @@ class _DryRunSteps:
 
     def call(self, step_key: str, stage: str, role: str, task: Task[Any]) -> CallOutcome:
         self.layouts[step_key] = prompts.render(task)
-        spec = calls_module.CallSpec.of(self.ctx, step_key, stage, role)
+        # the forecast reads each prompt whole from the scratch journal: no source references
+        spec = replace(calls_module.CallSpec.of(self.ctx, step_key, stage, role), kept_sources={})
         return calls_module.execute(self.store, spec, task, self.ctx.policy)
 
     def research(self, questions: list[Question], *, batch: bool) -> list[CallOutcome]:
@@ -119,6 +120,9 @@ class _DryRunSteps:
 
     def event(self, kind: str, message: str, stage: str | None, **data: Any) -> None:
         self.store.add_event(self.ctx.run_id, kind, message, stage=stage, data=data)
+
+    def fetch_page(self, url: str, source_id: str) -> Source | str:
+        return "a forecast fetches nothing"  # its offline research never searches
 
     def review(
         self, round_: int, outline: Outline, script: Script, kb: KnowledgeBase

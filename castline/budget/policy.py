@@ -121,9 +121,11 @@ class BudgetPolicy:
         fallback: Iterable[Route],
         input_tokens: int,
         max_tokens: int,
+        searches: int = 0,
     ) -> list[Candidate]:
         """Every acceptable way to make this call in this mode, most preferred first; each later
-        one costs less at worst than the ones before it."""
+        one costs less at worst than the ones before it. `searches` is the most server-side web
+        searches the call may make (billed apart from tokens, never batch-discounted)."""
         chain, fallback = list(chain), [r for r in fallback if r not in chain]
         routes = chain + fallback
         preferred = routes[0]
@@ -141,6 +143,7 @@ class BudgetPolicy:
                 worst = self._worst(route, input_tokens, tokens)
                 if batch:
                     worst *= 1 - self.pricer.batch_discount(route.priced_as)
+                worst += self.pricer.search_cost(route.priced_as, searches)
                 if cheapest is not None and worst >= cheapest:
                     continue
                 cheapest = worst

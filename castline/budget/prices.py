@@ -48,6 +48,13 @@ CASTLINE_PRICES: dict[str, ModelPrice] = {
     "piper:piper": ModelPrice(per_million_characters=Decimal("0")),
 }
 
+# Server-side web search (research.web_search), USD per 1,000, from the vendors' price pages:
+# Claude's web search tool bills each search; Gemini 2.5 bills each grounded prompt, however
+# many queries it ran; later Gemini models bill each query.
+SEARCH_PER_THOUSAND = {"anthropic": Decimal(10), "gemini": Decimal(14)}
+GROUNDED_PROMPT_PER_THOUSAND = Decimal(35)
+PER_PROMPT_SEARCH_MODELS = ("gemini-2.",)
+
 HOW_TO_OVERRIDE = (
     "add a price to the show bible, e.g.\n"
     "  prices:\n"
@@ -91,14 +98,33 @@ class Pricer:
         self.cost(route, Usage(input_tokens=1, output_tokens=1))
 
     def cost(self, route: str, usage: Usage, *, batch: bool = False) -> Decimal:
-        """The price in USD of `usage` on `route`, sent through a batch API when `batch`."""
+        """The price in USD of `usage` on `route`, sent through a batch API when `batch` (which
+        discounts tokens, not searches)."""
+        searches = self.search_cost(route, usage.web_searches)
         if not batch:
-            return self.list_cost(route, usage)
+            return self._token_cost(route, usage) + searches
         table = self._table_price(route)
         explicit = table is not None and table.batch_discount is not None
         if self._token_rates(route) is None and not explicit and _genai_has_batch(route):
-            return _genai_cost(route, usage, batch=True)
-        return self.list_cost(route, usage) * (1 - self.batch_discount(route))
+            return _genai_cost(route, usage, batch=True) + searches
+        return self._token_cost(route, usage) * (1 - self.batch_discount(route)) + searches
+
+    def search_cost(self, route: str, searches: int) -> Decimal:
+        """What `searches` server-side web searches cost on `route`."""
+        if searches <= 0:
+            return Decimal(0)
+        table = self._table_price(route)
+        if table is not None and table.per_thousand_searches is not None:
+            return table.per_thousand_searches * searches / 1000
+        provider, _, model = route.partition(":")
+        if provider == "gemini" and model.startswith(PER_PROMPT_SEARCH_MODELS):
+            return GROUNDED_PROMPT_PER_THOUSAND / 1000
+        if provider not in SEARCH_PER_THOUSAND:
+            raise UnpricedModel(
+                f"no web search price is known for {route!r}; add one to the show bible, e.g.\n"
+                f'  prices:\n    "{route}": {{per_thousand_searches: 10.00}}   # USD per 1,000'
+            )
+        return SEARCH_PER_THOUSAND[provider] * searches / 1000
 
     def batch_discount(self, route: str) -> Decimal:
         """The share of the list price a batch saves (on models genai-prices has batch rates
@@ -109,6 +135,9 @@ class Pricer:
         return BATCH_DISCOUNT.get(route.partition(":")[0], Decimal(0))
 
     def list_cost(self, route: str, usage: Usage) -> Decimal:
+        return self._token_cost(route, usage) + self.search_cost(route, usage.web_searches)
+
+    def _token_cost(self, route: str, usage: Usage) -> Decimal:
         rates = self._token_rates(route)
         if rates is not None:
             return _table_cost(rates, usage)
@@ -125,14 +154,16 @@ class Pricer:
             )
         return table.per_million_characters * characters / MILLION
 
-    def worst_case(self, route: str, input_tokens: int, max_output_tokens: int) -> Decimal:
+    def worst_case(
+        self, route: str, input_tokens: int, max_output_tokens: int, searches: int = 0
+    ) -> Decimal:
         """The most a call can cost: every input token at the highest rate that could apply
-        (plain, or written to the cache with the longest TTL, at the tier the size reaches) and
-        `max_output_tokens` of output, at list price."""
+        (plain, or written to the cache with the longest TTL, at the tier the size reaches),
+        `max_output_tokens` of output and `searches` web searches, at list price."""
         key = (route, input_tokens, max_output_tokens)
         if key not in self._worst:
             self._worst[key] = self._worst_case(route, input_tokens, max_output_tokens)
-        return self._worst[key]
+        return self._worst[key] + self.search_cost(route, searches)
 
     def _worst_case(self, route: str, input_tokens: int, max_output_tokens: int) -> Decimal:
         scenarios = [
@@ -144,12 +175,12 @@ class Pricer:
             ),
             Usage(cache_write_tokens=input_tokens, output_tokens=max_output_tokens),
         ]
-        return max(self.list_cost(route, usage) for usage in scenarios)
+        return max(self._token_cost(route, usage) for usage in scenarios)
 
     def cache_savings(self, route: str, usage: Usage) -> Decimal:
         """What caching saved: the same prompt tokens as plain input, minus what was paid."""
         uncached = Usage(input_tokens=usage.prompt_tokens, output_tokens=usage.output_tokens)
-        return self.list_cost(route, uncached) - self.list_cost(route, usage)
+        return self._token_cost(route, uncached) - self._token_cost(route, usage)
 
 
 def _table_cost(price: ModelPrice, usage: Usage) -> Decimal:

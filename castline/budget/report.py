@@ -152,6 +152,7 @@ def _usage(call: CallRecord) -> Usage:
         cache_read_tokens=call.cache_read_tokens,
         cache_write_tokens=call.cache_write_tokens,
         cache_write_1h_tokens=call.cache_write_1h_tokens,
+        web_searches=call.web_searches,
     )
 
 

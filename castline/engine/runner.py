@@ -24,6 +24,7 @@ from castline.domain import (
     KnowledgeBase,
     Outline,
     Script,
+    Source,
     Verdict,
 )
 from castline.engine.paid.calls import CallOutcome
@@ -47,6 +48,11 @@ class Steps(Protocol):
     def research(self, questions: list[Question], *, batch: bool) -> list[CallOutcome]: ...
 
     def event(self, kind: str, message: str, stage: str | None, **data: Any) -> None: ...
+
+    def fetch_page(self, url: str, source_id: str) -> Source | str:
+        """A page research's web search found, fetched once and kept with the run as a source
+        with this id; or why it could not be."""
+        ...
 
     def review(
         self, round_: int, outline: Outline, script: Script, kb: KnowledgeBase

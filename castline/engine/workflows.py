@@ -20,13 +20,13 @@ from castline import __version__
 from castline.audio.timeline import Timeline
 from castline.budget.report import cost_report
 from castline.config import show_key
-from castline.domain import Episode, KnowledgeBase, Outline, Script, Verdict
+from castline.domain import Episode, KnowledgeBase, Outline, Script, Source, Verdict
 from castline.engine.paid import batches, calls
 from castline.engine.paid.calls import CallOutcome
 from castline.engine.payloads import HumanDecision, Published, Voiced
 from castline.engine.runner import Pipeline, RunResult
 from castline.engine.runtime import context, store
-from castline.errors import StageFailed
+from castline.errors import SourceError, StageFailed
 from castline.llm.base import Task
 from castline.llm.tasks import JudgeTask, Question
 from castline.publish.episode import publish_audio
@@ -104,6 +104,22 @@ def event_step(
     if kind == "stage":
         store().update_run(run_id, stage=stage)
     store().add_event(run_id, kind, message, stage=stage, data=data)
+
+
+@DBOS.step(name="castline.fetch_page")
+def fetch_page_step(run_id: str, url: str, source_id: str) -> dict[str, Any]:
+    """Fetch a page research's web search found, and keep it with the run: a replay returns
+    the page it fetched, never fetching again."""
+    from castline.sources import read_url
+
+    ctx = context(run_id)
+    try:
+        page = read_url(url, allow_private=ctx.show.research.allow_private_urls)
+    except SourceError as exc:
+        return {"refused": exc.reason}
+    source = page.model_copy(update={"id": source_id})
+    store().add_source(run_id, source.model_dump(mode="json"))
+    return {"source": source.model_dump(mode="json")}
 
 
 @DBOS.step(name="castline.review")
@@ -314,6 +330,12 @@ class DurableSteps:
 
     def event(self, kind: str, message: str, stage: str | None, **data: Any) -> None:
         event_step(self.ctx.run_id, kind, stage, message, data)
+
+    def fetch_page(self, url: str, source_id: str) -> Source | str:
+        fetched = fetch_page_step(self.ctx.run_id, url, source_id)
+        if "source" in fetched:
+            return Source.model_validate(fetched["source"])
+        return str(fetched["refused"])
 
     def review(
         self, round_: int, outline: Outline, script: Script, kb: KnowledgeBase

@@ -1,6 +1,9 @@
 """Claude through the official `anthropic` SDK: streamed messages with cache breakpoints,
 structured output, token counting and the Message Batches API.
 
+A research task that may search gets Claude's server-side web search tool, capped at its search
+limit; the pages it returned come back with the findings, and the searches with the usage.
+
 Cache layout: the show block, then each material block (sources, knowledge base, outline) ends
 with a cache breakpoint, so every call that shares that prefix reads it from the cache; the
 task block comes last. Batches use the 1-hour TTL, since a batch can outlive five minutes.
@@ -15,6 +18,7 @@ from castline.config import ProviderSettings
 from castline.errors import ProviderError
 from castline.llm import prompts
 from castline.llm.base import OutT, Repair, Result, Task, Usage
+from castline.llm.tasks import WebResult
 from castline.llm.wire import (
     BatchItem,
     BatchProvider,
@@ -24,14 +28,20 @@ from castline.llm.wire import (
     missing_sdk,
     parse_reply,
     unreachable,
+    with_web_results,
 )
 
 if TYPE_CHECKING:
     import anthropic
 
 
+# Claude's server-side web search tool (the version its API documents).
+WEB_SEARCH_TOOL = "web_search_20250305"
+
+
 class AnthropicProvider(BatchProvider):
     name: ClassVar[str] = "anthropic"
+    web_search: ClassVar[bool] = True
 
     def __init__(self, name: str, settings: ProviderSettings, api_key: str | None) -> None:
         try:
@@ -74,7 +84,7 @@ class AnthropicProvider(BatchProvider):
                 {"role": "assistant", "content": repair.raw or "{}"},
                 {"role": "user", "content": repair.instruction},
             ]
-        return {
+        request: dict[str, Any] = {
             "model": model,
             "max_tokens": max_tokens,
             "system": [{"type": "text", "text": prompt.system}],
@@ -83,6 +93,11 @@ class AnthropicProvider(BatchProvider):
                 "format": {"type": "json_schema", "schema": task.output_type.model_json_schema()}
             },
         }
+        if task.search_limit:
+            request["tools"] = [
+                {"type": WEB_SEARCH_TOOL, "name": "web_search", "max_uses": task.search_limit}
+            ]
+        return request
 
     def complete(
         self,
@@ -94,15 +109,25 @@ class AnthropicProvider(BatchProvider):
     ) -> Result[OutT]:
         request = self._request(task, model, max_tokens or task.max_output_tokens, repair=repair)
         try:
-            with self.client.messages.stream(**request) as stream:
-                message = stream.get_final_message()
+            if task.search_limit:  # search turns and their results arrive whole, not streamed
+                message = self.client.messages.create(**request)
+            else:
+                with self.client.messages.stream(**request) as stream:
+                    message = stream.get_final_message()
         except self._sdk.AnthropicError as exc:
             raise self._failure(model, exc) from None
         return self._result(task, message, model)
 
     def _result(self, task: Task[OutT], message: Any, model: str) -> Result[OutT]:
         text = "".join(block.text for block in message.content if block.type == "text")
-        return parse_reply(task, text, usage_of(message.usage), model)
+        result = parse_reply(task, text, usage_of(message.usage), model)
+        found = [
+            WebResult(url=str(page.url), title=str(getattr(page, "title", "") or ""))
+            for block in message.content
+            if block.type == "web_search_tool_result" and isinstance(block.content, list)
+            for page in block.content
+        ]
+        return with_web_results(result, found)
 
     def count_tokens(self, task: Task[Any], model: str) -> int | None:
         request = self._request(task, model, 1)
@@ -203,7 +228,9 @@ def usage_of(usage: Any) -> Usage:
     creation = getattr(usage, "cache_creation", None)
     if creation is not None:
         one_hour = int(getattr(creation, "ephemeral_1h_input_tokens", 0) or 0)
+    server_tools = getattr(usage, "server_tool_use", None)
     return Usage(
+        web_searches=int(getattr(server_tools, "web_search_requests", 0) or 0),
         input_tokens=int(usage.input_tokens or 0),
         output_tokens=int(usage.output_tokens or 0),
         cache_read_tokens=int(usage.cache_read_input_tokens or 0),

@@ -21,6 +21,7 @@ class Usage:
     `input_tokens` is uncached input only (Anthropic's convention); cached reads and cache writes
     are counted apart, and `cache_write_1h_tokens` is the part of the writes made with the
     1-hour TTL. `output_tokens` includes thinking tokens, which are billed as output.
+    `web_searches` are the provider's server-side searches, billed apart from tokens.
     """
 
     input_tokens: int = 0
@@ -28,6 +29,7 @@ class Usage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     cache_write_1h_tokens: int = 0
+    web_searches: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -36,6 +38,7 @@ class Usage:
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
             cache_write_1h_tokens=self.cache_write_1h_tokens + other.cache_write_1h_tokens,
+            web_searches=self.web_searches + other.web_searches,
         )
 
     @property
@@ -91,6 +94,12 @@ class Task(BaseModel, Generic[OutT]):
             known = ", ".join(sorted(_task_types))
             raise KeyError(f"no task of kind {kind!r} (known: {known})") from None
 
+    @property
+    def search_limit(self) -> int:
+        """The most server-side web searches this task may make (research only): the budget
+        reserves for that many."""
+        return 0
+
     def parse_output(self, data: Any) -> OutT:
         parsed: OutT = self.output_type.model_validate(data)  # type: ignore[assignment]
         return parsed
@@ -141,6 +150,9 @@ class Provider(ABC):
 
     name: ClassVar[str]
     offline: ClassVar[bool] = False
+    # Whether it can search the web server-side for a task with a search limit; one that cannot
+    # answers from the sources alone.
+    web_search: ClassVar[bool] = False
 
     @abstractmethod
     def complete(

@@ -4,6 +4,11 @@ token counting and batch mode.
 Gemini caches repeated prompt prefixes implicitly; castline's block order (show, then material,
 then the task) is what makes those prefixes repeat. `prompt_token_count` includes cached tokens
 and thinking tokens are billed as output: both are normalised into castline's `Usage`.
+
+A research task that may search is grounded with Google Search. Gemini 2.5 does not combine
+grounding with a response schema, so such a call asks for JSON through the prompt's own reply
+schema; the grounding chunks come back as the findings' web pages, each query as one search.
+Gemini chooses its own number of queries: the search limit is what the budget reserves.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from castline.config import ProviderSettings
 from castline.errors import ProviderError
 from castline.llm import prompts
 from castline.llm.base import OutT, Repair, Result, Task, Usage
+from castline.llm.tasks import WebResult
 from castline.llm.wire import (
     BatchItem,
     BatchProvider,
@@ -25,6 +31,7 @@ from castline.llm.wire import (
     parse_reply,
     request_url,
     unreachable,
+    with_web_results,
 )
 from castline.text import estimate_tokens
 
@@ -33,6 +40,7 @@ _DONE = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_
 
 class GeminiProvider(BatchProvider):
     name: ClassVar[str] = "gemini"
+    web_search: ClassVar[bool] = True
 
     def __init__(self, name: str, settings: ProviderSettings, api_key: str | None) -> None:
         try:
@@ -68,7 +76,14 @@ class GeminiProvider(BatchProvider):
         return prompt.system, contents
 
     def _config(self, task: Task[Any], system: str, max_tokens: int) -> Any:
-        return self._types.GenerateContentConfig(
+        types = self._types
+        if task.search_limit:
+            return types.GenerateContentConfig(
+                system_instruction=system,
+                tools=[types.Tool(google_search=types.GoogleSearch())],
+                max_output_tokens=max_tokens,
+            )
+        return types.GenerateContentConfig(
             system_instruction=system,
             response_mime_type="application/json",
             response_json_schema=task.output_type.model_json_schema(),
@@ -91,7 +106,7 @@ class GeminiProvider(BatchProvider):
             )
         except Exception as exc:
             raise self._failure(model, exc) from None
-        return parse_reply(task, response.text or "", usage_of(response.usage_metadata), model)
+        return _result(task, response, model)
 
     def count_tokens(self, task: Task[Any], model: str) -> int | None:
         system, contents = self._contents(task, None)
@@ -157,11 +172,8 @@ class GeminiProvider(BatchProvider):
                     f"{self.label} batch {batch_id} item {position}: {entry.error}"
                 )
                 continue
-            response = entry.response
             try:
-                results[custom_id] = parse_reply(
-                    task, response.text or "", usage_of(response.usage_metadata), model
-                )
+                results[custom_id] = _result(task, entry.response, model)
             except ProviderError as exc:
                 results[custom_id] = exc
         return results
@@ -208,11 +220,31 @@ def failure_of(
     return failure(label, model, None, f"{type(exc).__name__}: {exc}", secret=key)
 
 
-def usage_of(metadata: Any) -> Usage:
+def _result(task: Task[OutT], response: Any, model: str) -> Result[OutT]:
+    grounding = None
+    if response.candidates:
+        grounding = getattr(response.candidates[0], "grounding_metadata", None)
+    queries = list(getattr(grounding, "web_search_queries", None) or [])
+    usage = usage_of(response.usage_metadata, searches=len(queries))
+    result = parse_reply(task, response.text or "", usage, model)
+    pages = [
+        WebResult(url=str(chunk.web.uri), title=str(chunk.web.title or ""))
+        for chunk in getattr(grounding, "grounding_chunks", None) or []
+        if getattr(chunk, "web", None) is not None and chunk.web.uri
+    ]
+    return with_web_results(result, pages)
+
+
+def usage_of(metadata: Any, *, searches: int = 0) -> Usage:
     """Gemini's usage: the prompt count includes cached tokens, thinking is billed as output."""
     if metadata is None:
-        return Usage()
+        return Usage(web_searches=searches)
     prompt = int(metadata.prompt_token_count or 0)
     cached = int(metadata.cached_content_token_count or 0)
     output = int(metadata.candidates_token_count or 0) + int(metadata.thoughts_token_count or 0)
-    return Usage(input_tokens=prompt - cached, cache_read_tokens=cached, output_tokens=output)
+    return Usage(
+        input_tokens=prompt - cached,
+        cache_read_tokens=cached,
+        output_tokens=output,
+        web_searches=searches,
+    )

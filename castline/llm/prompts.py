@@ -5,19 +5,26 @@ or knowledge base), each a block after which a cache breakpoint can go; the role
 instructions and the task's own fields come last. Source text is data: it is escaped and
 wrapped in <source> elements, and the system prompt says never to follow instructions found
 inside them.
+
+The journal keeps each call's prompt, but not the sources a run keeps anyway: `recorded` names
+a source sent whole by its id and hash, so a run stores each source once, not once per call.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from castline.llm.base import Repair, Task
+
+if TYPE_CHECKING:
+    from castline.domain import Source
 
 SYSTEM_PREAMBLE = (
     "You are one role in castline, a production line for podcast episodes. Reply with one JSON "
@@ -42,6 +49,18 @@ class Prompt:
 
 
 def render(task: Task[Any]) -> Prompt:
+    return _render(task, frozenset())
+
+
+def recorded(task: Task[Any], kept: Mapping[str, Source]) -> str:
+    """The prompt's text as the call journal keeps it: each source the task sends whole that
+    the run keeps (`kept`, by id) is a reference to it; passages of a source stay as sent."""
+    sent = getattr(task, "sources", None) or []
+    whole = frozenset(i for i, source in enumerate(sent) if kept.get(source.id) == source)
+    return _render(task, whole).text
+
+
+def _render(task: Task[Any], kept_whole: frozenset[int]) -> Prompt:
     data = task.model_dump(mode="json")
     blocks: list[str] = []
     shared = {name: data.pop(name) for name in _SHARED_FIELDS if name in data}
@@ -52,7 +71,12 @@ def render(task: Task[Any]) -> Prompt:
             continue
         value = data.pop(name)
         if name == "sources" and all("sections" in source for source in value):
-            blocks.append("\n".join(_source_block(source) for source in value))
+            blocks.append(
+                "\n".join(
+                    _source_reference(source) if i in kept_whole else _source_block(source)
+                    for i, source in enumerate(value)
+                )
+            )
         else:
             blocks.append(_material_block(name, value))
     schema = _schema(task.output_type)
@@ -106,6 +130,13 @@ def _source_block(source: dict[str, Any]) -> str:
     return (
         f'<source id="{html.escape(source["id"])}" title="{html.escape(source["title"])}">\n'
         f"{sections}\n</source>"
+    )
+
+
+def _source_reference(source: dict[str, Any]) -> str:
+    return (
+        f'<source id="{html.escape(source["id"])}" sha256="{source["sha256"]}" '
+        f'words="{sum(len(s["text"].split()) for s in source["sections"])}" kept-with-run/>'
     )
 
 

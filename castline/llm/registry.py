@@ -129,6 +129,14 @@ def _wire(name: str, settings: ProviderSettings, show: Show | None) -> WireFacto
     return factory
 
 
+def searches_web(name: str, show: Show | None) -> bool:
+    """Whether routes named `name` can search the web server-side (research.web_search)."""
+    if name in _builtins:
+        return get(name).web_search
+    factory = _wires.get(settings_for(name, show).api or name)
+    return bool(getattr(factory, "web_search", False))
+
+
 def known(name: str, show: Show | None) -> bool:
     """Whether a route may name `name`: a built-in provider, or one with a wire format."""
     return name in _builtins or (settings_for(name, show).api or name) in _wires

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from castline.config import BrandVoice, Rules, Show
 from castline.domain import Finding, KnowledgeBase, Note, Outline, Script, Segment, Source, Turn
@@ -74,8 +75,18 @@ class FoundNote(_Out):
     quote: str = Field(description="the exact passage of the source that supports the claim")
 
 
+class WebResult(_Out):
+    """A page the provider's web search returned (its URL after any redirect it reports)."""
+
+    url: str
+    title: str = ""
+
+
 class Findings(_Out):
     notes: list[FoundNote]
+    # Filled by the provider from its search results, never asked of the model: the pages a
+    # note may cite by URL (or title) instead of a source id.
+    web: SkipJsonSchema[list[WebResult]] = Field(default_factory=list)
 
 
 class SegmentDraft(_Out):
@@ -133,6 +144,15 @@ class ResearchTask(Task[Findings]):
     covered: list[str] = Field(
         default_factory=list, description="what earlier episodes said: find something new"
     )
+    web_searches: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="the most web searches you may make; a note from a search result gives the "
+        "page's URL as its source_id and quotes the page exactly",
+    )
+
+    @property
+    def search_limit(self) -> int:
+        return self.web_searches
 
 
 class SynthesisTask(Task[KnowledgeBase]):

@@ -44,6 +44,18 @@ def parse_reply(task: Task[OutT], text: str, usage: Usage, model: str) -> Result
     raise MalformedOutput(f"{model} replied with invalid JSON: {reason}", raw=text, usage=usage)
 
 
+def with_web_results(result: Result[OutT], pages: list[Any]) -> Result[OutT]:
+    """The result with the pages its web searches returned attached to an output that has room
+    for them (research findings), each URL once, in the order the searches found them."""
+    if not pages or "web" not in type(result.output).model_fields:
+        return result
+    unique: dict[str, Any] = {}
+    for page in pages:
+        unique.setdefault(page.url, page)
+    output = result.output.model_copy(update={"web": list(unique.values())})
+    return Result(output=output, usage=result.usage, model=result.model, notes=result.notes)
+
+
 def classify(status: int | None, message: str, error_type: str | None = None) -> FailureKind:
     """The engine's kind of failure for an HTTP status and the vendor's error text."""
     lowered = f"{message} {error_type or ''}".lower()

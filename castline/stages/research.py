@@ -21,7 +21,7 @@ from castline.llm.tasks import (
 )
 from castline.orchestrator import guard_fanout
 from castline.relevance import off_topic
-from castline.stages import RunContext
+from castline.stages import RunContext, web
 from castline.text import quotable, sentences
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ def research_task(ctx: RunContext, question: Question) -> ResearchTask:
         sources=ctx.sources_for(question),
         max_notes=ctx.show.research.notes_per_question,
         covered=ctx.covered,
+        web_searches=web.search_limit(ctx),
     )
 
 
@@ -81,6 +82,9 @@ def run(line: Pipeline) -> KnowledgeBase | None:
     asked or when the budget is tight), then synthesis (by code if the budget refuses it)."""
     ctx = line.ctx
     line.steps.event("stage", "generating research questions", "research")
+    no_search = web.why_no_search(ctx)
+    if no_search is not None:
+        line.steps.event("web-search-off", no_search, "research")
     try:
         proposed: Questions = line.call(
             "research.questions", "research", "researcher", questions_task(ctx)
@@ -103,6 +107,7 @@ def run(line: Pipeline) -> KnowledgeBase | None:
         findings.append(Findings.model_validate(outcome.output))
     if not answered:
         return None
+    findings = _with_searched_pages(line, findings)
     task = synthesis_task(ctx, answered, _without_orders_to_models(line, findings))
     if len(answered) == len(chosen) and not any(found.notes for found in task.findings):
         raise NothingToCite(_why_nothing(ctx), run_id=ctx.run_id)
@@ -119,6 +124,38 @@ def run(line: Pipeline) -> KnowledgeBase | None:
         themes=[theme.title for theme in kb.themes],
     )
     return kb
+
+
+def _with_searched_pages(line: Pipeline, findings: list[Findings]) -> list[Findings]:
+    """The findings with every searched page they cite fetched, kept with the run as a source,
+    and cited by its id; notes that cannot be checked against their page are dropped."""
+    ctx = line.ctx
+    known = {source.id for source in ctx.sources}
+    pages = web.cited_pages(findings, known)
+    if not pages:
+        return findings
+    fetched, refused = web.fetch_all(pages, lambda p: line.steps.fetch_page(p.url, p.source_id))
+    for source in fetched.values():
+        if source.id not in {s.id for s in ctx.sources}:
+            ctx.sources.append(source)  # a replay finds it kept with the run already
+    kept, dropped = web.cite_fetched(findings, known, fetched, refused)
+    line.steps.event(
+        "web-pages",
+        f"web search: {len(fetched)} of {len(pages)} cited page(s) fetched and kept as sources"
+        + "".join(f"; {url}: {why}" for url, why in refused.items()),
+        "research",
+        pages={s.id: s.url for s in fetched.values()},
+        refused=refused,
+    )
+    if dropped:
+        line.steps.event(
+            "notes-dropped",
+            f"dropped {len(dropped)} note(s) from searched pages that could not be checked "
+            f"(e.g. {dropped[0].source}: {dropped[0].why})",
+            "research",
+            notes=[{"source": d.source, "quote": d.quote, "why": d.why} for d in dropped],
+        )
+    return kept
 
 
 def _without_orders_to_models(line: Pipeline, findings: list[Findings]) -> list[Findings]:

@@ -90,6 +90,7 @@ class CallRecord:
     budget_note: str | None
     rejected_replies: int  # replies paid for that did not validate (their cost is in `cost`)
     rejected_cost: Decimal
+    web_searches: int  # the provider's server-side searches, priced apart from tokens
 
     @property
     def unreconciled(self) -> Decimal:

@@ -250,6 +250,12 @@ for _column in V6_CALL_COLUMNS:
 for _column in V7_RUN_COLUMNS:
     runs.append_column(_column)
     sa.Index(f"ix_runs_{_column.name}", _column)
+# Migration 0009: a call's server-side web searches, billed per search beside its tokens.
+V9_CALL_COLUMNS: list[sa.Column[Any]] = [
+    sa.Column("web_searches", sa.Integer, nullable=False, server_default="0"),
+]
+for _column in V9_CALL_COLUMNS:
+    calls.append_column(_column)
 
 
 def _migration_0001_initial(connection: Connection) -> None:
@@ -307,6 +313,12 @@ def _migration_0008_provider_slots(connection: Connection) -> None:
     _provider_slots_table(sa.MetaData()).create(connection)
 
 
+def _migration_0009_web_searches(connection: Connection) -> None:
+    for column in V9_CALL_COLUMNS:
+        ddl = sa.schema.CreateColumn(column).compile(dialect=connection.dialect)
+        connection.exec_driver_sql(f"ALTER TABLE calls ADD COLUMN {ddl}")
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _migration_0001_initial),
     ("0002_budget_ledger", _migration_0002_budget_ledger),
@@ -316,6 +328,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0006_unreconciled_calls", _migration_0006_unreconciled_calls),
     ("0007_groups", _migration_0007_groups),
     ("0008_provider_slots", _migration_0008_provider_slots),
+    ("0009_web_searches", _migration_0009_web_searches),
 ]
 
 

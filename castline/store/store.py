@@ -53,6 +53,7 @@ TOKENS = (
     "cache_read_tokens",
     "cache_write_tokens",
     "cache_write_1h_tokens",
+    "web_searches",
 )
 # Calls whose reservation is still held: made now, or unreconciled after a crash.
 IN_FLIGHT = ("started", UNRECONCILED)
@@ -236,6 +237,25 @@ class Store:
                         data=json.dumps(document),
                     )
                 )
+
+    def add_source(self, run_id: str, document: dict[str, Any]) -> None:
+        """Keep one more source with the run (a page research found), once: adding a source id
+        the run already has changes nothing, so a replayed step adds it once."""
+        with self._begin() as connection:
+            present = connection.execute(
+                sa.select(sources.c.source_id).where(sources.c.run_id == run_id)
+            ).scalars()
+            known = set(present)
+            if document["id"] in known:
+                return
+            connection.execute(
+                sources.insert().values(
+                    run_id=run_id,
+                    position=len(known),
+                    source_id=document["id"],
+                    data=json.dumps(document),
+                )
+            )
 
     def load_sources(self, run_id: str) -> list[dict[str, Any]]:
         query = sa.select(sources.c.data).where(sources.c.run_id == run_id)

@@ -15,7 +15,8 @@ The real SDKs talk to it unchanged (point their base URL at `fake.url`; OpenAI's
 task and solved by the offline provider, with usage and prompt caching simulated per vendor.
 """
 
+from .search import WebPage
 from .server import FakeAPI, LoggedRequest, Stats
 from .wire import Fault
 
-__all__ = ["FakeAPI", "Fault", "LoggedRequest", "Stats"]
+__all__ = ["FakeAPI", "Fault", "LoggedRequest", "Stats", "WebPage"]

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from castline.text import estimate_tokens
 
-from . import anthropic_api, gemini_api, openai_api, speech
+from . import anthropic_api, gemini_api, openai_api, search, speech
 from .caching import ExplicitCache, PrefixCache, Segment, first_turn, join
 from .tasks import PromptError, Reply, parse_task, solve
 from .wire import (
@@ -80,6 +80,7 @@ class Stats:
         self.in_flight: Counter[str] = Counter()
         self.peak_in_flight: Counter[str] = Counter()  # most requests of an endpoint at once
         self.delayed_s = 0.0  # what latency and TIMEOUT faults held replies back, in total
+        self.searches: Counter[str] = Counter()  # server-side web searches billed, by vendor
 
     def cache_hit_share(self, vendor: str) -> float:
         with self._lock:
@@ -286,6 +287,10 @@ class FakeAPI:
         self.retry_after_s: float = 1
         self.clock_offset_s = 0.0
         self.retired: set[str] = set()
+        # pages a request with a web search tool finds (served at /web/{path}), and how many
+        # queries each such request runs (at most the tool's max_uses)
+        self.web_pages: list[search.WebPage] = []
+        self.searches_per_call = 2
         self.stats = Stats()
         self.log: deque[LoggedRequest] = deque(maxlen=500)
         self.internal_errors: list[str] = []
@@ -499,6 +504,8 @@ class FakeAPI:
                     endpoint, answer = endpoints[action]
                     return endpoint, answer, model
         elif method == "GET":
+            if path.startswith("/web/"):
+                return "web.page", self._web_page, path.removeprefix("/web/")
             match = _ANTHROPIC_RESULTS_PATH.match(path)
             if match:
                 return "anthropic.batches.results", self._anthropic_batch_results, match[1]
@@ -564,16 +571,38 @@ class FakeAPI:
             self._closing.wait(self.latency_ms / 1000)
 
     def _reply(
-        self, segments: list[Segment], model: str, max_tokens: int | None, *, malformed: bool
+        self,
+        segments: list[Segment],
+        model: str,
+        max_tokens: int | None,
+        *,
+        malformed: bool,
+        pages: list[tuple[str, search.WebPage]] | None = None,
     ) -> Reply:
         try:
             task = parse_task(first_turn(segments))
         except PromptError as exc:
             raise RequestError(f"fake_api: the prompt is not a castline task ({exc})") from None
+        if pages:
+            task = search.with_pages(task, pages)
         reply = solve(task, model, max_tokens)
         if malformed:
             return Reply(text=reply.text[: max(1, len(reply.text) // 2)])
         return reply
+
+    def _searched(self, vendor: str, limit: int) -> tuple[int, list[tuple[str, search.WebPage]]]:
+        """How many queries a searching request runs, and the pages they find."""
+        if not self.web_pages or limit < 1:
+            return 0, []
+        count = min(limit, self.searches_per_call)
+        self.stats.searches[vendor] += count
+        return count, [(f"{self.url}/web/{page.path}", page) for page in self.web_pages]
+
+    def _web_page(self, request: _Request, path: str) -> Response:
+        for page in self.web_pages:
+            if page.path == path:
+                return Response(200, page.html().encode("utf-8"), "text/html; charset=utf-8")
+        return Response(404, b"<h1>Not Found</h1>", "text/html")
 
     # --- Speech ------------------------------------------------------------------------------
 
@@ -621,7 +650,11 @@ class FakeAPI:
         if fault is not None and fault in ERROR_FAULTS:
             return self._error(request.endpoint, fault, request.model)
         model = request.model
-        reply = self._reply(segments, model, max_tokens, malformed=fault is Fault.MALFORMED_JSON)
+        max_uses = search.anthropic_max_uses(body)
+        searches, pages = self._searched("anthropic", max_uses or 0)
+        reply = self._reply(
+            segments, model, max_tokens, malformed=fault is Fault.MALFORMED_JSON, pages=pages
+        )
         self._model_latency()
         overloaded = fault is Fault.OVERLOADED_IN_STREAM
         cache = self._anthropic_cache.account(model, segments, self.now(), store=not overloaded)
@@ -629,6 +662,9 @@ class FakeAPI:
         stop_reason = "max_tokens" if reply.truncated else "end_turn"
         usage = anthropic_api.usage(cache, output_tokens)
         message = anthropic_api.message(model, reply.text, stop_reason, usage)
+        if searches:
+            usage["server_tool_use"] = {"web_search_requests": searches}
+            message["content"] = search.anthropic_blocks(searches, pages) + message["content"]
         headers = {"request-id": new_id("req_")}
         if not overloaded:
             self.stats._tokens(
@@ -772,9 +808,16 @@ class FakeAPI:
         fault = self._fault(request)
         if fault is not None and fault in ERROR_FAULTS:
             return self._error(request.endpoint, fault, request.model)
+        searches, pages = self._searched("gemini", 10 if search.gemini_grounded(body) else 0)
         payload = self._gemini_answer(
-            request.model, segments, max_tokens, malformed=fault is Fault.MALFORMED_JSON
+            request.model,
+            segments,
+            max_tokens,
+            malformed=fault is Fault.MALFORMED_JSON,
+            pages=pages,
         )
+        if searches:
+            payload["candidates"][0]["groundingMetadata"] = search.gemini_grounding(searches, pages)
         return json_response(200, payload)
 
     def _gemini_answer(
@@ -785,8 +828,9 @@ class FakeAPI:
         *,
         malformed: bool = False,
         latency: bool = True,
+        pages: list[tuple[str, search.WebPage]] | None = None,
     ) -> dict[str, Any]:
-        reply = self._reply(segments, model, max_tokens, malformed=malformed)
+        reply = self._reply(segments, model, max_tokens, malformed=malformed, pages=pages)
         if latency:
             self._model_latency()
         text = join(segments)

@@ -53,6 +53,7 @@ def submit(
     ledger = Ledger(store)
     items: dict[str, Any] = {}
     batch: list[BatchItem] = []
+    kept = {source.id: source for source in ctx.sources}
     with ExitStack() as held:  # an exception before the batch exists releases every item
         spends: list[Spend] = []
         for step_key, task in tasks.items():
@@ -67,7 +68,7 @@ def submit(
                 stage=stage,
                 role=role,
                 task_kind=task.kind,
-                prompt=prompts.render(task).text,
+                prompt=prompts.recorded(task, kept),
                 shadow=ctx.routing.offline,
             )
             if isinstance(spend, Refusal):
@@ -118,6 +119,7 @@ def _candidates(ctx: RunContext, role: str, route: Route, task: Task[Any]) -> li
             fallback=[],
             input_tokens=prompts.token_bound(task),
             max_tokens=task.max_output_tokens,
+            searches=task.search_limit,
         )
         if candidate.route == route
     ]

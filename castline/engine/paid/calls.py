@@ -23,8 +23,8 @@ budget mode) is the provider asked to count the prompt exactly.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 from castline.budget.ledger import Ledger, Refusal
 from castline.budget.policy import BudgetPolicy, Candidate, CandidateFactory, Mode
 from castline.config import Show
+from castline.domain import Source
 from castline.engine.paid.attempts import MOVE_ON, Attempts
 from castline.engine.paid.spend import Spend
 from castline.errors import MalformedOutput, ProviderError
@@ -71,6 +72,8 @@ class CallSpec:
     fallback: list[Route]
     shadow: bool
     show: Show
+    # the sources the run keeps, by id: a prompt that sends one whole journals a reference
+    kept_sources: Mapping[str, Source] = field(default_factory=dict)
 
     @classmethod
     def of(cls, ctx: RunContext, step_key: str, stage: str, role: str) -> CallSpec:
@@ -83,6 +86,7 @@ class CallSpec:
             fallback=ctx.routing.chain("fallback"),
             shadow=ctx.routing.offline,
             show=ctx.show,
+            kept_sources={source.id: source for source in ctx.sources},
         )
 
 
@@ -95,7 +99,7 @@ class _Call:
         self.task = task
         self.policy = policy
         self.ledger = Ledger(store)
-        self.prompt = prompts.render(task).text
+        self.prompt = prompts.recorded(task, spec.kept_sources)
         self.excluded: list[Route] = []
         self.failures: list[str] = []
 
@@ -232,6 +236,7 @@ class _Call:
                 fallback=fallback,
                 input_tokens=input_tokens,
                 max_tokens=self.task.max_output_tokens,
+                searches=self.task.search_limit,
             )
             return candidates[:1] if best else candidates
 
@@ -302,7 +307,9 @@ class _Call:
         added = prompts.token_bound(self.task, repair) - prompts.token_bound(self.task)
         priced_as = candidate.route.priced_as
         worst = pricer.worst_case(priced_as, input_tokens + added, candidate.max_tokens)
-        return worst * (1 - pricer.batch_discount(priced_as)) if candidate.batch else worst
+        if candidate.batch:
+            worst *= 1 - pricer.batch_discount(priced_as)
+        return worst + pricer.search_cost(priced_as, self.task.search_limit)
 
 
 def execute(store: Store, spec: CallSpec, task: Task[Any], policy: BudgetPolicy) -> CallOutcome:
@@ -358,4 +365,5 @@ def _usage_dict(usage: Usage | Any) -> dict[str, int]:
         "output_tokens": usage.output_tokens,
         "cache_read_tokens": usage.cache_read_tokens,
         "cache_write_tokens": usage.cache_write_tokens,
+        "web_searches": usage.web_searches,
     }
