@@ -72,6 +72,7 @@ def test_init_then_produce_then_inspect(tmp_path: Path) -> None:
         "episode.srt",
         "episode.vtt",
         "quality-report.json",
+        "report.html",
         "report.md",
         "show-notes.html",
         "transcript.json",

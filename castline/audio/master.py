@@ -20,6 +20,7 @@ from math import gcd
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from castline.audio import xing
 from castline.audio.timeline import Chapter, TimedTurn, Timeline
 from castline.config import Audio
 from castline.domain import Outline
@@ -324,16 +325,22 @@ def normalise(samples: Samples, audio: Audio) -> None:
         limit(samples, rate, ceiling)
 
 
+_LAME_QUALITY = 5  # LAME's standard speed/quality point; speech needs no more
+
+
 def encode(samples: Samples, audio: Audio) -> bytes:
-    """MP3, fed to LAME a chunk at a time (its output does not depend on how it is fed)."""
+    """MP3, fed to LAME a chunk at a time (its output does not depend on how it is fed), at
+    the show's sample rate (LAME would resample stereo at 64 or 96 kbps to 24 or 32 kHz), with
+    an Info frame in front that states its length, seek table, and encoder delay and padding."""
     import lameenc
     import numpy as np
 
     encoder = lameenc.Encoder()
     encoder.set_bit_rate(audio.bitrate_kbps)
     encoder.set_in_sample_rate(audio.sample_rate)
+    encoder.set_out_sample_rate(audio.sample_rate)
     encoder.set_channels(audio.channels)
-    encoder.set_quality(5)  # LAME's standard speed/quality point; speech needs no more
+    encoder.set_quality(_LAME_QUALITY)
     frames: list[bytes] = []
     for start in range(0, len(samples), _CHUNK):
         pcm = (np.clip(samples[start : start + _CHUNK], -1.0, 1.0) * 32767).astype(np.int16)
@@ -341,7 +348,9 @@ def encode(samples: Samples, audio: Audio) -> bytes:
             pcm = np.repeat(pcm, 2)  # interleaved: the same signal left and right
         frames.append(bytes(encoder.encode(pcm.tobytes())))
     frames.append(bytes(encoder.flush()))
-    return b"".join(frames)
+    return xing.with_info_frame(
+        b"".join(frames), samples=len(samples), source_rate=audio.sample_rate, quality=_LAME_QUALITY
+    )
 
 
 @dataclass(frozen=True)
@@ -368,8 +377,8 @@ def _decode(mp3: bytes) -> tuple[Samples, int]:
 
 
 def measure(mp3: bytes) -> Measurement:
-    """Loudness, true peak and duration of the encoded file as a player decodes it (the
-    encoder's padding makes it a little longer than the samples that went in)."""
+    """Loudness, true peak and duration of the encoded file as a player decodes it (one that
+    reads the LAME tag, as libsndfile's mpg123 does, plays exactly the samples that went in)."""
     mono, rate = _decode(mp3)
     return Measurement(
         loudness_lufs=integrated_loudness(mono, rate),

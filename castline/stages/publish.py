@@ -10,6 +10,8 @@ from typing import Any
 from castline.coverage import coverage_markdown
 from castline.domain import Episode
 from castline.fileio import write_atomic
+from castline.insights.html import episode_report_html
+from castline.store import Store
 
 OFFLINE_NOTICE = (
     "Produced offline by castline: the research and script were built extractively from the "
@@ -25,7 +27,9 @@ class Written:
     size: int
 
 
-def publish(episode: Episode, directory: Path) -> list[Written]:
+def publish(episode: Episode, directory: Path, *, store: Store | None = None) -> list[Written]:
+    """Write the episode's documents; report.html reads the run's calls and the show's history
+    from `store` (the runtime's when None)."""
     documents = {
         "script.md": script_markdown(episode),
         "transcript.txt": transcript(episode),
@@ -33,6 +37,7 @@ def publish(episode: Episode, directory: Path) -> list[Written]:
         "episode.json": episode.model_dump_json(indent=2),
         "quality-report.json": episode.quality.model_dump_json(indent=2),
         "report.md": report_markdown(episode),
+        "report.html": episode_report_html(episode, store),
     }
     written = []
     for name, text in documents.items():
