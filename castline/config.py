@@ -170,7 +170,11 @@ class ShowInfo(_Strict):
     description: Annotated[Text, Field(max_length=4000)]
     author: Annotated[Text, Field(max_length=255)]
     language: Annotated[Text, AfterValidator(_check_language)] = "en"
-    artwork: Text | None = None
+    artwork: Text | None = Field(
+        default=None,
+        description="cover art: a JPEG or PNG file relative to the show bible (square, "
+        "1400-3000 px, RGB; checked before a run) or an https URL",
+    )
     explicit: bool = False
     website: WebUrl | None = None
 
@@ -303,16 +307,84 @@ class Retries(_Strict):
     breaker_cooldown_s: Annotated[float, Field(ge=0)] = 60.0
 
 
-class Feed(_Strict):
-    """Where the episodes are published: the feed's and the episode files' public addresses."""
+def _check_email(address: str) -> str:
+    from email.errors import HeaderParseError
+    from email.headerregistry import Address
 
+    try:
+        parsed = Address(addr_spec=address)
+    except (HeaderParseError, ValueError, IndexError):
+        parsed = None
+    if parsed is None or not parsed.username or "." not in parsed.domain:
+        raise ValueError(f"{address!r} is not an email address; write e.g. owner@example.org")
+    return address
+
+
+def _check_category(text: str) -> str:
+    from castline.publish.categories import parse_category
+
+    return str(parse_category(text))
+
+
+Email = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_check_email)]
+AppleCategory = Annotated[Text, AfterValidator(_check_category)]
+
+
+class Feed(_Strict):
+    """Where the episodes are published and what podcast directories learn about the show.
+
+    A feed is a local preview unless `public` is set: a preview is marked so that no directory
+    lists it (`itunes:block`, `podcast:block`), and a public one must say where it is served
+    and whom directories may contact, checked when the show bible is loaded."""
+
+    public: bool = Field(
+        default=False,
+        description="true: the feed is meant for Apple Podcasts, Spotify and the Podcast Index "
+        "(needs base_url, owner_email, a category and artwork); false: a local preview",
+    )
     base_url: WebUrl | None = Field(
         default=None,
         description="public URL under which output_dir is served, e.g. https://example.org/pod",
     )
-    owner_email: Text | None = None
-    category: Text = "Science"
+    owner_name: Annotated[Text, Field(max_length=255)] | None = Field(
+        default=None, description="itunes:owner's name; show.author when unset"
+    )
+    owner_email: Email | None = Field(
+        default=None,
+        description="itunes:owner's email, and podcast:locked's owner: where directories "
+        "verify that the show is yours",
+    )
+    categories: Annotated[list[AppleCategory], Field(max_length=3)] = Field(
+        default_factory=list,
+        description="Apple categories, the first the main one: 'Science' or "
+        "'Science > Earth Sciences'",
+    )
+    locked: bool = Field(
+        default=True,
+        description="podcast:locked: other hosting platforms may not import the feed without "
+        "the owner's consent",
+    )
     file: Annotated[Text, AfterValidator(_check_file_name)] = "feed.xml"
+
+    @model_validator(mode="after")
+    def _public_feed_is_complete(self) -> Feed:
+        if not self.public:
+            return self
+        missing = [
+            f"{key} ({why})"
+            for key, why, given in (
+                ("base_url", "where apps download the feed and episodes", self.base_url),
+                ("owner_email", "how Apple and Spotify verify the show is yours", self.owner_email),
+                ("categories", "Apple lists a show under a category", self.categories),
+            )
+            if not given
+        ]
+        if missing:
+            raise ValueError(
+                f"a public feed needs {', '.join(missing)}; set them under `feed:`, or set "
+                "`feed.public: false` for a local preview"
+            )
+        return self
 
 
 class Audio(_Strict):
@@ -407,6 +479,7 @@ class Show(_Strict):
     retries: Retries = Retries()
     audio: Audio = Audio()
     feed: Feed = Feed()
+    publish: Publish = Field(default_factory=lambda: Publish())
     quality: Quality = Quality()
     research: Research = Research()
     output_dir: Text = "episodes"
@@ -610,3 +683,93 @@ def state_dir() -> Path:
 def database_url() -> str:
     """The run store's URL: `$CASTLINE_DATABASE_URL`, else SQLite in the state directory."""
     return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{state_dir() / 'castline.db'}"
+
+
+# Where a run's published files go besides the local folder (class last: another engineer edits
+# the classes above; `Show` names it by a forward reference, resolved by the rebuild below).
+
+DEFAULT_MEDIA_CACHE = "public, max-age=604800"
+DEFAULT_FEED_CACHE = "public, max-age=300"
+# what stays on this machine: the run's own records, not meant for listeners
+DEFAULT_PUBLISH_EXCLUDE = (
+    "episode.json",
+    "cost-report.json",
+    "quality-report.json",
+    "report.md",
+    "report.html",
+    "timeline.json",
+    "*.lock",
+    ".*",
+)
+
+
+def _check_bucket(name: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", name) or ".." in name:
+        raise ValueError(
+            f"{name!r} is not a bucket name: 3-63 lowercase letters, digits, dots and hyphens, "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+def _check_prefix(prefix: str) -> str:
+    cleaned = prefix.strip().strip("/")
+    if cleaned and any(part in {"", ".", ".."} for part in cleaned.split("/")):
+        raise ValueError(f"prefix {prefix!r} has an empty, '.' or '..' part; write e.g. pod/show")
+    if not cleaned.isprintable() or "\\" in cleaned:
+        raise ValueError(f"prefix {prefix!r} has a backslash or a control character")
+    return cleaned
+
+
+class CacheControl(_Strict):
+    """Cache-Control headers: the feed changes with every episode, so caches keep it briefly;
+    media rarely change (but `castline voice` can replace an episode's audio under its name)."""
+
+    media: Text = Field(
+        default=DEFAULT_MEDIA_CACHE,
+        description="every file but the feed; add 'immutable' only if files never change",
+    )
+    feed: Text = DEFAULT_FEED_CACHE
+
+
+class Publish(_Strict):
+    """Where published files go: the local folder (`output_dir`) always, and with `target: s3`
+    also S3-compatible object storage. Credentials are never keys here: they come from the AWS
+    environment and config files (AWS_ACCESS_KEY_ID, AWS_PROFILE, a role)."""
+
+    target: Literal["local", "s3"] = "local"
+    bucket: Annotated[str, AfterValidator(_check_bucket)] | None = None
+    prefix: Annotated[str, AfterValidator(_check_prefix)] = Field(
+        default="", description="key prefix under which output_dir is mirrored, e.g. pod/show"
+    )
+    endpoint_url: WebUrl | None = Field(
+        default=None,
+        description="an S3-compatible server (MinIO, R2, B2, Wasabi...); AWS when unset",
+    )
+    region: Text | None = Field(default=None, description="AWS_REGION or the profile's if unset")
+    acl: Literal["public-read", "private"] = Field(
+        default="public-read",
+        description="public-read: feed.base_url points at the bucket; private: a CDN or bucket "
+        "policy serves the objects at feed.base_url",
+    )
+    presign_expires_s: Annotated[int, Field(ge=1, le=604800)] = Field(
+        default=3600,
+        description="lifetime of the presigned feed link `castline publish` prints for a private "
+        "bucket, to check the upload (never put in the feed: it expires)",
+    )
+    cache_control: CacheControl = CacheControl()
+    exclude: list[Text] = Field(
+        default_factory=lambda: list(DEFAULT_PUBLISH_EXCLUDE),
+        description="file name patterns that are not uploaded (the run's own records)",
+    )
+
+    @model_validator(mode="after")
+    def _s3_names_a_bucket(self) -> Publish:
+        if self.target == "s3" and self.bucket is None:
+            raise ValueError("publish.target s3 needs publish.bucket: the bucket to upload to")
+        return self
+
+
+Show.model_rebuild()

@@ -15,6 +15,7 @@
     │       ├── RunNotFound      no run with that id
     │       └── RunNotResumable  the run is finished, waiting for a person, or running elsewhere
     ├── BudgetRefused            (internal) a call the budget could not fit; never escapes a run
+    ├── PublishError             an upload to the publish target failed (names bucket and key)
     ├── RunError                 a run failed (CLI exit 1)
     │   ├── StageFailed          a stage raised; the run is resumable
     │   ├── NothingToCite        research found nothing citable on the topic; resuming cannot help
@@ -141,6 +142,21 @@ class UsageError(ConfigError):
 class BudgetRefused(CastlineError):
     """A call the budget could not fit. The pipeline catches it and decides what to do without
     the call; it never leaves a run."""
+
+
+class PublishError(CastlineError):
+    """Uploading published files to the publish target (S3-compatible storage) failed. The
+    message names the bucket and key and says how to fix it; it never contains credentials.
+    What was uploaded stays, and publishing again uploads only what is missing."""
+
+    def __init__(self, message: str, *, bucket: str | None = None, key: str | None = None) -> None:
+        self.bucket = bucket
+        self.key = key
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # DBOS pickles a step's error: rebuilt from the message, then the attributes restored
+        return (type(self), (str(self),), self.__dict__)
 
 
 class RunError(CastlineError):

@@ -1,5 +1,5 @@
-"""Commands that make episodes: scaffold a show, forecast, produce, resume, voice again, publish
-the feed, and check which provider keys are set."""
+"""Commands that make episodes: scaffold a show, forecast, produce, resume, voice again, and
+check which provider keys are set (the feed has its own module, `castline.cli.feed`)."""
 
 from __future__ import annotations
 
@@ -206,21 +206,6 @@ def estimate(
             "[yellow]the worst case exceeds the budget: the run would degrade or halt as the "
             "budget policy says rather than overspend[/]"
         )
-
-
-@cli.command()
-@click.argument("show", type=click.Path(path_type=Path))
-def feed(show: Path) -> None:
-    """Rebuild the show's RSS feed from the store: every completed, voiced episode.
-
-    \b
-    Examples:
-      castline feed my-show/show.yaml
-    """
-    from castline.publish.episode import rebuild_feed
-
-    path, count = guarded(lambda: rebuild_feed(show))
-    app.console.print(f"{path}: {count} episode(s)")
 
 
 @cli.command()

@@ -21,6 +21,18 @@ if TYPE_CHECKING:
     from castline.store import EventRecord
 
 STAGES = ("research", "plan", "write", "review", "polish", "publish")
+# Events printed under the progress bar as they happen: what a user may want to act on.
+SHOWN_EVENTS = frozenset(
+    {
+        "decision",
+        "call-failed",
+        "call-reused",
+        "notes-dropped",
+        "web-search-off",
+        "web-pages",
+        "feed-preview",
+    }
+)
 
 
 def print_cost(report: CostReport, *, brief: bool = False) -> None:
@@ -112,7 +124,7 @@ class progress:
                     description=event.message,
                     stage=event.stage,
                 )
-            elif event.kind in {"decision", "call-failed", "call-reused", "notes-dropped"}:
+            elif event.kind in SHOWN_EVENTS:
                 self.bar.console.print(f"  {event.message}", highlight=False)
             elif event.kind in {"completed", "rejected"}:
                 self.bar.update(self.task, completed=len(STAGES), description="done", stage="")

@@ -1,7 +1,8 @@
 """Everything checked before money is spent, in this order: episode number, topic, show bible,
 sources (readable, and on the topic), routing (keys and provider names, for every role a run can
-reach), prices, voicing, the output folder, and whether the budget can cover the episode at all.
-Only then is a run recorded, with its episode number and a snapshot of its inputs."""
+reach), prices, voicing, the cover art, the output folder, and whether the budget can cover the
+episode at all. Only then is a run recorded, with its episode number and a snapshot of its
+inputs."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from castline.engine import runtime
 from castline.errors import ConfigError, EpisodeNumberTaken, SourcesOffTopic
 from castline.llm.base import Usage
 from castline.llm.registry import Route, Routing, plan_routing, routing_plan
+from castline.publish import artwork
 from castline.relevance import off_topic
 from castline.sources import read_sources
 from castline.store import NumberedRun, Store, to_nanos
@@ -229,6 +231,7 @@ def prepare(
     if voicing is not None:
         costs.check(pricer, voicing)
         master.check_music(show.audio, show_path.parent)
+    artwork.check(show, show_path.parent, bible=show_path)  # a size or format Apple refuses
     check_output_dir(show_path, show)
     prepared = Prepared(
         show_path, show, topic, sources, routing, provider, read_ms, number, voicing, off_topic

@@ -183,6 +183,32 @@ def publish_step(run_id: str, parsed: Episode) -> Published:
     return Published(output_dir=ctx.output_dir, files=[item.name for item in written])
 
 
+@DBOS.step(name="castline.upload")
+def upload_step(run_id: str) -> dict[str, Any]:
+    """Upload the published files, then the feed, to the show's S3 target: a step of its own
+    after `publish_step`, so a run that crashed or failed here uploads only what is missing."""
+    from castline.errors import PublishError
+
+    ctx = context(run_id)
+    try:
+        report = publish.upload(ctx.show, Path(ctx.show_dir), Path(ctx.output_dir))
+    except PublishError as exc:
+        raise PublishError(
+            f"{exc}. The episode is complete in {ctx.output_dir}; resuming uploads what is missing",
+            bucket=exc.bucket,
+            key=exc.key,
+        ) from None
+    store().add_event(
+        run_id,
+        "uploaded",
+        f"{len(report.uploaded)} files uploaded to {report.location}, "
+        f"{len(report.unchanged)} already there",
+        stage="publish",
+        data=report.model_dump(mode="json"),
+    )
+    return report.model_dump(mode="json")
+
+
 @DBOS.step(name="castline.batch.submit")
 def batch_submit_step(
     run_id: str, key: str, role: str, stage: str, payloads: dict[str, dict[str, Any]]
@@ -343,7 +369,10 @@ class DurableSteps:
         return review_step(self.ctx.run_id, round_, outline, script, kb)
 
     def publish(self, episode: Episode) -> Published:
-        return publish_step(self.ctx.run_id, episode)
+        published = publish_step(self.ctx.run_id, episode)
+        if self.ctx.show.publish.target == "s3" and episode.accepted:  # drafts stay local
+            upload_step(self.ctx.run_id)
+        return published
 
     def judge(self, tasks: list[tuple[str, str, JudgeTask]]) -> list[CallOutcome]:
         def start(n: int) -> WorkflowHandle[CallOutcome]:

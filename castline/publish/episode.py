@@ -11,10 +11,18 @@ from castline.audio.timeline import Timeline
 from castline.config import Show
 from castline.domain import Episode
 from castline.fileio import write_atomic
-from castline.publish import feed, notes, transcript
+from castline.publish import artwork, feed, notes, transcript
 from castline.stages.publish import Written
 
 MP3 = "episode.mp3"
+CHAPTERS = "chapters.json"
+NOTES_HTML = "show-notes.html"
+# Every transcript format castline writes, as the feed lists it: (file, MIME type, rel)
+TRANSCRIPTS: tuple[tuple[str, str, str | None], ...] = (
+    ("episode.vtt", feed.VTT_TYPE, "captions"),
+    ("episode.srt", feed.SRT_TYPE, "captions"),
+    ("transcript.json", feed.JSON_TRANSCRIPT_TYPE, None),
+)
 
 
 def feed_path(show: Show, show_dir: Path) -> Path:
@@ -37,11 +45,11 @@ def publish_audio(
         "episode.vtt": transcript.webvtt(timeline),
         "episode.srt": transcript.srt(timeline),
         "transcript.json": json.dumps(transcript.podcast_transcript(timeline), indent=2),
-        "chapters.json": json.dumps(
+        CHAPTERS: json.dumps(
             transcript.podcast_chapters(timeline, title=episode.script.title), indent=2
         ),
         "show-notes.md": notes.show_notes_markdown(episode, timeline),
-        "show-notes.html": notes.show_notes_html(episode, timeline),
+        NOTES_HTML: notes.show_notes_html(episode, timeline),
     }
     written = []
     for name, text in documents.items():
@@ -53,21 +61,74 @@ def publish_audio(
         target,
         show,
         public_url(show, show_dir, target),
-        feed.FeedEpisode(
+        feed_episode(
+            show,
+            show_dir,
+            directory,
             guid=episode.run_id,
             title=episode.script.title,
             description=episode.outline.summary,
             published=datetime.now(UTC),
-            audio_url=public_url(show, show_dir, directory / MP3),
             audio_bytes=episode.audio.bytes,
             duration_s=episode.audio.duration_s,
-            transcript_url=public_url(show, show_dir, directory / "episode.vtt"),
-            chapters_url=public_url(show, show_dir, directory / "chapters.json"),
-            episode_number=episode.number,
-            explicit=show.show.explicit,
+            number=episode.number,
         ),
+        artwork_url=publish_artwork(show, show_dir),
     )
+    notice = feed.preview_notice(show)
+    if notice:
+        from castline.engine import runtime
+
+        runtime.store().add_event(episode.run_id, "feed-preview", notice, stage="publish")
     return written
+
+
+def feed_episode(
+    show: Show,
+    show_dir: Path,
+    directory: Path,
+    *,
+    guid: str,
+    title: str,
+    description: str,
+    published: datetime,
+    audio_bytes: int,
+    duration_s: float,
+    number: int | None,
+) -> feed.FeedEpisode:
+    """An episode as the feed lists it, from the files published in `directory`: every
+    transcript format found there, the chapters, and the HTML show notes."""
+
+    def url(name: str) -> str:
+        return public_url(show, show_dir, directory / name)
+
+    notes_file = directory / NOTES_HTML
+    return feed.FeedEpisode(
+        guid=guid,
+        title=title,
+        description=description,
+        published=published,
+        audio_url=url(MP3),
+        audio_bytes=audio_bytes,
+        duration_s=duration_s,
+        transcripts=tuple(
+            feed.TranscriptLink(url(name), kind, rel)
+            for name, kind, rel in TRANSCRIPTS
+            if (directory / name).is_file()
+        ),
+        chapters_url=url(CHAPTERS) if (directory / CHAPTERS).is_file() else None,
+        notes_html=notes_file.read_text(encoding="utf-8") if notes_file.is_file() else None,
+        episode_number=number,
+        explicit=show.show.explicit,
+    )
+
+
+def publish_artwork(show: Show, show_dir: Path) -> str | None:
+    """Copy the show's cover art beside the feed (before the feed names it) and return its
+    URL; None when the artwork is a URL already, or there is none."""
+    folder = feed_path(show, show_dir).parent
+    name = artwork.publish(show, show_dir, folder)
+    return public_url(show, show_dir, folder / name) if name else None
 
 
 def _readable_episodes(path: Path) -> list[feed.FeedEpisode]:
@@ -87,6 +148,7 @@ def rebuild_feed(show_path: Path) -> tuple[Path, int]:
 
     show = load_show(show_path)
     show_dir = show_path.parent
+    artwork.check(show, show_dir, bible=show_path)  # before anything is written
     store = runtime.store()
     target = feed_path(show, show_dir)
     # the date each episode was first published, where the feed has it: rebuilding keeps it
@@ -107,21 +169,26 @@ def rebuild_feed(show_path: Path) -> tuple[Path, int]:
         if episode.audio is None:
             continue
         episodes.append(
-            feed.FeedEpisode(
+            feed_episode(
+                show,
+                show_dir,
+                directory,
                 guid=record.id,
                 title=episode.script.title,
                 description=episode.outline.summary,
                 published=first_published.get(record.id)
                 or datetime.fromtimestamp(record.finished_at or record.created_at, UTC),
-                audio_url=public_url(show, show_dir, directory / MP3),
                 audio_bytes=(directory / MP3).stat().st_size,
                 duration_s=episode.audio.duration_s,
-                transcript_url=public_url(show, show_dir, directory / "episode.vtt"),
-                chapters_url=public_url(show, show_dir, directory / "chapters.json"),
                 # the store's number is the one fixed for the run; episode.json repeats it
-                episode_number=record.number if record.number is not None else episode.number,
-                explicit=show.show.explicit,
+                number=record.number if record.number is not None else episode.number,
             )
         )
-    feed.write_feed(target, show, public_url(show, show_dir, target), episodes)
+    feed.write_feed(
+        target,
+        show,
+        public_url(show, show_dir, target),
+        episodes,
+        artwork_url=publish_artwork(show, show_dir),
+    )
     return target, len(episodes)

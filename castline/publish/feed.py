@@ -8,6 +8,11 @@ castline keeps no separate episode index: the feed itself is the record of what 
 `read_episodes` parses it back, so `add_episode` can add or replace one episode (by its guid) and
 rewrite the rest unchanged.
 
+A show whose `feed.public` is not set gets a preview: blocked from every directory
+(`itunes:block`, `podcast:block`), a comment saying so, and no `podcast:guid`, so that a preview
+submitted by mistake is never listed and never fixes the show's identity to a local address.
+What directories require of a public feed is checked by `castline.publish.feedcheck`.
+
 The XML is built with `xml.etree.ElementTree` rather than feedgen: feedgen 1.0's iTunes extension
 only accepts "yes"/"no"/"clean" for `itunes:explicit` (Apple now documents "true"/"false"), it
 would need a custom extension class for every `podcast:` element anyway, it cannot read a feed
@@ -24,7 +29,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Literal, get_args
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from castline.config import Show
 from castline.errors import CastlineError
@@ -32,6 +37,7 @@ from castline.fileio import write_atomic
 
 ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 ATOM_NS = "http://www.w3.org/2005/Atom"
+CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
 # The namespace the Podcasting 2.0 spec declares; readers must treat the older GitHub address as
 # the same namespace, so feeds written by earlier tools are still read back.
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
@@ -43,9 +49,18 @@ _PODCAST_NAMESPACES = (PODCAST_NS, LEGACY_PODCAST_NS, LEGACY_PODCAST_NS.lower())
 PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
 
 AUDIO_TYPE = "audio/mpeg"
-TRANSCRIPT_TYPE = "text/vtt"
 CHAPTERS_TYPE = "application/json+chapters"
+# The MIME types docs/tags/transcript.md of the podcast namespace gives for each format castline
+# writes (SRT's is application/x-subrip; some readers also know the older application/srt).
+VTT_TYPE = "text/vtt"
+SRT_TYPE = "application/x-subrip"
+JSON_TRANSCRIPT_TYPE = "application/json"
+TRANSCRIPT_TYPES = (VTT_TYPE, SRT_TYPE, JSON_TRANSCRIPT_TYPE)
 GENERATOR = "castline"
+PREVIEW_NOTICE = (
+    " castline local preview: marked itunes:block and podcast:block so that no directory lists "
+    "it. To publish, set feed.public: true and feed.base_url in the show bible. "
+)
 
 # Apple's `itunes:episodeType`: castline publishes full episodes; a trailer or bonus item edited
 # into the feed by hand is kept as it is when the feed is rewritten.
@@ -56,6 +71,7 @@ EPISODE_TYPES: tuple[EpisodeType, ...] = get_args(EpisodeType)
 ET.register_namespace("itunes", ITUNES_NS)
 ET.register_namespace("podcast", PODCAST_NS)
 ET.register_namespace("atom", ATOM_NS)
+ET.register_namespace("content", CONTENT_NS)
 
 # Characters XML 1.0 cannot carry at all, even escaped; one in a model-written title would make
 # the whole feed unparseable, so they are dropped.
@@ -75,6 +91,16 @@ class FeedError(CastlineError):
 
 
 @dataclass(frozen=True)
+class TranscriptLink:
+    """A `podcast:transcript`: one file of the episode's transcript, in one format. Caption
+    files (timed for display while playing) carry `rel="captions"`."""
+
+    url: str
+    type: str
+    rel: str | None = None
+
+
+@dataclass(frozen=True)
 class FeedEpisode:
     """One published episode as the feed describes it.
 
@@ -89,8 +115,9 @@ class FeedEpisode:
     audio_url: str
     audio_bytes: int
     duration_s: float
-    transcript_url: str | None = None
+    transcripts: tuple[TranscriptLink, ...] = ()
     chapters_url: str | None = None
+    notes_html: str | None = None  # the show notes, as the item's content:encoded
     episode_number: int | None = None
     episode_type: EpisodeType = "full"
     explicit: bool = False
@@ -119,6 +146,23 @@ def podcast_guid(feed_url: str) -> str:
     return str(uuid.uuid5(PODCAST_GUID_NAMESPACE, seed))
 
 
+def preview_notice(show: Show) -> str | None:
+    """What to tell the user when the show's feed is a preview (not meant for directories), or
+    None when it is public."""
+    if show.feed.public:
+        return None
+    where = (
+        f"served under {show.feed.base_url}"
+        if show.feed.base_url
+        else "with file:// links to this machine"
+    )
+    return (
+        f"the feed is a local preview ({where}, marked itunes:block and podcast:block so no "
+        "directory lists it); to publish it set `feed.public: true` and `feed.base_url`, "
+        "`feed.owner_email` and `feed.categories` in the show bible"
+    )
+
+
 def read_episodes(path: Path) -> list[FeedEpisode]:
     """The episodes in an existing castline feed, in file order; no file yet means no episodes.
 
@@ -130,24 +174,45 @@ def read_episodes(path: Path) -> list[FeedEpisode]:
     return [_parse_item(path, position, item) for position, item in enumerate(channel.iter("item"))]
 
 
-def write_feed(path: Path, show: Show, feed_url: str, episodes: list[FeedEpisode]) -> None:
-    """Write the whole feed, newest episode first, atomically.
+def write_feed(
+    path: Path,
+    show: Show,
+    feed_url: str,
+    episodes: list[FeedEpisode],
+    *,
+    artwork_url: str | None = None,
+) -> None:
+    """Write the whole feed, newest episode first, atomically. `artwork_url` is where the
+    published cover art is served (an artwork given as a URL is used as it is without it).
 
     The podcast:guid already in the file at `path` is kept: the spec assigns it once in a show's
-    life, so moving the feed to a new URL must not give the show a new identity.
+    life, so moving the feed to a new URL must not give the show a new identity. A preview (a
+    show whose feed is not public) is given none: its URL is not the one the show will have.
     """
     guids = [episode.guid for episode in episodes]
     duplicates = sorted({guid for guid in guids if guids.count(guid) > 1})
     if duplicates:
         raise ValueError(f"episodes share a guid ({', '.join(duplicates)}); apps would merge them")
-    identity = _existing_podcast_guid(path) or podcast_guid(feed_url)
-    root = _build(show, feed_url, identity, episodes, built=datetime.now(UTC))
+    identity = _existing_podcast_guid(path) or (
+        podcast_guid(feed_url) if show.feed.public else None
+    )
+    if artwork_url is None and show.show.artwork and _is_web_url(show.show.artwork):
+        artwork_url = show.show.artwork
+    root = _build(show, feed_url, identity, artwork_url, episodes, built=datetime.now(UTC))
     ET.indent(root)
     body = ET.tostring(root, encoding="unicode")
-    write_atomic(path, f'<?xml version="1.0" encoding="UTF-8"?>\n{body}\n')
+    notice = "" if show.feed.public else f"<!--{PREVIEW_NOTICE}-->\n"
+    write_atomic(path, f'<?xml version="1.0" encoding="UTF-8"?>\n{notice}{body}\n')
 
 
-def add_episode(path: Path, show: Show, feed_url: str, episode: FeedEpisode) -> list[FeedEpisode]:
+def add_episode(
+    path: Path,
+    show: Show,
+    feed_url: str,
+    episode: FeedEpisode,
+    *,
+    artwork_url: str | None = None,
+) -> list[FeedEpisode]:
     """Add an episode to the feed, or replace the one with the same guid (a re-publish must update
     the item, never duplicate it); return the episodes now in the feed, newest first.
 
@@ -159,7 +224,9 @@ def add_episode(path: Path, show: Show, feed_url: str, episode: FeedEpisode) -> 
     first = next((e.published for e in present if e.guid == episode.guid), episode.published)
     kept = [existing for existing in present if existing.guid != episode.guid]
     # published once: a re-published episode (re-voiced, re-cut) keeps its date and its place
-    write_feed(path, show, feed_url, [*kept, replace(episode, published=first)])
+    write_feed(
+        path, show, feed_url, [*kept, replace(episode, published=first)], artwork_url=artwork_url
+    )
     return read_episodes(path)
 
 
@@ -173,13 +240,19 @@ def _newest_first(episodes: list[FeedEpisode]) -> list[FeedEpisode]:
 
 
 def _build(
-    show: Show, feed_url: str, identity: str, episodes: list[FeedEpisode], built: datetime
+    show: Show,
+    feed_url: str,
+    identity: str | None,
+    artwork_url: str | None,
+    episodes: list[FeedEpisode],
+    built: datetime,
 ) -> ET.Element:
-    info = show.show
+    info, settings = show.show, show.feed
+    link = info.website or feed_url
     root = ET.Element("rss", {"version": "2.0"})
     channel = ET.SubElement(root, "channel")
     _text(channel, "title", info.title)
-    _text(channel, "link", info.website or feed_url)
+    _text(channel, "link", link)
     _text(channel, "description", info.description)
     _text(channel, "language", info.language)
     _text(channel, "generator", GENERATOR)
@@ -189,21 +262,49 @@ def _build(
         _atom("link"),
         {"href": feed_url, "rel": "self", "type": "application/rss+xml"},
     )
+    if artwork_url:
+        # RSS 2.0's own image: its title and link must be the channel's
+        image = ET.SubElement(channel, "image")
+        _text(image, "url", artwork_url)
+        _text(image, "title", info.title)
+        _text(image, "link", link)
+        ET.SubElement(channel, _itunes("image"), {"href": artwork_url})
     _text(channel, _itunes("author"), info.author)
     owner = ET.SubElement(channel, _itunes("owner"))
-    _text(owner, _itunes("name"), info.author)
-    if show.feed.owner_email:
-        _text(owner, _itunes("email"), show.feed.owner_email)
-    if info.artwork:
-        ET.SubElement(channel, _itunes("image"), {"href": _artwork_url(show, feed_url)})
-    ET.SubElement(channel, _itunes("category"), {"text": show.feed.category})
+    _text(owner, _itunes("name"), settings.owner_name or info.author)
+    if settings.owner_email:
+        _text(owner, _itunes("email"), settings.owner_email)
+    for name, subcategories in _grouped_categories(settings.categories):
+        category = ET.SubElement(channel, _itunes("category"), {"text": name})
+        for subcategory in subcategories:
+            ET.SubElement(category, _itunes("category"), {"text": subcategory})
     _text(channel, _itunes("explicit"), _flag(info.explicit))
     _text(channel, _itunes("type"), "episodic")
-    _text(channel, _podcast("guid"), identity)
-    _text(channel, _podcast("locked"), "no")
+    if not settings.public:  # a preview must not be listed if it is ever submitted
+        _text(channel, _itunes("block"), "Yes")
+        _text(channel, _podcast("block"), "yes")
+    if identity:
+        _text(channel, _podcast("guid"), identity)
+    locked = _text(channel, _podcast("locked"), "yes" if settings.locked else "no")
+    if settings.owner_email:
+        locked.set("owner", settings.owner_email)
+    for host in show.hosts:
+        _text(channel, _podcast("person"), host.name).set("role", "host")
     for episode in _newest_first(episodes):
         _item(channel, episode)
     return root
+
+
+def _grouped_categories(categories: list[str]) -> list[tuple[str, list[str]]]:
+    """`Parent > Sub` entries as Apple nests them: one element per parent, in the order the
+    show bible gives them, holding its subcategories."""
+    grouped: dict[str, list[str]] = {}
+    for entry in categories:
+        name, _, subcategory = (part.strip() for part in entry.partition(">"))
+        subs = grouped.setdefault(name, [])
+        if subcategory and subcategory not in subs:
+            subs.append(subcategory)
+    return list(grouped.items())
 
 
 def _item(channel: ET.Element, episode: FeedEpisode) -> None:
@@ -212,6 +313,8 @@ def _item(channel: ET.Element, episode: FeedEpisode) -> None:
     _text(item, "guid", episode.guid).set("isPermaLink", "false")
     _text(item, "pubDate", _rfc822(episode.published))
     _text(item, "description", episode.description)
+    if episode.notes_html:
+        _text(item, _content("encoded"), episode.notes_html)
     ET.SubElement(
         item,
         "enclosure",
@@ -222,10 +325,11 @@ def _item(channel: ET.Element, episode: FeedEpisode) -> None:
         _text(item, _itunes("episode"), str(episode.episode_number))
     _text(item, _itunes("episodeType"), episode.episode_type)
     _text(item, _itunes("explicit"), _flag(episode.explicit))
-    if episode.transcript_url:
-        ET.SubElement(
-            item, _podcast("transcript"), {"url": episode.transcript_url, "type": TRANSCRIPT_TYPE}
-        )
+    for transcript in episode.transcripts:
+        attributes = {"url": transcript.url, "type": transcript.type}
+        if transcript.rel:
+            attributes["rel"] = transcript.rel
+        ET.SubElement(item, _podcast("transcript"), attributes)
     if episode.chapters_url:
         ET.SubElement(
             item, _podcast("chapters"), {"url": episode.chapters_url, "type": CHAPTERS_TYPE}
@@ -238,14 +342,8 @@ def _text(parent: ET.Element, tag: str, value: str) -> ET.Element:
     return element
 
 
-def _artwork_url(show: Show, feed_url: str) -> str:
-    """The artwork as a URL: as given if it is one, else resolved against where the episodes are
-    served (feed.base_url, or the folder of the feed itself)."""
-    artwork = show.show.artwork or ""
-    if urlsplit(artwork).scheme in {"http", "https"}:
-        return artwork
-    base = f"{show.feed.base_url.rstrip('/')}/" if show.feed.base_url else feed_url
-    return urljoin(base, quote(artwork.removeprefix("./").lstrip("/")))
+def _is_web_url(text: str) -> bool:
+    return urlsplit(text).scheme in {"http", "https"}
 
 
 def _rfc822(moment: datetime) -> str:
@@ -268,6 +366,10 @@ def _atom(name: str) -> str:
     return f"{{{ATOM_NS}}}{name}"
 
 
+def _content(name: str) -> str:
+    return f"{{{CONTENT_NS}}}{name}"
+
+
 # --- reading -----------------------------------------------------------------------------------
 
 
@@ -285,6 +387,9 @@ def _read_channel(path: Path) -> ET.Element | None:
 
 
 def _existing_podcast_guid(path: Path) -> str | None:
+    """The show's podcast:guid in the feed at `path`, to keep. One that an earlier castline
+    derived from the feed's local file:// address is not an identity the show ever had in
+    public, so it is dropped."""
     try:
         channel = _read_channel(path)
     except FeedError:
@@ -294,8 +399,24 @@ def _existing_podcast_guid(path: Path) -> str | None:
     for namespace in _PODCAST_NAMESPACES:
         value = (channel.findtext(f"{{{namespace}}}guid") or "").strip()
         if value:
+            self_link = channel.find(_atom("link"))
+            href = self_link.get("href", "") if self_link is not None else ""
+            if href.startswith("file:") and value == podcast_guid(href):
+                return None
             return value
     return None
+
+
+def is_preview(channel: ET.Element) -> bool:
+    """Whether a feed's channel is blocked from every directory (how castline marks a
+    preview): `itunes:block` yes, or an unbounded `podcast:block` yes."""
+    if (channel.findtext(_itunes("block")) or "").strip().lower() == "yes":
+        return True
+    return any(
+        (element.text or "").strip().lower() == "yes" and "id" not in element.attrib
+        for namespace in _PODCAST_NAMESPACES
+        for element in channel.findall(f"{{{namespace}}}block")
+    )
 
 
 def _parse_item(path: Path, position: int, item: ET.Element) -> FeedEpisode:
@@ -325,8 +446,9 @@ def _parse_item(path: Path, position: int, item: ET.Element) -> FeedEpisode:
             audio_url=enclosure.get("url", ""),
             audio_bytes=audio_bytes,
             duration_s=duration_s,
-            transcript_url=_podcast_url(item, "transcript"),
+            transcripts=_transcripts(item),
             chapters_url=_podcast_url(item, "chapters"),
+            notes_html=(item.findtext(_content("encoded")) or "").strip() or None,
             episode_number=episode_number,
             episode_type=_episode_type(item.findtext(_itunes("episodeType"))),
             explicit=(item.findtext(_itunes("explicit")) or "").strip().lower()
@@ -342,6 +464,15 @@ def _podcast_url(item: ET.Element, name: str) -> str | None:
         if element is not None and element.get("url"):
             return element.get("url")
     return None
+
+
+def _transcripts(item: ET.Element) -> tuple[TranscriptLink, ...]:
+    return tuple(
+        TranscriptLink(element.get("url", ""), element.get("type", ""), element.get("rel"))
+        for namespace in _PODCAST_NAMESPACES
+        for element in item.findall(f"{{{namespace}}}transcript")
+        if element.get("url")
+    )
 
 
 def _episode_type(text: str | None) -> EpisodeType:

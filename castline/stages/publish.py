@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from castline.coverage import coverage_markdown
 from castline.domain import Episode
 from castline.fileio import write_atomic
 from castline.insights.html import episode_report_html
 from castline.store import Store
+
+if TYPE_CHECKING:
+    from castline.config import Show
+    from castline.publish.s3 import PublishReport
 
 OFFLINE_NOTICE = (
     "Produced offline by castline: the research and script were built extractively from the "
@@ -45,6 +49,17 @@ def publish(episode: Episode, directory: Path, *, store: Store | None = None) ->
         digest = write_atomic(path, text)
         written.append(Written(name, path, digest, len(text.encode("utf-8"))))
     return written
+
+
+def upload(show: Show, show_dir: Path, directory: Path) -> PublishReport:
+    """Mirror a run's published files, then the show's feed, to the show's S3 target: after
+    the local files are written, as a step of its own, so a resumed run uploads what is missing."""
+    from castline.publish import s3
+
+    root = (show_dir / show.output_dir).resolve()
+    files = s3.episode_files(root, directory)
+    feed = s3.feed_file(show, show_dir)
+    return s3.publish(show.publish, root, files, feed, base_url=show.feed.base_url)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> Written:

@@ -12,54 +12,17 @@ import feedparser
 import podcastparser
 import pytest
 
-from castline.config import BrandVoice, Feed, Host, Show, ShowInfo
 from castline.publish.feed import (
     ITUNES_NS,
     LEGACY_PODCAST_NS,
     PODCAST_NS,
-    FeedEpisode,
     FeedError,
     add_episode,
     podcast_guid,
     read_episodes,
     write_feed,
 )
-
-FEED_URL = "https://example.org/pod/feed.xml"
-NS = {"itunes": ITUNES_NS, "podcast": PODCAST_NS, "atom": "http://www.w3.org/2005/Atom"}
-
-
-def make_show(**info: object) -> Show:
-    fields: dict[str, object] = {
-        "title": "Heat Island",
-        "description": "Why cities run hot.",
-        "author": "Ada Host",
-        "artwork": "art/cover.png",
-    }
-    fields.update(info)
-    return Show(
-        show=ShowInfo.model_validate(fields),
-        hosts=[Host(name="Ada", persona="curious")],
-        brand_voice=BrandVoice(style_guide="plain"),
-        feed=Feed(base_url="https://example.org/pod", owner_email="owner@example.org"),
-    )
-
-
-def make_episode(guid: str = "run-1", days: int = 0, **changes: object) -> FeedEpisode:
-    episode = FeedEpisode(
-        guid=guid,
-        title=f"Episode {guid}",
-        description="Shade, trees and cool roofs.",
-        published=datetime(2025, 6, 1, 9, 30, tzinfo=UTC) + timedelta(days=days),
-        audio_url=f"https://example.org/pod/{guid}/episode.mp3",
-        audio_bytes=12_345_678,
-        duration_s=1234.4,
-        transcript_url=f"https://example.org/pod/{guid}/transcript.vtt",
-        chapters_url=f"https://example.org/pod/{guid}/chapters.json",
-        episode_number=7,
-        explicit=False,
-    )
-    return replace(episode, **changes)  # type: ignore[arg-type]
+from tests.publish.helpers import ARTWORK_URL, FEED_URL, NS, make_episode, make_show, transcripts
 
 
 @pytest.fixture
@@ -95,10 +58,8 @@ def test_feedparser_reads_the_episode(feed_path: Path) -> None:
     assert enclosure.href == "https://example.org/pod/run-1/episode.mp3"
     assert enclosure.length == "12345678"
     assert enclosure.type == "audio/mpeg"
-    assert entry.podcast_transcript == {
-        "url": "https://example.org/pod/run-1/transcript.vtt",
-        "type": "text/vtt",
-    }
+    assert entry.content[0].value == "<h1>Episode</h1>\n<p>Shade &amp; trees</p>"
+    assert entry.content[0].type == "text/html"
     assert entry.podcast_chapters == {
         "url": "https://example.org/pod/run-1/chapters.json",
         "type": "application/json+chapters",
@@ -115,8 +76,8 @@ def test_podcastparser_reads_the_episode(feed_path: Path) -> None:
     assert parsed["type"] == "episodic"
     assert parsed["explicit"] is False
     assert parsed["itunes_owner"] == {"name": "Ada Host", "email": "owner@example.org"}
-    assert parsed["itunes_categories"] == [["Science"]]
-    assert parsed["cover_url"] == "https://example.org/pod/art/cover.png"
+    assert parsed["itunes_categories"] == [["Science", "Earth Sciences"], ["Technology"]]
+    assert parsed["cover_url"] == ARTWORK_URL
     [episode] = parsed["episodes"]
     assert episode["title"] == "Episode run-1"
     assert episode["guid"] == "run-1"
@@ -153,7 +114,9 @@ def test_channel_and_item_elements(feed_path: Path) -> None:
     assert channel.findtext("itunes:explicit", namespaces=NS) == "false"
     assert channel.findtext("itunes:type", namespaces=NS) == "episodic"
     assert channel.findtext("podcast:guid", namespaces=NS) == podcast_guid(FEED_URL)
-    assert channel.findtext("podcast:locked", namespaces=NS) == "no"
+    locked = channel.find("podcast:locked", NS)
+    assert locked is not None and locked.text == "yes"
+    assert locked.attrib == {"owner": "owner@example.org"}
     item = channel.find("item")
     assert item is not None
     assert item.findtext("pubDate") == "Sun, 01 Jun 2025 09:30:00 GMT"
@@ -162,13 +125,17 @@ def test_channel_and_item_elements(feed_path: Path) -> None:
     guid = item.find("guid")
     assert guid is not None
     assert guid.get("isPermaLink") == "false"
-    transcript = item.find("podcast:transcript", NS)
+    listed = [element.attrib for element in item.findall("podcast:transcript", NS)]
+    assert listed == [
+        {"url": "https://example.org/pod/run-1/episode.vtt", "type": "text/vtt", "rel": "captions"},
+        {
+            "url": "https://example.org/pod/run-1/episode.srt",
+            "type": "application/x-subrip",
+            "rel": "captions",
+        },
+        {"url": "https://example.org/pod/run-1/transcript.json", "type": "application/json"},
+    ]
     chapters = item.find("podcast:chapters", NS)
-    assert transcript is not None
-    assert transcript.attrib == {
-        "url": "https://example.org/pod/run-1/transcript.vtt",
-        "type": "text/vtt",
-    }
     assert chapters is not None
     assert chapters.attrib == {
         "url": "https://example.org/pod/run-1/chapters.json",
@@ -178,7 +145,7 @@ def test_channel_and_item_elements(feed_path: Path) -> None:
 
 def test_optional_elements_are_left_out(feed_path: Path, tmp_path: Path) -> None:
     show = make_show(artwork="https://cdn.example.net/cover.jpg", website="https://heat.example")
-    episode = make_episode(transcript_url=None, chapters_url=None, episode_number=None)
+    episode = make_episode(transcripts=(), chapters_url=None, episode_number=None, notes_html=None)
 
     add_episode(feed_path, show, FEED_URL, episode)
 
@@ -190,6 +157,7 @@ def test_optional_elements_are_left_out(feed_path: Path, tmp_path: Path) -> None
     item = channel.find("item")
     assert item is not None
     assert item.find("podcast:transcript", NS) is None
+    assert item.find("content:encoded", NS) is None
     assert item.find("podcast:chapters", NS) is None
     assert item.find("itunes:episode", NS) is None
     assert item.findtext("itunes:episodeType", namespaces=NS) == "full"  # numbered or not
@@ -338,7 +306,7 @@ def test_a_feed_written_with_the_legacy_podcast_namespace_is_read(feed_path: Pat
 
     [episode] = read_episodes(feed_path)
 
-    assert episode.transcript_url == "https://example.org/pod/run-1/transcript.vtt"
+    assert episode.transcripts == transcripts("run-1")
     assert episode.chapters_url == "https://example.org/pod/run-1/chapters.json"
 
 
