@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from castline.budget.estimate import estimate
 from castline.budget.policy import BudgetPolicy
 from castline.budget.prices import Pricer
 from castline.config import Budget, database_url
@@ -176,6 +177,21 @@ def test_the_search_cap_and_its_price_are_in_every_research_reservation() -> Non
         for searches in (0, 3)
     )
     assert searching - plain == Decimal("0.03")
+
+
+def test_the_forecast_counts_every_search_a_question_may_make(
+    show_copy: Path, fake: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    show = wire(show_copy, fake, monkeypatch, more=SEARCHING)
+    searching = estimate(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    show.write_text(show.read_text().replace("web_search: true", "web_search: false"))
+    plain = estimate(show, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+
+    [before] = [r for r in plain.rows if r.stage == "research"]
+    [after] = [r for r in searching.rows if r.stage == "research"]
+    questions = before.calls - 3  # besides the questions, the fan-out and the synthesis calls
+    assert after.high - before.high == questions * Decimal("0.03")  # 3 searches at $0.01
+    assert after.expected - before.expected == questions * Decimal("0.03")
 
 
 def test_pages_the_guard_refuses_are_not_cited_and_the_run_goes_on(

@@ -46,7 +46,7 @@ from castline.llm.base import Task, Usage
 from castline.llm.registry import Route
 from castline.llm.tasks import JudgeTask, Question
 from castline.quality import gates
-from castline.stages import RunContext, research
+from castline.stages import RunContext, research, web
 from castline.store import CallRecord, Store
 from castline.text import estimate_tokens
 
@@ -242,6 +242,12 @@ def _rows(ctx: RunContext, made: list[CallRecord], steps: _DryRunSteps) -> list[
         )
         for call in calls
     }
+    searches = web.search_limit(ctx, as_routed=True)
+    for call in calls:  # a question's searches are billed apart; expected: it makes them all
+        if searches and call.task_kind == "research":
+            extra = pricer.search_cost(call.priced_as, searches)
+            expected[call.id] += extra
+            high[call.id] += extra
     pace = ctx.show.episode.words_per_minute
     for call in spoken:  # the most a clip can cost: two takes, as the run reserves
         high[call.id] = 2 * voice_costs.ceiling(pricer, ctx.voicing, call.prompt, pace)

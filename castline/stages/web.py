@@ -21,20 +21,23 @@ from castline.stages import RunContext
 WEB_SOURCE_PREFIX = "W"
 
 
-def search_limit(ctx: RunContext) -> int:
+def search_limit(ctx: RunContext, *, as_routed: bool = False) -> int:
     """The searches each research question may make: the show's cap when it asks for web search
-    and the researcher's provider can search, else none."""
+    and the researcher's provider can search, else none. `as_routed`: as a live run of the
+    routing would, even when this one is offline (a forecast)."""
     if not ctx.show.research.web_search:
         return 0
-    return ctx.show.research.searches_per_question if can_search(ctx) else 0
+    return ctx.show.research.searches_per_question if can_search(ctx, as_routed) else 0
 
 
-def can_search(ctx: RunContext) -> bool:
+def can_search(ctx: RunContext, as_routed: bool = False) -> bool:
     """Whether the researcher's preferred route searches the web server-side."""
     chain = ctx.routing.chain("researcher")
-    if ctx.routing.offline or not chain:
+    if (ctx.routing.offline and not as_routed) or not chain:
         return False
-    return registry.searches_web(chain[0].provider, ctx.show)
+    # an offline route answers as the provider it is priced as
+    provider = chain[0].priced_as.partition(":")[0] if as_routed else chain[0].provider
+    return registry.searches_web(provider, ctx.show)
 
 
 def why_no_search(ctx: RunContext) -> str | None:
