@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,10 +15,10 @@ import pytest
 from castline.budget.estimate import estimate
 from castline.budget.policy import BudgetPolicy
 from castline.budget.prices import Pricer
+from castline.budget.report import usage_of
 from castline.config import Budget, database_url
 from castline.domain import Source
 from castline.engine import episodes
-from castline.llm.base import Usage
 from castline.llm.registry import Route
 from castline.store import CallRecord, Store
 from tests.conftest import EXAMPLE_SOURCES, EXAMPLE_TOPIC
@@ -65,14 +66,8 @@ def _research_calls(store: Store, run_id: str) -> list[CallRecord]:
 
 
 def _token_cost(pricer: Pricer, call: CallRecord) -> Decimal:
-    usage = Usage(
-        input_tokens=call.input_tokens,
-        output_tokens=call.output_tokens,
-        cache_read_tokens=call.cache_read_tokens,
-        cache_write_tokens=call.cache_write_tokens,
-        cache_write_1h_tokens=call.cache_write_1h_tokens,
-    )
-    return pricer.cost(call.priced_as, usage, batch=call.batch)
+    tokens = replace(usage_of(call), web_searches=0)
+    return pricer.cost(call.priced_as, tokens, batch=call.batch)
 
 
 def test_claude_searches_are_capped_priced_per_search_and_cited_by_url(

@@ -107,10 +107,10 @@ def cost_report(store: Store, run_id: str) -> CostReport:
     tokens = [c for c in paid if c.task_kind != "tts"]
     speech = sum((c.cost for c in paid if c.task_kind == "tts"), Decimal(0))
     list_price = speech + sum(
-        (pricer.list_cost(c.priced_as, _usage(c)) for c in tokens), Decimal(0)
+        (pricer.list_cost(c.priced_as, usage_of(c)) for c in tokens), Decimal(0)
     )
     spent = sum((c.cost for c in paid), Decimal(0))
-    cache = sum((pricer.cache_savings(c.priced_as, _usage(c)) for c in tokens), Decimal(0))
+    cache = sum((pricer.cache_savings(c.priced_as, usage_of(c)) for c in tokens), Decimal(0))
     modes = [e for e in store.events(record.id) if e.kind == "budget-mode"]
     doubtful = [c for c in paid if c.status == UNRECONCILED]
     return CostReport(
@@ -145,7 +145,8 @@ def cost_report(store: Store, run_id: str) -> CostReport:
     )
 
 
-def _usage(call: CallRecord) -> Usage:
+def usage_of(call: CallRecord) -> Usage:
+    """What a journaled call was billed for, as pricing reads it."""
     return Usage(
         input_tokens=call.input_tokens,
         output_tokens=call.output_tokens,

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
 from castline.budget.prices import CASTLINE_PRICES, MILLION, Pricer
+from castline.budget.report import usage_of
 from castline.config import Show
 from castline.errors import UnpricedModel
 from castline.llm.base import Usage
@@ -78,16 +79,6 @@ def run_pricer(record: RunRecord) -> Pricer:
     """The prices the run was charged at: castline's, with the show's overrides first."""
     show = record.spec.get("show")
     return Pricer(Show.model_validate(show).prices) if show else Pricer()
-
-
-def usage_of(call: CallRecord) -> Usage:
-    return Usage(
-        input_tokens=call.input_tokens,
-        output_tokens=call.output_tokens,
-        cache_read_tokens=call.cache_read_tokens,
-        cache_write_tokens=call.cache_write_tokens,
-        cache_write_1h_tokens=call.cache_write_1h_tokens,
-    )
 
 
 def batch_research(facts: RunFacts) -> list[Recommendation]:
