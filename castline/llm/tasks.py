@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from pydantic.json_schema import SkipJsonSchema
 
 from castline.config import BrandVoice, Rules, Show
@@ -75,6 +75,14 @@ class FoundNote(_Out):
     quote: str = Field(description="the exact passage of the source that supports the claim")
 
 
+def _unless_used(data: Any, field: str, value: object) -> Any:
+    """A dump without a web search field left empty: a show that does not search sends, caches
+    and journals exactly what it did before search existed."""
+    if isinstance(data, dict) and not value:
+        data.pop(field, None)
+    return data
+
+
 class WebResult(_Out):
     """A page the provider's web search returned (its URL after any redirect it reports)."""
 
@@ -87,6 +95,10 @@ class Findings(_Out):
     # Filled by the provider from its search results, never asked of the model: the pages a
     # note may cite by URL (or title) instead of a source id.
     web: SkipJsonSchema[list[WebResult]] = Field(default_factory=list)
+
+    @model_serializer(mode="wrap")
+    def _without_pages_unless_searched(self, dump: SerializerFunctionWrapHandler) -> Any:
+        return _unless_used(dump(self), "web", self.web)
 
 
 class SegmentDraft(_Out):
@@ -153,6 +165,10 @@ class ResearchTask(Task[Findings]):
     @property
     def search_limit(self) -> int:
         return self.web_searches
+
+    @model_serializer(mode="wrap")
+    def _without_searches_unless_allowed(self, dump: SerializerFunctionWrapHandler) -> Any:
+        return _unless_used(dump(self), "web_searches", self.web_searches)
 
 
 class SynthesisTask(Task[KnowledgeBase]):
