@@ -110,7 +110,7 @@ def main() -> None:
 
 
 # Last, so the commands find `cli` and the consoles above when they register themselves.
-from castline.cli import check, feed, produce, publish, queue, review, runs, stats  # noqa: E402, F401
+from castline.cli import check, feed, produce, publish, queue, review, runs, serve, stats  # noqa: E402, F401
 from castline.cli.render import script_text  # noqa: E402
 
 __all__ = ["cli", "console", "err_console", "guarded", "main", "script_text"]

@@ -103,7 +103,7 @@ def review_reject(run_id: str, note: str | None) -> None:
 def review_edit(run_id: str) -> None:
     """Open the script in $EDITOR, re-check it, and approve it as edited if it passes."""
     from castline import decide
-    from castline.engine import reviews
+    from castline.engine import reviews, runtime
     from castline.quality.editing import check_edit, parse_script
 
     item = guarded(lambda: reviews.review_of(run_id))
@@ -113,7 +113,8 @@ def review_edit(run_id: str) -> None:
         app.console.print("no changes; nothing decided")
         return
     script = guarded(lambda: parse_script(edited, summary["script"]["title"]))
-    failing = check_edit(item["record"], summary, script)
+    titles = [source["title"] for source in runtime.store().load_sources(run_id)]
+    failing = check_edit(item["record"], summary, script, titles)
     if failing:
         app.err_console.print("[red]the edited script still fails:[/]")
         for message in failing:

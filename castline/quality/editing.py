@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from castline.config import Show
@@ -40,10 +41,16 @@ def parse_script(text: str, title: str) -> Script:
     return Script(title=title, turns=turns)
 
 
-def check_edit(record: RunRecord, summary: dict[str, Any], script: Script) -> list[str]:
-    """The blocking findings of the deterministic checks on an edited script."""
+def check_edit(
+    record: RunRecord,
+    summary: dict[str, Any],
+    script: Script,
+    source_titles: Iterable[str] = (),
+) -> list[str]:
+    """The blocking findings of the deterministic checks on an edited script; `source_titles`
+    are names the script may attribute facts to ("according to <title>"), as in the run."""
     show = Show.model_validate(record.spec["show"])
     outline = Outline.model_validate(summary["outline"])
     kb = KnowledgeBase.model_validate(summary["knowledge_base"])
-    verdicts = run_checks(show, outline, script, kb, [])
+    verdicts = run_checks(show, outline, script, kb, [], source_titles)
     return [finding.message for finding in blocking(verdicts)]

@@ -319,6 +319,14 @@ def _migration_0009_web_searches(connection: Connection) -> None:
         connection.exec_driver_sql(f"ALTER TABLE calls ADD COLUMN {ddl}")
 
 
+def _migration_0010_cost_index(connection: Connection) -> None:
+    # what a run's cost sums, covered: the runs list reads it for every run without touching
+    # the rows' prompts and replies (1,000 episodes: about 400 ms to 5 ms)
+    connection.exec_driver_sql(
+        "CREATE INDEX ix_calls_costs ON calls (run_id, status, cost_nanos, reserved_nanos)"
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _migration_0001_initial),
     ("0002_budget_ledger", _migration_0002_budget_ledger),
@@ -329,6 +337,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0007_groups", _migration_0007_groups),
     ("0008_provider_slots", _migration_0008_provider_slots),
     ("0009_web_searches", _migration_0009_web_searches),
+    ("0010_cost_index", _migration_0010_cost_index),
 ]
 
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from castline.cli import script_text
+from castline.config import database_url
 from castline.domain import Script, Turn
+from castline.engine import episodes
 from castline.errors import ConfigError
-from castline.quality.editing import parse_script
+from castline.quality.editing import check_edit, parse_script
+from castline.store import Store
+from tests.conftest import EXAMPLE_SOURCES, EXAMPLE_TOPIC
 
 SCRIPT = Script(
     title="T",
@@ -47,3 +54,16 @@ def test_an_edit_changes_only_what_was_edited() -> None:
 def test_an_unreadable_edit_is_a_clear_error(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_script(text, "T")
+
+
+def test_an_edited_script_may_attribute_facts_to_the_runs_sources(show_copy: Path) -> None:
+    outcome = episodes.produce(show_copy, EXAMPLE_TOPIC, EXAMPLE_SOURCES)
+    store = Store(database_url())
+    record = store.get_run(outcome.run_id)
+    episode = json.loads((Path(str(outcome.output_dir)) / "episode.json").read_text())
+    script = Script.model_validate(episode["script"])
+    titles = [source["title"] for source in store.load_sources(outcome.run_id)]
+
+    assert check_edit(record, episode, script, titles) == []  # as the run's own review found
+    # without the titles, "according to <a source's title>" reads as a name no note holds
+    assert check_edit(record, episode, script) != []
