@@ -60,7 +60,6 @@ class CitedPage:
     """A searched page that research notes cite, and the id its source gets."""
 
     url: str
-    title: str
     source_id: str
 
 
@@ -72,7 +71,7 @@ def cited_pages(findings: list[Findings], known: set[str]) -> list[CitedPage]:
             page = _page_of(note, found.web) if note.source_id not in known else None
             if page is not None and page.url not in pages:
                 source_id = f"{WEB_SOURCE_PREFIX}{len(pages) + 1}"
-                pages[page.url] = CitedPage(page.url, page.title, source_id)
+                pages[page.url] = CitedPage(page.url, source_id)
     return list(pages.values())
 
 
